@@ -1,0 +1,151 @@
+"""The model card: a schema that training writes next to each model and the service validates.
+
+A card travels with its ONNX file (`model_store/<name>/<version>/card.json`). It records how the
+model was built and trained and how the exported file scored on the 10,000 MNIST test images, so
+the service can compare models without TensorFlow and without re-evaluating anything.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.digit_input import NUM_CLASSES
+
+CARD_SCHEMA_VERSION = 1
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class _Strict(BaseModel):
+    # A typo in a card key is an error, not a silently ignored field.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Hyperparameters(_Strict):
+    """What the builder and the optimiser were given."""
+
+    hidden_units: int | None = Field(description="Width of the MLP hidden layer; None for a CNN.")
+    dropout_rate: Fraction = Field(description="Dropout rate; 0 means no Dropout layer.")
+    noise_stddev: float = Field(ge=0.0, description="GaussianNoise stddev; 0 means no such layer.")
+    optimizer: str
+    learning_rate: float = Field(gt=0.0)
+    loss: str
+    batch_size: int = Field(gt=0)
+    epochs: int = Field(gt=0)
+    validation_fraction: Fraction
+
+
+class EpochRecord(_Strict):
+    """One row of the Keras training history."""
+
+    epoch: int = Field(ge=1)
+    loss: float
+    accuracy: Fraction
+    val_loss: float
+    val_accuracy: Fraction
+
+
+class ClassMetrics(_Strict):
+    """Precision, recall and F1 of one digit on the test set."""
+
+    digit: int = Field(ge=0, lt=NUM_CLASSES)
+    precision: Fraction
+    recall: Fraction
+    f1: Fraction
+    support: int = Field(ge=0)
+
+
+class AveragedMetrics(_Strict):
+    """Unweighted (macro) mean of the per-class metrics."""
+
+    precision: Fraction
+    recall: Fraction
+    f1: Fraction
+
+
+class OnnxArtifact(_Strict):
+    """The exported file the service loads, identified by its hash."""
+
+    file: str = "model.onnx"
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(gt=0)
+    opset: int = Field(gt=0)
+    input_name: str
+    output_name: str
+    max_abs_diff_vs_keras: float = Field(
+        ge=0.0, description="Largest |ONNX - Keras| probability seen by the export parity check."
+    )
+
+
+class DatasetInfo(_Strict):
+    """Which data the model saw. Hashes are of the uncompressed IDX bytes."""
+
+    name: str = "mnist"
+    file_sha256: dict[str, str]
+    train_samples: int = Field(gt=0)
+    validation_samples: int = Field(ge=0)
+    test_samples: int = Field(gt=0)
+
+
+class ModelCard(_Strict):
+    """Everything known about one exported model version."""
+
+    schema_version: Literal[1] = CARD_SCHEMA_VERSION
+    name: str = Field(pattern=r"^[a-z0-9_]+$")
+    version: int = Field(ge=1)
+    architecture: Literal["mlp", "cnn"]
+    description: str
+    hyperparameters: Hyperparameters
+    parameter_count: int = Field(gt=0)
+    seed: int
+    history: list[EpochRecord]
+    training_seconds: float = Field(ge=0.0)
+
+    # Evaluation of the exported ONNX file (not the Keras object) on the test set.
+    test_accuracy: Fraction
+    test_loss: float = Field(ge=0.0)
+    test_errors: int = Field(ge=0)
+    per_class: list[ClassMetrics] = Field(min_length=NUM_CLASSES, max_length=NUM_CLASSES)
+    macro_avg: AveragedMetrics
+    confusion_matrix: list[list[int]] = Field(
+        description="Rows are true digits, columns predicted digits."
+    )
+    misclassified_indices: list[int] = Field(description="Indices into the test set.")
+
+    onnx: OnnxArtifact
+    dataset: DatasetInfo
+    library_versions: dict[str, str]
+    created_at: datetime
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        # These hold for every honest card; a card that breaks one was edited or corrupted.
+        matrix = self.confusion_matrix
+        if len(matrix) != NUM_CLASSES or any(len(row) != NUM_CLASSES for row in matrix):
+            raise ValueError("confusion_matrix must be 10x10")
+        total = sum(map(sum, matrix))
+        if total != self.dataset.test_samples:
+            raise ValueError(f"confusion_matrix counts {total} images, dataset says {self.dataset.test_samples}")
+        correct = sum(matrix[i][i] for i in range(NUM_CLASSES))
+        if total - correct != self.test_errors or len(self.misclassified_indices) != self.test_errors:
+            raise ValueError("test_errors, confusion_matrix and misclassified_indices disagree")
+        if abs(correct / total - self.test_accuracy) > 1e-9:
+            raise ValueError("test_accuracy does not match the confusion matrix")
+        if [c.digit for c in self.per_class] != list(range(NUM_CLASSES)):
+            raise ValueError("per_class must list digits 0..9 in order")
+        if len(self.history) != self.hyperparameters.epochs:
+            raise ValueError("history must have one record per epoch")
+        return self
+
+    @classmethod
+    def read(cls, path: Path) -> ModelCard:
+        """Parse and validate a card file; raises pydantic.ValidationError or OSError."""
+        return cls.model_validate_json(path.read_bytes())
+
+    def write(self, path: Path) -> None:
+        """Write the card as indented JSON (diff-friendly in git)."""
+        path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,111 @@
+"""Layout of the model store, shared by the trainer that writes it and the service that reads it.
+
+The layout is that of a Triton / KServe model repository, so other servers can read it too::
+
+    model_store/
+      cnn_noise/
+        1/
+          model.onnx
+          card.json
+
+Versions are positive integers. A new version is assembled in a hidden staging directory next
+to the versions and renamed into place, so readers never see a half-written version.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+MODEL_FILE = "model.onnx"
+CARD_FILE = "card.json"
+_STAGING_PREFIX = ".incomplete-"
+
+
+def list_versions(store: Path, name: str) -> list[int]:
+    """Published versions of one model, ascending. Staging and non-integer entries are ignored."""
+    model_dir = store / name
+    if not model_dir.is_dir():
+        return []
+    return sorted(
+        int(entry.name)
+        for entry in model_dir.iterdir()
+        if entry.is_dir() and entry.name.isdigit() and int(entry.name) > 0
+    )
+
+
+def list_models(store: Path) -> dict[str, list[int]]:
+    """Every model directory that holds at least one published version."""
+    if not store.is_dir():
+        return {}
+    found = {entry.name: list_versions(store, entry.name) for entry in sorted(store.iterdir())}
+    return {name: versions for name, versions in found.items() if versions}
+
+
+def latest_version(store: Path, name: str) -> int | None:
+    """The highest published version, or None when the model has none."""
+    versions = list_versions(store, name)
+    return versions[-1] if versions else None
+
+
+def version_dir(store: Path, name: str, version: int) -> Path:
+    """Directory of one version (it need not exist)."""
+    return store / name / str(version)
+
+
+class VersionConflict(FileExistsError):
+    """Another writer published the version number this writer had chosen."""
+
+
+def publish_version(store: Path, name: str, build: Callable[[Path, int], None]) -> Path:
+    """Create the next version of `name` atomically.
+
+    `build(staging, version)` fills an empty staging directory for the chosen version number.
+    Only when it returns is the directory renamed to that version; if it raises, the staging
+    directory is removed and no version appears. A crash mid-build leaves only a hidden
+    `.incomplete-*` directory, which readers ignore.
+
+    Raises:
+        VersionConflict: a concurrent writer published the same version first; nothing of
+            this writer's is left behind.
+
+    Returns:
+        The published version directory.
+    """
+    model_dir = store / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    version = (latest_version(store, name) or 0) + 1
+    target = version_dir(store, name, version)
+    staging = model_dir / f"{_STAGING_PREFIX}{uuid.uuid4().hex}"
+    staging.mkdir()
+    try:
+        build(staging, version)
+        _fsync_tree(staging)
+        if target.exists():
+            raise VersionConflict(f"{name} version {version} was published by another writer meanwhile")
+        # rename(2) is atomic within one filesystem: readers see no version or a complete one.
+        os.rename(staging, target)
+        _fsync_dir(model_dir)
+        return target
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.iterdir():
+        if path.is_file():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+    _fsync_dir(directory)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

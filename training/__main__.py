@@ -1,0 +1,82 @@
+"""Command line: `python -m training train ...` and `python -m training report ...`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from training.data import DATA_DIR_ENV, DatasetNotFound, IdxFormatError
+from training.variants import VARIANTS, VARIANTS_BY_NAME
+
+DEFAULT_STORE = Path("model_store")
+
+
+def _variant_names(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in VARIANTS_BY_NAME]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS_BY_NAME)}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train variants and publish them to the model store")
+    train.add_argument("--variants", type=_variant_names, default=[s.name for s in VARIANTS],
+                       help="comma-separated subset of: " + ", ".join(VARIANTS_BY_NAME))
+    train.add_argument("--epochs", type=int, default=100, help="epochs per variant (seed: 100)")
+    train.add_argument("--batch-size", type=int, default=128, help="mini-batch size (seed: 128)")
+    train.add_argument("--seed", type=int, default=1234, help="random seed, recorded in each card")
+    train.add_argument("--store", type=Path, default=DEFAULT_STORE, help="model store to publish into")
+    train.add_argument("--data-dir", type=Path, default=None,
+                       help=f"directory with the four MNIST IDX files (else ${DATA_DIR_ENV}, the cache, a download)")
+    train.add_argument("--no-download", action="store_true", help="fail instead of downloading MNIST")
+
+    report = commands.add_parser("report", help="render figures and a results table from the cards")
+    report.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    report.add_argument("--out", type=Path, default=Path("docs/report"), help="output directory")
+    report.add_argument("--data-dir", type=Path, default=None,
+                        help="MNIST directory, for the misclassified-digit grid (skipped if absent)")
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from training.data import load_mnist
+    from training.trainer import TrainingConfig, train_and_publish
+
+    data = load_mnist(args.data_dir, download=not args.no_download)
+    logging.info("MNIST from %s: %d train, %d validation, %d test", data.source, len(data.train),
+                 len(data.validation), len(data.test))
+    config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    for name in args.variants:
+        train_and_publish(VARIANTS_BY_NAME[name], data, config, args.store)
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from training.report import render_report
+
+    written = render_report(args.store, args.out, data_dir=args.data_dir)
+    for path in written:
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return run_train(args) if args.command == "train" else run_report(args)
+    except (DatasetNotFound, IdxFormatError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

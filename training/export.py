@@ -1,0 +1,116 @@
+"""Export a trained Keras model to ONNX, and refuse exports that do not match Keras.
+
+The exported graph has one input `image` (float32 [N, 28, 28, 1], N dynamic) and one output
+`probabilities` (float32 [N, 10]), at a pinned opset. Before a file is accepted it must
+reproduce Keras's inference-mode outputs within `PARITY_TOLERANCE` at batch 1 and at a large
+batch, and contain no random operator (Dropout and GaussianNoise must have vanished).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from service.digit_input import INPUT_NAME, INPUT_SHAPE, OUTPUT_NAME
+
+if TYPE_CHECKING:
+    import keras
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-5
+PARITY_MIN_IMAGES = 1000
+RANDOM_OPS = frozenset(
+    {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli", "Dropout"}
+)
+
+
+class ExportMismatch(RuntimeError):
+    """The ONNX graph does not behave like the Keras model it came from."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    opset: int
+    max_abs_diff: float
+    images_checked: int
+
+
+def convert_to_onnx(model: keras.Model, path: Path) -> None:
+    """Trace `model(x, training=False)` with tf2onnx and write the ONNX file with our I/O names.
+
+    `tf2onnx.convert.from_keras` does not handle Keras 3 models; tracing a tf.function works
+    and lets us fix the signature ourselves.
+    """
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    signature = [tf.TensorSpec((None, *INPUT_SHAPE), tf.float32, name=INPUT_NAME)]
+
+    @tf.function(input_signature=signature)
+    def infer(image: tf.Tensor) -> tf.Tensor:
+        return model(image, training=False)
+
+    proto, _ = tf2onnx.convert.from_function(infer, input_signature=signature, opset=OPSET)
+    _rename_output(proto, OUTPUT_NAME)
+    proto.doc_string = f"{model.name}: MNIST digit classifier, {INPUT_NAME} -> {OUTPUT_NAME}"
+    onnx.checker.check_model(proto, full_check=True)
+    path.write_bytes(proto.SerializeToString())
+
+
+def _rename_output(proto: object, new_name: str) -> None:
+    graph = proto.graph  # type: ignore[attr-defined]
+    if len(graph.output) != 1 or len(graph.input) != 1:
+        raise ExportMismatch(f"expected one input and one output, got {len(graph.input)} and {len(graph.output)}")
+    old_name = graph.output[0].name
+    if old_name == new_name:
+        return
+    for node in graph.node:
+        node.output[:] = [new_name if name == old_name else name for name in node.output]
+        node.input[:] = [new_name if name == old_name else name for name in node.input]
+    graph.output[0].name = new_name
+
+
+def verify_export(model: keras.Model, path: Path, images: npt.NDArray[np.float32]) -> ExportReport:
+    """Compare the ONNX file with Keras (training=False) on `images`; raise ExportMismatch if off.
+
+    Checks the I/O signature, the absence of random operators, determinism (two runs give
+    identical bits), and parity at batch 1 and at batch len(images).
+    """
+    import onnx
+    import onnxruntime as ort
+
+    if len(images) < PARITY_MIN_IMAGES:
+        raise ValueError(f"parity needs at least {PARITY_MIN_IMAGES} images, got {len(images)}")
+    proto = onnx.load(str(path))
+    random_ops = sorted({node.op_type for node in proto.graph.node} & RANDOM_OPS)
+    if random_ops:
+        raise ExportMismatch(f"{path.name}: graph contains random operators {random_ops}")
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    if (inp.name, out.name) != (INPUT_NAME, OUTPUT_NAME) or inp.type != "tensor(float)":
+        raise ExportMismatch(f"signature {inp.name}:{inp.type} -> {out.name}, expected {INPUT_NAME} -> {OUTPUT_NAME}")
+    if isinstance(inp.shape[0], int) or list(inp.shape[1:]) != list(INPUT_SHAPE):
+        raise ExportMismatch(f"input shape {inp.shape}, expected [N, 28, 28, 1] with a dynamic N")
+
+    reference = np.concatenate([model(images[i : i + 500], training=False).numpy() for i in range(0, len(images), 500)])
+    large_batch = session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+    again = session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+    if not np.array_equal(large_batch, again):
+        raise ExportMismatch(f"{path.name}: two runs on the same input differ; the graph is not deterministic")
+    batch_one = np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: images[i : i + 1]})[0] for i in range(len(images))])
+
+    diff = float(max(np.abs(large_batch - reference).max(), np.abs(batch_one - reference).max()))
+    if not diff <= PARITY_TOLERANCE:  # also catches NaN
+        raise ExportMismatch(f"{path.name}: ONNX differs from Keras by {diff:.3g} > {PARITY_TOLERANCE:g}")
+    log.info("export parity: max |onnx - keras| = %.3g over %d images at batch 1 and %d", diff, len(images), len(images))
+    return ExportReport(opset=opset, max_abs_diff=diff, images_checked=len(images))
