@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.digit_input import NUM_CLASSES
 
-CARD_SCHEMA_VERSION = 1
+CARD_SCHEMA_VERSION: Literal[1] = 1
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -67,6 +67,21 @@ class AveragedMetrics(_Strict):
     f1: Fraction
 
 
+class Misclassification(_Strict):
+    """One test image the model got wrong."""
+
+    index: int = Field(ge=0, description="Position in the MNIST test set.")
+    label: int = Field(ge=0, lt=NUM_CLASSES)
+    predicted: int = Field(ge=0, lt=NUM_CLASSES)
+    confidence: Fraction = Field(description="Probability the model gave its (wrong) prediction.")
+
+    @model_validator(mode="after")
+    def _check_wrong(self) -> Self:
+        if self.label == self.predicted:
+            raise ValueError("a misclassification must have predicted != label")
+        return self
+
+
 class OnnxArtifact(_Strict):
     """The exported file the service loads, identified by its hash."""
 
@@ -111,10 +126,8 @@ class ModelCard(_Strict):
     test_errors: int = Field(ge=0)
     per_class: list[ClassMetrics] = Field(min_length=NUM_CLASSES, max_length=NUM_CLASSES)
     macro_avg: AveragedMetrics
-    confusion_matrix: list[list[int]] = Field(
-        description="Rows are true digits, columns predicted digits."
-    )
-    misclassified_indices: list[int] = Field(description="Indices into the test set.")
+    confusion_matrix: list[list[int]] = Field(description="Rows are true digits, columns predicted digits.")
+    misclassified: list[Misclassification] = Field(description="Every test error, by test-set index.")
 
     onnx: OnnxArtifact
     dataset: DatasetInfo
@@ -131,8 +144,8 @@ class ModelCard(_Strict):
         if total != self.dataset.test_samples:
             raise ValueError(f"confusion_matrix counts {total} images, dataset says {self.dataset.test_samples}")
         correct = sum(matrix[i][i] for i in range(NUM_CLASSES))
-        if total - correct != self.test_errors or len(self.misclassified_indices) != self.test_errors:
-            raise ValueError("test_errors, confusion_matrix and misclassified_indices disagree")
+        if total - correct != self.test_errors or len(self.misclassified) != self.test_errors:
+            raise ValueError("test_errors, confusion_matrix and misclassified disagree")
         if abs(correct / total - self.test_accuracy) > 1e-9:
             raise ValueError("test_accuracy does not match the confusion matrix")
         if [c.digit for c in self.per_class] != list(range(NUM_CLASSES)):

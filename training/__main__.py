@@ -27,21 +27,33 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train variants and publish them to the model store")
-    train.add_argument("--variants", type=_variant_names, default=[s.name for s in VARIANTS],
-                       help="comma-separated subset of: " + ", ".join(VARIANTS_BY_NAME))
+    train.add_argument(
+        "--variants",
+        type=_variant_names,
+        default=[s.name for s in VARIANTS],
+        help="comma-separated subset of: " + ", ".join(VARIANTS_BY_NAME),
+    )
     train.add_argument("--epochs", type=int, default=100, help="epochs per variant (seed: 100)")
     train.add_argument("--batch-size", type=int, default=128, help="mini-batch size (seed: 128)")
     train.add_argument("--seed", type=int, default=1234, help="random seed, recorded in each card")
     train.add_argument("--store", type=Path, default=DEFAULT_STORE, help="model store to publish into")
-    train.add_argument("--data-dir", type=Path, default=None,
-                       help=f"directory with the four MNIST IDX files (else ${DATA_DIR_ENV}, the cache, a download)")
+    train.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"directory with the four MNIST IDX files (else ${DATA_DIR_ENV}, the cache, a download)",
+    )
     train.add_argument("--no-download", action="store_true", help="fail instead of downloading MNIST")
 
     report = commands.add_parser("report", help="render figures and a results table from the cards")
     report.add_argument("--store", type=Path, default=DEFAULT_STORE)
     report.add_argument("--out", type=Path, default=Path("docs/report"), help="output directory")
-    report.add_argument("--data-dir", type=Path, default=None,
-                        help="MNIST directory, for the misclassified-digit grid (skipped if absent)")
+    report.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="MNIST directory, for the misclassified-digit grid (skipped if absent)",
+    )
     return parser
 
 
@@ -51,8 +63,13 @@ def run_train(args: argparse.Namespace) -> int:
     from training.trainer import TrainingConfig, train_and_publish
 
     data = load_mnist(args.data_dir, download=not args.no_download)
-    logging.info("MNIST from %s: %d train, %d validation, %d test", data.source, len(data.train),
-                 len(data.validation), len(data.test))
+    logging.info(
+        "MNIST from %s: %d train, %d validation, %d test",
+        data.source,
+        len(data.train),
+        len(data.validation),
+        len(data.test),
+    )
     config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
     for name in args.variants:
         train_and_publish(VARIANTS_BY_NAME[name], data, config, args.store)

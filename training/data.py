@@ -73,6 +73,9 @@ class RawSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __getitem__(self, index: slice) -> RawSplit:
+        return RawSplit(self.images[index], self.labels[index])
+
 
 @dataclass(frozen=True)
 class Mnist:

@@ -29,6 +29,9 @@ class ClassificationMetrics:
     support: list[int]
     confusion_matrix: list[list[int]]
     misclassified_indices: list[int]
+    misclassified_labels: list[int]
+    misclassified_predicted: list[int]
+    misclassified_confidence: list[float]
 
     @property
     def macro_precision(self) -> float:
@@ -43,7 +46,9 @@ class ClassificationMetrics:
         return float(np.mean(self.f1))
 
 
-def classification_metrics(labels: npt.NDArray[np.integer], probabilities: npt.NDArray[np.floating]) -> ClassificationMetrics:
+def classification_metrics(
+    labels: npt.NDArray[np.integer], probabilities: npt.NDArray[np.floating]
+) -> ClassificationMetrics:
     """Accuracy, cross-entropy, per-class precision/recall/F1, confusion matrix and the errors.
 
     A class never predicted (or never present) gets precision (recall) 0, as scikit-learn's
@@ -72,6 +77,9 @@ def classification_metrics(labels: npt.NDArray[np.integer], probabilities: npt.N
         support=support.tolist(),
         confusion_matrix=confusion.tolist(),
         misclassified_indices=wrong.tolist(),
+        misclassified_labels=labels[wrong].tolist(),
+        misclassified_predicted=predicted[wrong].tolist(),
+        misclassified_confidence=probabilities[wrong, predicted[wrong]].astype(float).tolist(),
     )
 
 
@@ -81,10 +89,15 @@ def predict_onnx(path: Path, images: npt.NDArray[np.float32], batch_size: int = 
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return np.concatenate(
-        [session.run([OUTPUT_NAME], {INPUT_NAME: images[i : i + batch_size]})[0] for i in range(0, len(images), batch_size)]
+        [
+            session.run([OUTPUT_NAME], {INPUT_NAME: images[i : i + batch_size]})[0]
+            for i in range(0, len(images), batch_size)
+        ]
     )
 
 
-def evaluate_onnx(path: Path, images: npt.NDArray[np.float32], labels: npt.NDArray[np.integer]) -> ClassificationMetrics:
+def evaluate_onnx(
+    path: Path, images: npt.NDArray[np.float32], labels: npt.NDArray[np.integer]
+) -> ClassificationMetrics:
     """Score the exported file on labelled images."""
     return classification_metrics(labels, predict_onnx(path, images))

@@ -54,7 +54,7 @@ def convert_to_onnx(model: keras.Model, path: Path) -> None:
 
     signature = [tf.TensorSpec((None, *INPUT_SHAPE), tf.float32, name=INPUT_NAME)]
 
-    @tf.function(input_signature=signature)
+    @tf.function(input_signature=signature)  # type: ignore[untyped-decorator]
     def infer(image: tf.Tensor) -> tf.Tensor:
         return model(image, training=False)
 
@@ -107,10 +107,14 @@ def verify_export(model: keras.Model, path: Path, images: npt.NDArray[np.float32
     again = session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
     if not np.array_equal(large_batch, again):
         raise ExportMismatch(f"{path.name}: two runs on the same input differ; the graph is not deterministic")
-    batch_one = np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: images[i : i + 1]})[0] for i in range(len(images))])
+    batch_one = np.concatenate(
+        [session.run([OUTPUT_NAME], {INPUT_NAME: images[i : i + 1]})[0] for i in range(len(images))]
+    )
 
     diff = float(max(np.abs(large_batch - reference).max(), np.abs(batch_one - reference).max()))
     if not diff <= PARITY_TOLERANCE:  # also catches NaN
         raise ExportMismatch(f"{path.name}: ONNX differs from Keras by {diff:.3g} > {PARITY_TOLERANCE:g}")
-    log.info("export parity: max |onnx - keras| = %.3g over %d images at batch 1 and %d", diff, len(images), len(images))
+    log.info(
+        "export parity: max |onnx - keras| = %.3g over %d images at batch 1 and %d", diff, len(images), len(images)
+    )
     return ExportReport(opset=opset, max_abs_diff=diff, images_checked=len(images))

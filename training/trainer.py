@@ -15,12 +15,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from service.card import (
     AveragedMetrics,
     ClassMetrics,
     DatasetInfo,
     EpochRecord,
     Hyperparameters,
+    Misclassification,
     ModelCard,
     OnnxArtifact,
 )
@@ -99,6 +102,15 @@ def fit_variant(spec: VariantSpec, data: Mnist, config: TrainingConfig) -> tuple
     return model, history, seconds
 
 
+def parity_images(data: Mnist, count: int) -> np.ndarray:
+    """The first `count` test images, topped up from validation and then training images when the
+    test split is smaller (only the tests' small sample is): parity is about the graph, not labels."""
+    pool = np.concatenate([as_model_input(split[:count]) for split in (data.test, data.validation, data.train)])
+    if len(pool) < count:
+        raise ValueError(f"export parity needs {count} images, the dataset has {len(pool)}")
+    return pool[:count]
+
+
 def export_and_card(
     spec: VariantSpec,
     model: keras.Model,
@@ -115,7 +127,7 @@ def export_and_card(
     onnx_path = directory / MODEL_FILE
     convert_to_onnx(model, onnx_path)
     x_test = as_model_input(data.test)
-    report = verify_export(model, onnx_path, x_test[: config.parity_images])
+    report = verify_export(model, onnx_path, parity_images(data, config.parity_images))
     metrics = evaluate_onnx(onnx_path, x_test, data.test.labels)
     payload = onnx_path.read_bytes()
     card = ModelCard(
@@ -142,12 +154,27 @@ def export_and_card(
         test_loss=metrics.loss,
         test_errors=metrics.errors,
         per_class=[
-            ClassMetrics(digit=d, precision=metrics.precision[d], recall=metrics.recall[d], f1=metrics.f1[d], support=metrics.support[d])
+            ClassMetrics(
+                digit=d,
+                precision=metrics.precision[d],
+                recall=metrics.recall[d],
+                f1=metrics.f1[d],
+                support=metrics.support[d],
+            )
             for d in range(NUM_CLASSES)
         ],
         macro_avg=AveragedMetrics(precision=metrics.macro_precision, recall=metrics.macro_recall, f1=metrics.macro_f1),
         confusion_matrix=metrics.confusion_matrix,
-        misclassified_indices=metrics.misclassified_indices,
+        misclassified=[
+            Misclassification(index=i, label=t, predicted=p, confidence=c)
+            for i, t, p, c in zip(
+                metrics.misclassified_indices,
+                metrics.misclassified_labels,
+                metrics.misclassified_predicted,
+                metrics.misclassified_confidence,
+                strict=True,
+            )
+        ],
         onnx=OnnxArtifact(
             file=MODEL_FILE,
             sha256=hashlib.sha256(payload).hexdigest(),
@@ -183,6 +210,11 @@ def train_and_publish(spec: VariantSpec, data: Mnist, config: TrainingConfig, st
     card = written[0]
     log.info(
         "%s v%d: test accuracy %.4f (%d errors), loss %.4f, %.0f s",
-        spec.name, card.version, card.test_accuracy, card.test_errors, card.test_loss, seconds,
+        spec.name,
+        card.version,
+        card.test_accuracy,
+        card.test_errors,
+        card.test_loss,
+        seconds,
     )
     return card

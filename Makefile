@@ -1,0 +1,47 @@
+# Two environments, so the serving one never holds TensorFlow:
+#   .venv-serve  the service only (requirements/serve.lock)
+#   .venv        training + serving + dev tools (requirements/ci.lock), used by the tests
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: serve test lint report lock clean
+
+.venv-serve/.installed: requirements/serve.lock pyproject.toml
+	$(PYTHON) -m venv .venv-serve
+	.venv-serve/bin/pip install -q -r requirements/serve.lock
+	.venv-serve/bin/pip install -q --no-deps -e .
+	touch $@
+
+.venv/.installed: requirements/ci.lock pyproject.toml
+	$(PYTHON) -m venv .venv
+	.venv/bin/pip install -q -r requirements/ci.lock
+	.venv/bin/pip install -q --no-deps -e .
+	touch $@
+
+## Install the serving stack and start the service on the committed models.
+serve: .venv-serve/.installed
+	.venv-serve/bin/python -m service --host $(HOST) --port $(PORT)
+
+## Install everything and run the test suite (offline, CPU only).
+test: .venv/.installed
+	.venv/bin/python -m pytest
+
+lint: .venv/.installed
+	.venv/bin/ruff check service training tests
+	.venv/bin/mypy service training
+
+## Re-render docs/report from the cards (MNIST_DIR adds the misclassified-digit grid).
+report: .venv/.installed
+	.venv/bin/python -m training report --store model_store --out docs/report
+
+## Re-resolve the lock files from pyproject.toml (needs the package index).
+lock: .venv/.installed
+	.venv/bin/uv pip compile pyproject.toml --extra serve -o requirements/serve.lock $(LOCKFLAGS)
+	.venv/bin/uv pip compile pyproject.toml --extra gpu -o requirements/gpu.lock $(LOCKFLAGS)
+	.venv/bin/uv pip compile pyproject.toml --extra serve --extra train --extra dev -o requirements/ci.lock $(LOCKFLAGS)
+
+LOCKFLAGS = -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header
+
+clean:
+	rm -rf .venv .venv-serve .pytest_cache .mypy_cache .ruff_cache

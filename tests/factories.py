@@ -1,0 +1,79 @@
+"""Small, valid model cards for tests that need one without training a model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from service.card import ModelCard
+
+
+def make_card(
+    name: str = "cnn",
+    version: int = 1,
+    errors: tuple[tuple[int, int, int], ...] = ((3, 5, 3),),
+    test_samples: int = 1000,
+    epochs: int = 2,
+    **overrides: Any,
+) -> ModelCard:
+    """A self-consistent card. `errors` are (test index, true digit, predicted digit)."""
+    confusion = [[0] * 10 for _ in range(10)]
+    for digit in range(10):
+        confusion[digit][digit] = test_samples // 10
+    for _, label, predicted in errors:
+        confusion[label][label] -= 1
+        confusion[label][predicted] += 1
+    fields: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "architecture": "cnn" if name.startswith("cnn") else "mlp",
+        "description": "test card",
+        "hyperparameters": {
+            "hidden_units": None if name.startswith("cnn") else 44,
+            "dropout_rate": 0.0,
+            "noise_stddev": 0.0,
+            "optimizer": "adam",
+            "learning_rate": 0.001,
+            "loss": "categorical_crossentropy",
+            "batch_size": 128,
+            "epochs": epochs,
+            "validation_fraction": 0.1,
+        },
+        "parameter_count": 34_826,
+        "seed": 1,
+        "history": [
+            {"epoch": e, "loss": 0.5 / e, "accuracy": 0.9, "val_loss": 0.4 / e, "val_accuracy": 0.95}
+            for e in range(1, epochs + 1)
+        ],
+        "training_seconds": 12.5,
+        "test_accuracy": (test_samples - len(errors)) / test_samples,
+        "test_loss": 0.03,
+        "test_errors": len(errors),
+        "per_class": [
+            {"digit": d, "precision": 0.99, "recall": 0.99, "f1": 0.99, "support": test_samples // 10}
+            for d in range(10)
+        ],
+        "macro_avg": {"precision": 0.99, "recall": 0.99, "f1": 0.99},
+        "confusion_matrix": confusion,
+        "misclassified": [
+            {"index": i, "label": label, "predicted": predicted, "confidence": 0.6} for i, label, predicted in errors
+        ],
+        "onnx": {
+            "sha256": "0" * 64,
+            "size_bytes": 1234,
+            "opset": 17,
+            "input_name": "image",
+            "output_name": "probabilities",
+            "max_abs_diff_vs_keras": 1e-7,
+        },
+        "dataset": {
+            "file_sha256": {"t10k-images-idx3-ubyte": "1" * 64},
+            "train_samples": 54_000,
+            "validation_samples": 6_000,
+            "test_samples": test_samples,
+        },
+        "library_versions": {"python": "3.11.7"},
+        "created_at": datetime(2026, 11, 21, 12, 0, tzinfo=UTC),
+    }
+    fields.update(overrides)
+    return ModelCard.model_validate(fields)

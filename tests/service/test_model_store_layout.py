@@ -1,0 +1,75 @@
+"""The store layout: integer versions, and versions that appear atomically or not at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.model_store import (
+    VersionConflict,
+    latest_version,
+    list_models,
+    list_versions,
+    publish_version,
+    version_dir,
+)
+
+
+def write_files(staging: Path, version: int) -> None:
+    (staging / "model.onnx").write_bytes(b"onnx")
+    (staging / "card.json").write_text(f'{{"version": {version}}}')
+
+
+def test_versions_are_numbered_from_one(tmp_path: Path) -> None:
+    first = publish_version(tmp_path, "cnn", write_files)
+    second = publish_version(tmp_path, "cnn", write_files)
+    assert (first, second) == (tmp_path / "cnn" / "1", tmp_path / "cnn" / "2")
+    assert (second / "card.json").read_text() == '{"version": 2}'
+    assert list_models(tmp_path) == {"cnn": [1, 2]}
+    assert latest_version(tmp_path, "cnn") == 2
+    assert version_dir(tmp_path, "cnn", 2) == second
+
+
+def test_failed_build_leaves_no_version_and_no_staging(tmp_path: Path) -> None:
+    def half_then_crash(staging: Path, version: int) -> None:
+        (staging / "model.onnx").write_bytes(b"half")
+        raise RuntimeError("exporter died")
+
+    with pytest.raises(RuntimeError, match="exporter died"):
+        publish_version(tmp_path, "mlp", half_then_crash)
+    assert list((tmp_path / "mlp").iterdir()) == []
+    assert list_models(tmp_path) == {}
+
+
+def test_interrupted_write_is_invisible_to_readers(tmp_path: Path) -> None:
+    publish_version(tmp_path, "mlp", write_files)
+    # What a killed trainer leaves behind: a hidden staging directory with partial content.
+    leftover = tmp_path / "mlp" / ".incomplete-0123"
+    leftover.mkdir()
+    (leftover / "model.onnx").write_bytes(b"half")
+    (tmp_path / "mlp" / "notes").mkdir()
+    assert list_versions(tmp_path, "mlp") == [1]
+    assert publish_version(tmp_path, "mlp", write_files).name == "2"
+
+
+def test_version_seen_during_build_is_the_one_published(tmp_path: Path) -> None:
+    seen: list[tuple[int, bool]] = []
+
+    def build(staging: Path, version: int) -> None:
+        seen.append((version, version_dir(tmp_path, "cnn", version).exists()))
+        write_files(staging, version)
+
+    publish_version(tmp_path, "cnn", build)
+    assert seen == [(1, False)]  # not visible until the build has finished
+
+
+def test_concurrent_writer_taking_the_number_is_a_conflict(tmp_path: Path) -> None:
+    def build_while_another_publishes(staging: Path, version: int) -> None:
+        write_files(staging, version)
+        publish_version(tmp_path, "cnn", write_files)  # takes version 1 first
+
+    with pytest.raises(VersionConflict, match="cnn version 1 was published by another writer meanwhile"):
+        publish_version(tmp_path, "cnn", build_while_another_publishes)
+    assert list_versions(tmp_path, "cnn") == [1]
+    assert [p.name for p in (tmp_path / "cnn").iterdir()] == ["1"]
