@@ -1,0 +1,81 @@
+"""`python -m service` (console script `digit-serving`): run the service with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import ValidationError
+
+from service.metrics import MULTIPROC_ENV
+from service.settings import ENV_PREFIX, Device, LogLevel, Settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m service",
+        description="Serve the digit classifiers of a model store over HTTP. Every option defaults to its "
+        f"{ENV_PREFIX}* environment variable (e.g. {ENV_PREFIX}PORT), then to the built-in default.",
+    )
+    parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="TCP port (default 8000)")
+    parser.add_argument("--workers", type=int, help="worker processes (default 1)")
+    parser.add_argument("--model-store", type=Path, help="model store directory (default ./model_store)")
+    parser.add_argument("--device", choices=get_args(Device), help="execution provider (default auto)")
+    parser.add_argument("--default-model", help="model for requests that name none (default: best test accuracy)")
+    parser.add_argument("--log-level", choices=get_args(LogLevel), help="log level (default info)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, Any] = {key: value for key, value in vars(args).items() if value is not None}
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        print(f"invalid settings: {exc}", file=sys.stderr)
+        return 2
+    # Uvicorn builds the app in each worker from the environment: hand the command line on that way.
+    for key, value in overrides.items():
+        os.environ[f"{ENV_PREFIX}{key.upper()}"] = str(value)
+    if settings.workers > 1:
+        _prepare_multiprocess_metrics()
+
+    import uvicorn
+
+    uvicorn.run(
+        "service.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        server_header=False,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _prepare_multiprocess_metrics() -> None:
+    """Give the workers a fresh directory to share metric values through (see `service.metrics`)."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if directory:
+        # Values of a previous run would be summed into this one's: start from empty.
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+    else:
+        directory = tempfile.mkdtemp(prefix="digits-metrics-")
+        os.environ[MULTIPROC_ENV] = directory
+        import atexit
+
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""The application factory: `create_app(settings)` builds the FastAPI app; its lifespan loads the models."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+from service.dataplane import DataPlane
+from service.errors import DeviceUnavailable, ErrorBody, StoreUnavailable, install_error_handlers
+from service.limits import BodySizeLimitMiddleware
+from service.metrics import MetricsMiddleware, ServiceMetrics
+from service.providers import plan_providers
+from service.registry import ModelRegistry, SessionFactory, create_onnx_session
+from service.routes import api_router
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Handwritten digit classification with six MNIST variants (MLP and CNN, each plain, with Dropout
+and with Gaussian noise), served from an ONNX model store.
+
+Send a photo or a drawing of a digit to `POST /predict`; compare the variants with
+`GET /models/compare`. Every error has the body `{"error": "<message>", ...}`.
+"""
+
+
+def _package_version() -> str:
+    try:
+        return version("digit-serving")
+    except PackageNotFoundError:  # run from a source tree (the container image) without installing
+        return "0.1.0"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    session_factory: SessionFactory = create_onnx_session,
+    available_providers: Sequence[str] | None = None,
+) -> FastAPI:
+    """Build the service.
+
+    Args:
+        settings: configuration; read from `DIGITS_*` environment variables when omitted.
+        session_factory: builds an inference session from model bytes (tests pass fakes).
+        available_providers: what onnxruntime offers; `onnxruntime.get_available_providers()`
+            when omitted (tests pass lists to exercise the device choice without a GPU).
+
+    Returns:
+        The app. Models load when its lifespan starts (`with TestClient(app)`, or uvicorn).
+    """
+    settings = settings if settings is not None else Settings()
+    metrics = ServiceMetrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if available_providers is None:
+            import onnxruntime as ort
+
+            offered: Sequence[str] = ort.get_available_providers()
+        else:
+            offered = available_providers
+        try:
+            plan = plan_providers(settings.device, offered)
+            registry = ModelRegistry(
+                settings.model_store,
+                plan,
+                intra_op_threads=settings.intra_op_threads,
+                warmup_runs=settings.warmup_runs,
+                default_model=settings.default_model,
+                session_factory=session_factory,
+            )
+            models = await run_in_threadpool(registry.load)
+        except (StoreUnavailable, DeviceUnavailable) as exc:
+            log.critical("cannot start: %s", exc)
+            raise
+        metrics.observe_registry(models)
+        for name in models:
+            metrics.prime_model(name)
+        ready = sum(m.ready for m in models.values())
+        log.info("%d of %d models ready on %s; default model: %s", ready, len(models), settings.device,
+                 registry.default_name())
+        app.state.registry = registry
+        app.state.dataplane = DataPlane(registry, settings, metrics)
+        try:
+            yield
+        finally:
+            registry.close()
+
+    app = FastAPI(
+        title="Digit serving",
+        version=_package_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Documents the one error body on every route, and replaces FastAPI's own 422 schema
+        # (the handlers reshape validation errors into this body too).
+        responses={"default": {"model": ErrorBody, "description": "Error (any other status)"}},
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.include_router(api_router)
+    # Added innermost first: CORS (outermost) answers preflights and decorates every response,
+    # metrics see every request including 413s, and the size limit wraps the body reads.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Authorization"],
+        )
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for uvicorn (`service.app:create_app_from_env`): settings from the environment."""
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=False
+    )
+    logging.getLogger("service").setLevel(settings.log_level.upper())
+    return create_app(settings)

@@ -1,0 +1,225 @@
+"""What the endpoints do, below HTTP: prepare inputs, run models, record metrics, describe models.
+
+Routes parse the request and call one method here; nothing here knows about HTTP beyond raising
+the domain errors of `service.errors`. Decoding and inference block, so they run in worker threads
+and the event loop keeps serving other requests meanwhile.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from starlette.concurrency import run_in_threadpool
+
+from service.comparison import compare_models
+from service.errors import NoModelReady, TooManyFiles
+from service.metrics import ServiceMetrics, label_request_model
+from service.preprocessing import PreparedImage, prepare_image, to_model_input
+from service.registry import ModelRegistry, ServedModel
+from service.schemas import (
+    Agreement,
+    ImageComparison,
+    ImageReport,
+    LatencyReport,
+    ModelComparison,
+    ModelDetail,
+    ModelList,
+    ModelSummary,
+    Prediction,
+    Readiness,
+    Timings,
+    Unavailable,
+)
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """An uploaded image file: its bytes and, for multipart parts, the client's filename."""
+
+    data: bytes
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    images: list[PreparedImage]
+    seconds: list[float]
+
+
+class DataPlane:
+    """The service's operations over one registry, one settings object and one metrics set."""
+
+    def __init__(self, registry: ModelRegistry, settings: Settings, metrics: ServiceMetrics) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.metrics = metrics
+
+    # -- predictions -------------------------------------------------------------------------
+
+    async def predict_files(self, files: Sequence[ImageFile], model_name: str | None) -> list[Prediction]:
+        """Answer for each image file, in order, with one model (the default when None)."""
+        self._check_count(len(files))
+        model = self._resolve(model_name)  # before decoding: an unknown model costs nothing
+        prepared = await run_in_threadpool(self._prepare, files, model.name)
+        batch = to_model_input(prepared.images)
+        probabilities, seconds = await run_in_threadpool(self._infer, model, batch)
+        reports = [_report(image, file.filename) for image, file in zip(prepared.images, files, strict=True)]
+        return self._answers(model, probabilities, seconds, prepared.seconds, reports)
+
+    async def predict_pixels(self, images: npt.NDArray[np.float32], model_name: str | None) -> list[Prediction]:
+        """Answer for already-normalised (N, 28, 28, 1) input."""
+        self._check_count(len(images))
+        model = self._resolve(model_name)
+        probabilities, seconds = await run_in_threadpool(self._infer, model, images)
+        return self._answers(model, probabilities, seconds, [0.0] * len(images), [None] * len(images))
+
+    async def compare_image(self, file: ImageFile) -> ImageComparison:
+        """Every ready model's answer for one image, and how far they agree."""
+        models = self.registry.models
+        ready = [m for _, m in sorted(models.items()) if m.ready]
+        if not ready:
+            raise NoModelReady("no model is ready to answer")
+        label_request_model("*")
+        prepared = await run_in_threadpool(self._prepare, [file], "*")
+        batch = to_model_input(prepared.images)
+        report = _report(prepared.images[0], file.filename)
+        predictions = []
+        for model in ready:
+            probabilities, seconds = await run_in_threadpool(self._infer, model, batch)
+            predictions += self._answers(model, probabilities, seconds, prepared.seconds, [report])
+        votes: dict[str, list[str]] = {}
+        for prediction in predictions:
+            votes.setdefault(str(prediction.digit), []).append(prediction.model)
+        counts = Counter(p.digit for p in predictions)
+        # Most votes; on a tie the smaller digit, so the answer does not depend on model order.
+        majority, top = min(counts.items(), key=lambda item: (-item[1], item[0]))
+        return ImageComparison(
+            predictions=predictions,
+            agreement=Agreement(majority_digit=majority, votes=dict(sorted(votes.items())),
+                                agreement=top / len(predictions), unanimous=len(counts) == 1),
+            unavailable=[Unavailable(name=m.name, reason=m.reason or "not ready") for _, m in sorted(models.items())
+                         if not m.ready],
+        )
+
+    def _check_count(self, count: int) -> None:
+        if count > self.settings.max_files_per_request:
+            raise TooManyFiles(
+                f"too many images in one request: {count}; the limit is {self.settings.max_files_per_request}"
+            )
+
+    def _resolve(self, name: str | None) -> ServedModel:
+        if name is not None and name in self.registry.models:
+            label_request_model(name)  # a known model that is not ready still labels its 503
+        model = self.registry.get_ready(name)
+        label_request_model(model.name)
+        return model
+
+    def _prepare(self, files: Sequence[ImageFile], model: str) -> _Prepared:
+        images, seconds = [], []
+        histogram = self.metrics.preprocess_seconds.labels(model=model)
+        for file in files:
+            start = time.perf_counter()
+            try:
+                images.append(prepare_image(file.data, max_pixels=self.settings.max_image_pixels))
+            finally:
+                elapsed = time.perf_counter() - start
+                histogram.observe(elapsed)
+            seconds.append(elapsed)
+        return _Prepared(images, seconds)
+
+    def _infer(self, model: ServedModel, batch: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], float]:
+        start = time.perf_counter()
+        probabilities = model.predict(batch)
+        elapsed = time.perf_counter() - start
+        self.metrics.inference_seconds.labels(model=model.name).observe(elapsed)
+        return probabilities, elapsed
+
+    def _answers(
+        self,
+        model: ServedModel,
+        probabilities: npt.NDArray[np.float32],
+        inference_seconds: float,
+        preprocess_seconds: Sequence[float],
+        reports: Sequence[ImageReport | None],
+    ) -> list[Prediction]:
+        digits = [int(d) for d in probabilities.argmax(axis=1)]
+        confidences = [float(row[d]) for row, d in zip(probabilities, digits, strict=True)]
+        self.metrics.observe_prediction(model.name, digits, confidences)
+        return [
+            Prediction(
+                model=model.name,
+                version=model.version,
+                digit=digit,
+                confidence=confidence,
+                probabilities=[float(p) for p in row],
+                providers=list(model.providers),
+                image=report,
+                timings=Timings(preprocess_ms=pre * 1000, inference_ms=inference_seconds * 1000,
+                                batch_size=len(probabilities)),
+            )
+            for digit, confidence, row, pre, report in zip(
+                digits, confidences, probabilities, preprocess_seconds, reports, strict=True
+            )
+        ]
+
+    # -- models ------------------------------------------------------------------------------
+
+    def list_models(self) -> ModelList:
+        default = self.registry.default_name()
+        return ModelList(
+            default_model=default,
+            models=[_summary(m, default) for _, m in sorted(self.registry.models.items())],
+        )
+
+    def describe_model(self, name: str) -> ModelDetail:
+        model = self.registry.get(name)
+        summary = _summary(model, self.registry.default_name())
+        return ModelDetail(**dict(summary), card=model.card)
+
+    def compare_models(self) -> ModelComparison:
+        return compare_models(self.registry.models)
+
+    # -- health ------------------------------------------------------------------------------
+
+    def readiness(self) -> Readiness:
+        """Ready when every model serves, degraded when some do; raises NoModelReady when none can."""
+        models = self.registry.models
+        states = {name: m.state for name, m in sorted(models.items())}
+        default = self.registry.default_name()
+        if default is None:
+            raise NoModelReady("no model is ready", models=states)
+        if not models[default].ready:
+            # Only a configured default can be failed: requests without `model` would all get 503.
+            raise NoModelReady(f"the default model {default!r} is not ready", models=states)
+        return Readiness(status="ready" if all(m.ready for m in models.values()) else "degraded",
+                         default_model=default, models=states)
+
+
+def _report(image: PreparedImage, filename: str | None) -> ImageReport:
+    return ImageReport(filename=filename, format=image.format, width=image.width, height=image.height,
+                       mode=image.mode, method=image.method, inverted=image.inverted)
+
+
+def _summary(model: ServedModel, default: str | None) -> ModelSummary:
+    card = model.card
+    latency = model.latency
+    return ModelSummary(
+        name=model.name,
+        version=model.version,
+        state=model.state,
+        reason=model.reason,
+        default=model.name == default,
+        providers=list(model.providers),
+        architecture=card.architecture if card else None,
+        description=card.description if card else None,
+        test_accuracy=card.test_accuracy if card else None,
+        latency=LatencyReport(runs=latency.runs, p50_ms=latency.p50_ms, p95_ms=latency.p95_ms, mean_ms=latency.mean_ms)
+        if latency else None,
+        loaded_at=model.loaded_at,
+    )

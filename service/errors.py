@@ -1,0 +1,204 @@
+"""Domain errors that carry their HTTP status, and the one JSON error body the service sends.
+
+Code below the routes raises these; `install_error_handlers` turns them (and FastAPI's own
+validation and routing errors) into `{"error": "<message>", ...}` with the status of the class.
+No handler ever puts a traceback, an exception's repr or a server path into a body.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+# Only names that could be model names are echoed back; anything else (a path, a script) is not.
+_ECHOABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class ServiceError(Exception):
+    """Base of the domain errors: a message for the client, a status, and optional extra fields."""
+
+    status_code: ClassVar[int] = 500
+    title: ClassVar[str] = "internal error"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message, **self.extra}
+
+
+class ModelNotFound(ServiceError):
+    """No model of that name is in the registry."""
+
+    status_code = 404
+    title = "unknown model"
+
+    def __init__(self, name: str, available: Iterable[str]) -> None:
+        names = sorted(available)
+        shown = repr(name) if _ECHOABLE_NAME.match(name) else "with that name"
+        super().__init__(f"no model {shown}; available: {', '.join(names) or 'none'}", available=names)
+
+
+class ModelNotReady(ServiceError):
+    """The model exists but failed to load or validate; the reason says why."""
+
+    status_code = 503
+    title = "model not ready"
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"model {name!r} is not ready: {reason}", model=name, reason=reason)
+
+
+class NoModelReady(ServiceError):
+    """No model at all can answer (every model failed to load)."""
+
+    status_code = 503
+    title = "no model ready"
+
+
+class InvalidImage(ServiceError):
+    """The bytes are an image of a kind the service recognises, but it cannot be decoded."""
+
+    status_code = 400
+    title = "corrupt image"
+
+
+class UnsupportedImage(InvalidImage):
+    """The bytes are not an image in any supported format."""
+
+    status_code = 415
+    title = "not a supported image"
+
+
+class PayloadTooLarge(ServiceError):
+    """The request body is larger than `max_upload_bytes`."""
+
+    status_code = 413
+    title = "body too large"
+
+
+class TooManyPixels(PayloadTooLarge):
+    """The image declares more than `max_image_pixels` pixels (checked before decoding)."""
+
+    title = "image too large"
+
+
+class TooManyFiles(PayloadTooLarge):
+    """More images in one request than `max_files_per_request`."""
+
+    title = "too many images"
+
+
+class NoInk(ServiceError):
+    """The image holds nothing that could be a digit (blank, or no contrast)."""
+
+    status_code = 422
+    title = "no digit in image"
+
+
+class InvalidInput(ServiceError):
+    """The request is well-formed HTTP but its content is not what the endpoint takes."""
+
+    status_code = 422
+    title = "invalid input"
+
+
+class MalformedBody(ServiceError):
+    """The body cannot be parsed as the content type it declares (a broken multipart body)."""
+
+    status_code = 400
+    title = "malformed body"
+
+
+class UnsupportedMediaType(ServiceError):
+    """The request's content type is none of those the endpoint takes."""
+
+    status_code = 415
+    title = "unsupported content type"
+
+
+class DeviceUnavailable(RuntimeError):
+    """The configured device cannot be used. Raised at start-up; the service refuses to start."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The model store is missing or empty. Raised at start-up; the service refuses to start."""
+
+
+class ErrorBody(BaseModel):
+    """The body of every error response. Some errors add fields (`available`, `reason`, `detail`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="What went wrong, in words meant for the client.")
+
+
+def error_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for a route that can raise `errors`: the error body under each status."""
+    described: dict[int, list[str]] = {}
+    for error in errors:
+        described.setdefault(error.status_code, []).append(error.title)
+    return {
+        status: {"model": ErrorBody, "description": "; ".join(titles)} for status, titles in sorted(described.items())
+    }
+
+
+def _validation_detail(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    # Keep where and what; drop `input` and `ctx`, which echo arbitrary client data back.
+    return [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", ""))} for error in errors]
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> dict[str, Any]:
+    """The `error`/`detail` fields for a pydantic or FastAPI validation failure."""
+    detail = _validation_detail(errors)
+    first = detail[0] if detail else {"loc": [], "msg": "invalid"}
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    more = f" (and {len(detail) - 1} more)" if len(detail) > 1 else ""
+    return {"error": f"invalid request: {where}: {first['msg']}{more}", "detail": detail[:20]}
+
+
+async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return JSONResponse(exc.body(), status_code=exc.status_code)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(describe_validation_errors(exc.errors()), status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        message = "no such endpoint"
+    elif exc.status_code == 405:
+        message = f"method {request.method} not allowed here"
+    else:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    # The traceback goes to the log, never to the client.
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal server error"}, status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Make every error the app can produce use the one body shape."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,88 @@
+"""Which ONNX Runtime execution providers a session asks for, and whether it really got them.
+
+ONNX Runtime quietly falls back to the CPU when a GPU provider cannot start (missing CUDA or
+cuDNN libraries, no device): `InferenceSession(..., providers=["CUDAExecutionProvider", ...])`
+succeeds and `get_providers()` lists only the CPU. So the choice is made in two steps, both pure
+functions of lists so they are unit-tested without a GPU:
+
+1. `plan_providers(device, available)` picks the providers to ask for from what the installed
+   onnxruntime offers (`onnxruntime.get_available_providers()`); an explicit GPU device that the
+   package does not even offer fails here.
+2. `check_session_providers(plan, actual)` compares that plan with the providers a created session
+   reports; an explicit GPU device the session did not get fails here. `auto` accepts the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from service.errors import DeviceUnavailable
+from service.settings import Device
+
+log = logging.getLogger(__name__)
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
+
+# What each explicit device asks for, best first. The CPU stays last in every list: ONNX Runtime
+# places operators a GPU provider does not implement on the next provider in the list.
+_PREFERENCES: dict[Device, tuple[str, ...]] = {
+    "cpu": (CPU,),
+    "cuda": (CUDA, CPU),
+    "tensorrt": (TENSORRT, CUDA, CPU),
+}
+
+_GPU_HINT = (
+    "install onnxruntime-gpu instead of onnxruntime (the `gpu` extra, or the GPU image), check that "
+    "the CUDA and cuDNN libraries it was built for are on the library path, and that a GPU is visible "
+    "(docker run --gpus all); or set DIGITS_DEVICE=auto or cpu"
+)
+
+
+@dataclass(frozen=True)
+class ProviderPlan:
+    """The providers to request for every session, and the one a session must really get."""
+
+    device: Device
+    requested: tuple[str, ...]
+    required: str | None
+    """The provider `get_providers()` must list first; None where the CPU is acceptable (auto)."""
+
+
+def plan_providers(device: Device, available: Sequence[str]) -> ProviderPlan:
+    """Choose providers for `device` among those the installed onnxruntime offers.
+
+    Raises:
+        DeviceUnavailable: `device` is `cuda` or `tensorrt` and onnxruntime does not offer it.
+    """
+    if device == "auto":
+        # Prefer CUDA where the package offers it; TensorRT only when asked for, since building
+        # its engines makes start-up slow.
+        requested = (CUDA, CPU) if CUDA in available else (CPU,)
+        return ProviderPlan(device, requested, required=None)
+    wanted = _PREFERENCES[device]
+    if wanted[0] not in available:
+        raise DeviceUnavailable(
+            f"device={device} needs {wanted[0]}, but this onnxruntime offers only "
+            f"{', '.join(available) or 'no providers'}; {_GPU_HINT}"
+        )
+    return ProviderPlan(device, tuple(p for p in wanted if p in available or p == CPU), required=wanted[0])
+
+
+def check_session_providers(plan: ProviderPlan, actual: Sequence[str], model: str) -> None:
+    """Refuse a session that silently fell back from the provider an explicit device requires.
+
+    Raises:
+        DeviceUnavailable: the plan requires a provider the session does not run on.
+    """
+    if plan.required is not None and (not actual or actual[0] != plan.required):
+        raise DeviceUnavailable(
+            f"device={plan.device}: the session for model {model!r} runs on {', '.join(actual) or 'nothing'}, "
+            f"not {plan.required} (ONNX Runtime fell back, most often because the GPU libraries failed to "
+            f"load); {_GPU_HINT}"
+        )
+    if plan.device == "auto" and plan.requested[0] != CPU and actual and actual[0] == CPU:
+        log.warning("model %s: %s is installed but the session fell back to the CPU", model, plan.requested[0])

@@ -1,0 +1,23 @@
+"""GET /health/live and GET /health/ready."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.errors import NoModelReady, error_responses
+from service.routes.dependencies import DataPlaneDep
+from service.schemas import Liveness, Readiness
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+@router.get("/live", response_model=Liveness, summary="Liveness")
+async def live() -> Liveness:
+    """The process answers HTTP (it does not look at the models)."""
+    return Liveness(status="alive")
+
+
+@router.get("/ready", response_model=Readiness, summary="Readiness", responses=error_responses(NoModelReady))
+async def ready(dataplane: DataPlaneDep) -> Readiness:
+    """200 `ready` when every model serves, 200 `degraded` when some failed but the default serves, else 503."""
+    return dataplane.readiness()

@@ -1,0 +1,113 @@
+"""Reading the image inputs of a request: multipart `file` parts, a raw image body, or JSON pixels.
+
+The parsing is HTTP work, so it lives with the routes; it hands the data plane bytes or arrays.
+Content types are only used to choose how to parse the body: the image format itself is always
+decided from the bytes by the decoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from fastapi import Request
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from service.dataplane import ImageFile
+from service.errors import (
+    InvalidInput,
+    MalformedBody,
+    TooManyFiles,
+    UnsupportedMediaType,
+    describe_validation_errors,
+)
+from service.schemas import PixelsRequest
+from service.settings import Settings
+
+FILE_FIELD = "file"
+
+RAW_TYPES = ("image/", "application/octet-stream")
+
+
+@dataclass(frozen=True)
+class FilesInput:
+    files: list[ImageFile]
+    as_list: bool
+    """Several multipart parts are answered with a list; one part or a raw body with one answer."""
+
+
+@dataclass(frozen=True)
+class PixelsInput:
+    images: npt.NDArray[np.float32]
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_image_input(request: Request, settings: Settings, *, allow_pixels: bool = True) -> FilesInput | PixelsInput:
+    """Parse the body by its content type.
+
+    Raises:
+        UnsupportedMediaType: neither multipart, image/* (or octet-stream) nor, if allowed, JSON.
+        MalformedBody, InvalidInput, TooManyFiles: see the readers below.
+    """
+    media_type = _media_type(request)
+    if media_type == "multipart/form-data":
+        files = await read_multipart(request, settings)
+        return FilesInput(files, as_list=len(files) > 1)
+    if media_type.startswith(RAW_TYPES):
+        return FilesInput([ImageFile(await _read_body(request))], as_list=False)
+    if media_type == "application/json" and allow_pixels:
+        return await read_pixels(request)
+    accepted = "multipart/form-data with `file` parts, or an image/* body"
+    if allow_pixels:
+        accepted += ", or application/json pixels"
+    raise UnsupportedMediaType(f"unsupported content type {media_type or '(none)'!r}: send {accepted}")
+
+
+async def read_multipart(request: Request, settings: Settings) -> list[ImageFile]:
+    """The `file` parts, in order. Other fields are ignored; their count still counts to the cap."""
+    cap = settings.max_files_per_request
+    parser = MultiPartParser(
+        request.headers, request.stream(), max_files=cap, max_fields=cap, max_part_size=settings.max_upload_bytes
+    )
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        if exc.message.startswith(("Too many files", "Too many fields")):
+            raise TooManyFiles(f"too many parts in one request; the limit is {cap}") from exc
+        raise MalformedBody(f"malformed multipart body: {exc.message}") from exc
+    try:
+        parts: list[Any] = form.getlist(FILE_FIELD)
+        if not parts:
+            raise InvalidInput(f"the multipart body has no `{FILE_FIELD}` part: send the image as -F {FILE_FIELD}=@digit.png")
+        files = []
+        for part in parts:
+            if not isinstance(part, UploadFile):
+                raise InvalidInput(f"each `{FILE_FIELD}` part must be a file upload (a part with a filename)")
+            files.append(ImageFile(await part.read(), filename=part.filename))
+        return files
+    finally:
+        await form.close()
+
+
+async def _read_body(request: Request) -> bytes:
+    # Streamed, so the size-limit middleware can stop an oversized body while it arrives.
+    chunks = [chunk async for chunk in request.stream()]
+    return b"".join(chunks)
+
+
+async def read_pixels(request: Request) -> PixelsInput:
+    """`{"images": [28x28 floats in [0, 1], ...]}` as a (N, 28, 28, 1) float32 array."""
+    body = await _read_body(request)
+    try:
+        parsed = PixelsRequest.model_validate_json(body)
+    except ValidationError as exc:
+        described = describe_validation_errors(exc.errors())
+        raise InvalidInput(described["error"], detail=described["detail"]) from exc
+    return PixelsInput(np.asarray(parsed.images, dtype=np.float32)[..., np.newaxis])

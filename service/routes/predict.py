@@ -1,0 +1,84 @@
+"""POST /predict."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from service.errors import (
+    InvalidImage,
+    InvalidInput,
+    MalformedBody,
+    ModelNotFound,
+    ModelNotReady,
+    NoInk,
+    PayloadTooLarge,
+    UnsupportedImage,
+    UnsupportedMediaType,
+    error_responses,
+)
+from service.routes.dependencies import DataPlaneDep, SettingsDep
+from service.routes.inputs import FilesInput, read_image_input
+from service.schemas import PixelsRequest, Prediction
+
+router = APIRouter(tags=["predict"])
+
+ModelQuery = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="Model to use (see GET /models). Omitted: the default model, which unless configured "
+        "otherwise (DIGITS_DEFAULT_MODEL) is the ready model with the best test accuracy.",
+    ),
+]
+
+_BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
+
+IMAGE_BODY: dict[str, Any] = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
+                                    "description": "One or more image files, each as a part named `file`."}},
+            "required": ["file"],
+        }
+    },
+    "image/png": _BINARY,
+    "image/jpeg": _BINARY,
+    "image/*": _BINARY,
+    "application/octet-stream": _BINARY,
+}
+
+PREDICT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "Image files (PNG, JPEG, BMP, GIF, WebP, TIFF; format detected from the bytes) as "
+        "multipart `file` parts or a raw body, or JSON pixel arrays already normalised to [0, 1].",
+        "content": {**IMAGE_BODY, "application/json": {"schema": PixelsRequest.model_json_schema()}},
+    }
+}
+
+IMAGE_ERRORS = (UnsupportedImage, InvalidImage, MalformedBody, PayloadTooLarge, NoInk, InvalidInput,
+                UnsupportedMediaType)
+
+
+@router.post(
+    "/predict",
+    response_model=Prediction | list[Prediction],
+    summary="Predict the digit in one or more images",
+    responses={
+        200: {"description": "One answer for one image (one `file` part or a raw body); a list, in order, "
+                             "for several `file` parts or for JSON pixels."},
+        **error_responses(ModelNotFound, ModelNotReady, *IMAGE_ERRORS),
+    },
+    openapi_extra=PREDICT_BODY,
+)
+async def predict(request: Request, dataplane: DataPlaneDep, settings: SettingsDep,
+                  model: ModelQuery = None) -> Prediction | list[Prediction]:
+    """Predict the digit in one or more images: multipart `file` parts, a raw image body, or JSON pixels."""
+    body = await read_image_input(request, settings)
+    if not isinstance(body, FilesInput):
+        return await dataplane.predict_pixels(body.images, model)
+    answers = await dataplane.predict_files(body.files, model)
+    return answers if body.as_list else answers[0]

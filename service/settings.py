@@ -1,0 +1,90 @@
+"""The service's one settings object, read from `DIGITS_*` environment variables.
+
+Every knob of the service lives here, with its documentation under it; nothing else in the
+package reads `os.environ`. `python -m service --help` shows the command-line overrides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "DIGITS_"
+
+Device = Literal["auto", "cpu", "cuda", "tensorrt"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Configuration of the serving process; each field is read from `DIGITS_<FIELD NAME>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
+
+    model_store: Path = Path("model_store")
+    """Model store to serve (`<name>/<version>/{model.onnx,card.json}`). A relative path is taken
+    from the working directory at start-up, as the training CLI's `--store` is: run from the
+    repository root (or the image's /app) and the committed `model_store/` is found."""
+
+    device: Device = "auto"
+    """Execution provider: `auto` (CUDA when onnxruntime-gpu and a working GPU are present, else
+    CPU), `cpu`, `cuda` or `tensorrt`. An explicit GPU device that cannot be used is a start-up
+    error, never a silent CPU fallback."""
+
+    host: str = "127.0.0.1"
+    """Interface to listen on (the container image sets 0.0.0.0)."""
+
+    port: int = Field(default=8000, ge=1, le=65535)
+    """TCP port to listen on."""
+
+    workers: int = Field(default=1, ge=1, le=64)
+    """Uvicorn worker processes. Each loads every model; metrics are aggregated across workers
+    through `PROMETHEUS_MULTIPROC_DIR`, which `python -m service` sets up when workers > 1."""
+
+    max_upload_bytes: int = Field(default=4 * MiB, ge=1024)
+    """Largest request body accepted, in bytes (all files of a multipart request together).
+    Enforced while the body streams in: a larger body is refused with 413 before it is buffered."""
+
+    max_image_pixels: int = Field(default=6_000_000, ge=28 * 28)
+    """Largest image accepted, in pixels (width x height), checked from the header before the
+    image is decoded, so a decompression bomb is refused without being expanded."""
+
+    max_files_per_request: int = Field(default=16, ge=1, le=1024)
+    """Most images in one request (multipart `file` parts or JSON images)."""
+
+    default_model: str | None = None
+    """Model that answers when a request names none. Unset: the ready model with the highest
+    test accuracy on its card (ties broken by lower test loss, then by name)."""
+
+    log_level: LogLevel = "info"
+    """Log level of the service and of uvicorn."""
+
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins allowed to call the API from a browser, comma-separated (`*` for any). Empty, the
+    default: no CORS headers are sent, so browsers refuse cross-origin calls."""
+
+    admin_token: SecretStr | None = None
+    """Bearer token for the admin endpoints (store reload). Unset: admin endpoints are off.
+    Kept as a secret so it never appears in logs or reprs."""
+
+    intra_op_threads: int = Field(default=1, ge=0, le=256)
+    """Threads ONNX Runtime may use inside one inference (0 = one per core). The models are tiny,
+    so one thread per call keeps latency low under concurrency without oversubscribing cores."""
+
+    warmup_runs: int = Field(default=20, ge=1, le=10_000)
+    """Single-image inferences run per model at start-up; their latency is what /models/compare
+    reports as measured on this server."""
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # Environment variables are plain strings: accept "a,b" as well as a JSON-free list.
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value

@@ -1,0 +1,139 @@
+"""Fixtures for the service tests: the real model store, apps built on it, images, broken stores.
+
+Every test reads the store from the `store` fixture: the committed `model_store/` of the repository,
+or `DIGITS_TEST_STORE` where that is set (a quicker store while developing). Tests that need a
+broken store copy models from it into `tmp_path` and break the copy.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from service.app import create_app
+from service.model_store import CARD_FILE, MODEL_FILE, latest_version, list_models, version_dir
+from service.settings import Settings
+from training.data import TEST_IMAGES, TEST_LABELS, RawSplit, load_split
+
+REPO = Path(__file__).resolve().parents[2]
+STORE_ENV = "DIGITS_TEST_STORE"
+SAMPLE_DIR = REPO / "tests" / "data" / "mnist-sample"
+MODEL_NAMES = ("cnn", "cnn_dropout", "cnn_noise", "mlp", "mlp_dropout", "mlp_noise")
+
+
+@pytest.fixture(scope="session")
+def store() -> Path:
+    """The model store the tests serve: the committed one unless DIGITS_TEST_STORE names another."""
+    path = Path(os.environ.get(STORE_ENV) or REPO / "model_store")
+    found = list_models(path)
+    if set(found) != set(MODEL_NAMES):
+        pytest.fail(f"the test store {path} should hold {', '.join(MODEL_NAMES)}, holds {sorted(found) or 'nothing'}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist_test() -> RawSplit:
+    """The first 500 MNIST test images, uint8 white-on-black, and their labels."""
+    split, _ = load_split(SAMPLE_DIR, TEST_IMAGES, TEST_LABELS)
+    return split
+
+
+def make_settings(store: Path, **overrides: Any) -> Settings:
+    """Settings for a test app: the given store, quick warm-up, on the CPU unless overridden."""
+    values: dict[str, Any] = {"model_store": store, "device": "cpu", "warmup_runs": 3, **overrides}
+    return Settings(**values)
+
+
+@pytest.fixture
+def app_factory(store: Path) -> Callable[..., FastAPI]:
+    """`app_factory(**settings)` builds an app on the test store (or on `model_store=...`)."""
+
+    def build(*, session_factory: Any = None, available_providers: list[str] | None = None, **overrides: Any) -> FastAPI:
+        settings = make_settings(overrides.pop("model_store", store), **overrides)
+        extra: dict[str, Any] = {"available_providers": available_providers}
+        if session_factory is not None:
+            extra["session_factory"] = session_factory
+        return create_app(settings, **extra)
+
+    return build
+
+
+@pytest.fixture(scope="module")
+def client(store: Path) -> Iterator[TestClient]:
+    """One started app on the real store, shared by a module's read-only tests."""
+    with TestClient(create_app(make_settings(store))) as started:
+        yield started
+
+
+# -- images ------------------------------------------------------------------------------------
+
+
+def encode(image: Image.Image | npt.NDArray[Any], fmt: str = "PNG", **params: Any) -> bytes:
+    """The bytes of `image` (a PIL image or an array) saved in `fmt`."""
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def bar_digit(size: int = 280, *, ink: int = 0, paper: int = 255) -> npt.NDArray[np.uint8]:
+    """A thick vertical stroke (a "1") on a square page, dark on light by default."""
+    page = np.full((size, size), paper, dtype=np.uint8)
+    page[size // 5 : size - size // 5, size // 2 - size // 20 : size // 2 + size // 20] = ink
+    return page
+
+
+def multipart(*payloads: bytes, field: str = "file") -> list[tuple[str, tuple[str, bytes, str]]]:
+    """`files=` for TestClient: one part per payload, all under `field`, named digit-<i>.png."""
+    return [(field, (f"digit-{i}.png", data, "image/png")) for i, data in enumerate(payloads)]
+
+
+# -- broken stores -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def copy_store(store: Path, tmp_path: Path) -> Callable[..., Path]:
+    """`copy_store("cnn", "mlp")`: a writable store in tmp_path holding copies of those models."""
+
+    def copy(*names: str) -> Path:
+        target = tmp_path / "store"
+        for name in names:
+            version = latest_version(store, name)
+            assert version is not None
+            shutil.copytree(version_dir(store, name, version), version_dir(target, name, version))
+        return target
+
+    return copy
+
+
+def model_files(store: Path, name: str) -> tuple[Path, Path]:
+    """(model.onnx, card.json) of the latest version of `name` in `store`."""
+    version = latest_version(store, name)
+    assert version is not None
+    directory = version_dir(store, name, version)
+    return directory / MODEL_FILE, directory / CARD_FILE
+
+
+def edit_card(path: Path, **changes: Any) -> None:
+    """Rewrite keys of a card file in place (dotted keys reach into objects: `onnx.sha256`)."""
+    raw = json.loads(path.read_text())
+    for key, value in changes.items():
+        target = raw
+        *parents, leaf = key.split(".")
+        for parent in parents:
+            target = target[parent]
+        target[leaf] = value
+    path.write_text(json.dumps(raw))

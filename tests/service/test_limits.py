@@ -1,0 +1,75 @@
+"""The body size limit: a declared length over it, or a stream that grows over it, is 413 at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.limits import BodySizeLimitMiddleware
+
+from .conftest import bar_digit, encode, multipart
+
+LIMIT = 64 * 1024
+TOO_LARGE = {"error": "request body is larger than the limit of 65,536 bytes"}
+
+
+def test_a_declared_length_over_the_limit_is_413(app_factory: Callable[..., FastAPI]) -> None:
+    with TestClient(app_factory(max_upload_bytes=LIMIT)) as client:
+        for response in (
+            client.post("/predict", content=b"\0" * (LIMIT + 1), headers={"content-type": "image/png"}),
+            client.post("/predict", files=multipart(b"\0" * LIMIT)),
+            client.post("/models/compare", content=b"\0" * (LIMIT + 1), headers={"content-type": "image/png"}),
+            client.post("/predict", content=b"[" * (LIMIT + 1), headers={"content-type": "application/json"}),
+        ):
+            assert (response.status_code, response.json()) == (413, TOO_LARGE)
+        # Under the limit, the same client is answered normally.
+        assert client.post("/predict", files=multipart(encode(bar_digit(100)))).status_code == 200
+        text = client.get("/metrics").text
+    assert 'digits_http_requests_total{method="POST",model="",route="/predict",status="413"} 3.0' in text
+
+
+async def _stream_through_limit(app: ASGIApp, chunks: int, chunk_size: int) -> tuple[int, list[Message]]:
+    """Feed a chunked body (no Content-Length) to `app` behind the limit; count the chunks it pulled."""
+    pulled = 0
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        nonlocal pulled
+        pulled += 1
+        return {"type": "http.request", "body": b"\0" * chunk_size, "more_body": pulled < chunks}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"content-type", b"image/png")]}
+    await BodySizeLimitMiddleware(app, max_bytes=LIMIT)(scope, receive, send)
+    return pulled, sent
+
+
+def test_a_streamed_body_is_cut_off_as_it_passes_the_limit() -> None:
+    async def reads_everything(scope: Scope, receive: Receive, send: Send) -> None:
+        while (await receive())["more_body"]:
+            pass
+
+    pulled, sent = anyio.run(_stream_through_limit, reads_everything, 1000, 16 * 1024)
+    assert pulled == LIMIT // (16 * 1024) + 1  # stopped at the first chunk over the limit, not at 1000
+    assert sent[0]["status"] == 413
+    assert sent[1]["body"] == b'{"error": "request body is larger than the limit of 65,536 bytes"}'
+
+
+def test_the_app_answer_to_an_aborted_read_is_replaced_by_413() -> None:
+    async def swallows_errors(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            while (await receive())["more_body"]:
+                pass
+        except Exception:
+            await send({"type": "http.response.start", "status": 400, "headers": []})
+            await send({"type": "http.response.body", "body": b"parse error"})
+
+    _, sent = anyio.run(_stream_through_limit, swallows_errors, 1000, 16 * 1024)
+    assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == [413]
+    assert b"parse error" not in b"".join(m.get("body", b"") for m in sent)

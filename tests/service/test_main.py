@@ -1,0 +1,95 @@
+"""`python -m service`: settings from the environment and the command line, and a real server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service import __main__ as cli
+from service.metrics import MULTIPROC_ENV
+from service.settings import Settings
+
+from .conftest import REPO, bar_digit, encode, multipart
+
+
+def test_every_setting_is_documented() -> None:
+    for name, field in Settings.model_fields.items():
+        assert field.description and len(field.description) > 20, name
+
+
+def test_settings_come_from_digits_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGITS_CORS_ORIGINS", "https://a.example, https://b.example")
+    monkeypatch.setenv("DIGITS_DEVICE", "cuda")
+    monkeypatch.setenv("DIGITS_ADMIN_TOKEN", "s3cret")
+    settings = Settings()
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.device == "cuda"
+    assert settings.admin_token is not None and settings.admin_token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+def test_invalid_settings_exit_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--port", "0"]) == 2
+    assert "invalid settings" in capsys.readouterr().err
+
+
+def test_the_command_line_reaches_the_workers_through_the_environment(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: calls.append({"app": app, **kwargs}))
+    for key in ("DIGITS_MODEL_STORE", "DIGITS_DEVICE", "DIGITS_WORKERS", "DIGITS_PORT", MULTIPROC_ENV):
+        monkeypatch.setenv(key, "")  # so that monkeypatch restores (removes) what main() sets
+        monkeypatch.delenv(key)
+    assert cli.main(["--port", "9123", "--workers", "2", "--model-store", str(tmp_path), "--device", "cpu"]) == 0
+    assert calls == [{"app": "service.app:create_app_from_env", "factory": True, "host": "127.0.0.1", "port": 9123,
+                      "workers": 2, "log_level": "info", "server_header": False, "timeout_graceful_shutdown": 30}]
+    assert (os.environ["DIGITS_MODEL_STORE"], os.environ["DIGITS_DEVICE"]) == (str(tmp_path), "cpu")
+    assert Path(os.environ[MULTIPROC_ENV]).is_dir()  # metrics shared between the two workers
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_real_server_with_two_workers_answers_and_sums_its_metrics(store: Path) -> None:
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DIGITS_") and key != MULTIPROC_ENV}
+    env["DIGITS_WARMUP_RUNS"] = "2"
+    server = subprocess.Popen(  # noqa: S603 (our own interpreter and fixed arguments)
+        [sys.executable, "-m", "service", "--port", str(port), "--workers", "2", "--model-store", str(store),
+         "--device", "cpu", "--log-level", "warning"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.3)
+        for _ in range(6):  # a fresh connection each time, so both workers get some
+            response = httpx.post(f"{base}/predict", files=multipart(encode(bar_digit(200))), timeout=10)
+            assert response.status_code == 200 and response.json()["digit"] == 1
+        for _ in range(4):
+            text = httpx.get(f"{base}/metrics", timeout=10).text
+            total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                        if line.startswith("digits_predictions_total{"))
+            assert total == 6  # whichever worker answers the scrape
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0].decode()
+    assert server.returncode == 0, output

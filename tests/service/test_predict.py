@@ -1,0 +1,225 @@
+"""POST /predict: the three input forms, the answer, the default model, and every error body."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from service.card import ModelCard
+from service.model_store import latest_version
+from training.data import RawSplit
+
+from .conftest import MODEL_NAMES, bar_digit, encode, model_files, multipart
+
+AVAILABLE = ", ".join(MODEL_NAMES)
+NOT_AN_IMAGE = {"error": "the file is not an image in a supported format (PNG, JPEG, BMP, GIF, WebP or TIFF)"}
+
+
+def raw_probabilities(store: Path, name: str, images: np.ndarray) -> np.ndarray:
+    """What the ONNX file itself says about uint8 MNIST digits (the reference for the service)."""
+    session = ort.InferenceSession(str(model_files(store, name)[0]), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {"image": images[..., None].astype(np.float32) / np.float32(255)})[0])
+
+
+def best_model(store: Path) -> str:
+    cards = [ModelCard.read(model_files(store, name)[1]) for name in MODEL_NAMES]
+    return min(cards, key=lambda c: (-c.test_accuracy, c.test_loss, c.name)).name
+
+
+# -- answers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_one_file_gets_one_answer_from_the_named_model(
+    client: TestClient, store: Path, mnist_test: RawSplit, name: str
+) -> None:
+    digit = mnist_test.images[0]
+    response = client.post(f"/predict?model={name}", files=multipart(encode(digit)))
+    assert response.status_code == 200
+    body = response.json()
+    expected = raw_probabilities(store, name, digit[None])[0]
+    assert set(body) == {"model", "version", "digit", "confidence", "probabilities", "providers", "image", "timings"}
+    assert (body["model"], body["version"]) == (name, latest_version(store, name))
+    assert body["digit"] == int(expected.argmax())
+    assert body["confidence"] == pytest.approx(float(expected.max()), abs=1e-6)
+    assert body["probabilities"] == pytest.approx(expected.tolist(), abs=1e-6)
+    assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-5)
+    assert body["providers"] == ["CPUExecutionProvider"]
+    assert body["image"] == {"filename": "digit-0.png", "format": "PNG", "width": 28, "height": 28, "mode": "L",
+                             "method": "passthrough", "inverted": False}
+    assert set(body["timings"]) == {"preprocess_ms", "inference_ms", "batch_size"}
+    assert body["timings"]["batch_size"] == 1
+
+
+def test_without_a_model_the_best_by_test_accuracy_answers(client: TestClient, store: Path, mnist_test: RawSplit) -> None:
+    response = client.post("/predict", files=multipart(encode(mnist_test.images[1])))
+    assert response.status_code == 200
+    assert response.json()["model"] == best_model(store)
+
+
+def test_several_files_get_a_list_of_answers_in_order(client: TestClient, store: Path, mnist_test: RawSplit) -> None:
+    digits = mnist_test.images[:5]
+    response = client.post("/predict?model=cnn", files=multipart(*(encode(d) for d in digits)))
+    assert response.status_code == 200
+    answers = response.json()
+    assert [a["digit"] for a in answers] == raw_probabilities(store, "cnn", digits).argmax(axis=1).tolist()
+    assert [a["image"]["filename"] for a in answers] == [f"digit-{i}.png" for i in range(5)]
+    assert {a["timings"]["batch_size"] for a in answers} == {5}
+
+
+@pytest.mark.parametrize("content_type", ["image/png", "application/octet-stream", "image/jpeg"])
+def test_a_raw_image_body_gets_one_answer(client: TestClient, mnist_test: RawSplit, content_type: str) -> None:
+    # The format comes from the bytes: a PNG labelled image/jpeg is still read as a PNG.
+    response = client.post("/predict?model=mlp", content=encode(mnist_test.images[2]),
+                           headers={"content-type": content_type})
+    assert response.status_code == 200
+    assert response.json()["image"]["format"] == "PNG"
+    assert response.json()["image"]["filename"] is None
+
+
+def test_json_pixels_get_a_list_of_answers(client: TestClient, store: Path, mnist_test: RawSplit) -> None:
+    digits = mnist_test.images[:3]
+    pixels = (digits / np.float32(255)).tolist()
+    response = client.post("/predict?model=cnn_noise", json={"images": pixels})
+    assert response.status_code == 200
+    answers = response.json()
+    expected = raw_probabilities(store, "cnn_noise", digits)
+    assert [a["digit"] for a in answers] == expected.argmax(axis=1).tolist()
+    assert answers[0]["probabilities"] == pytest.approx(expected[0].tolist(), abs=1e-6)
+    assert answers[0]["image"] is None and answers[0]["timings"]["preprocess_ms"] == 0
+
+
+def test_a_photo_of_dark_ink_is_inverted_and_read(client: TestClient) -> None:
+    response = client.post("/predict", files=multipart(encode(bar_digit(600), "JPEG")))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["image"] == {"filename": "digit-0.png", "format": "JPEG", "width": 600, "height": 600, "mode": "L",
+                             "method": "mnist", "inverted": True}
+    assert body["digit"] == 1
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_unknown_model_is_404_listing_the_available_ones(client: TestClient, mnist_test: RawSplit) -> None:
+    response = client.post("/predict?model=resnet", files=multipart(encode(mnist_test.images[0])))
+    assert response.status_code == 404
+    assert response.json() == {"error": f"no model 'resnet'; available: {AVAILABLE}", "available": list(MODEL_NAMES)}
+
+
+def test_a_path_like_model_name_is_not_echoed(client: TestClient, mnist_test: RawSplit) -> None:
+    response = client.post("/predict", params={"model": "../../etc/passwd"}, files=multipart(encode(mnist_test.images[0])))
+    assert response.status_code == 404
+    assert response.json() == {"error": f"no model with that name; available: {AVAILABLE}", "available": list(MODEL_NAMES)}
+
+
+def test_an_overlong_model_name_is_422(client: TestClient, mnist_test: RawSplit) -> None:
+    response = client.post("/predict", params={"model": "m" * 65}, files=multipart(encode(mnist_test.images[0])))
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "invalid request: query.model: String should have at most 64 characters",
+        "detail": [{"loc": ["query", "model"], "msg": "String should have at most 64 characters"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "body"),
+    [
+        (b"GIF89a but then nothing", 415, NOT_AN_IMAGE),
+        (b"just text", 415, NOT_AN_IMAGE),
+        (b"", 400, {"error": "the image file is empty"}),
+        (encode(np.random.default_rng(1).integers(0, 255, (64, 64), dtype=np.uint8))[:300], 400,
+         {"error": "the image data is truncated or corrupt"}),
+        (encode(np.full((64, 64), 255, dtype=np.uint8)), 422,
+         {"error": "no ink found: the image is blank or has too little contrast to hold a digit"}),
+    ],
+    ids=["random-bytes", "text", "empty", "truncated-png", "blank"],
+)
+def test_what_is_not_a_digit_image_gets_its_error(client: TestClient, payload: bytes, status: int, body: dict[str, str]) -> None:
+    for response in (client.post("/predict", files=multipart(payload)),
+                     client.post("/predict", content=payload, headers={"content-type": "image/png"})):
+        assert (response.status_code, response.json()) == (status, body)
+
+
+def test_one_bad_file_among_several_fails_the_request(client: TestClient, mnist_test: RawSplit) -> None:
+    response = client.post("/predict", files=multipart(encode(mnist_test.images[0]), b"junk"))
+    assert (response.status_code, response.json()) == (415, NOT_AN_IMAGE)
+
+
+def test_an_image_over_the_pixel_limit_is_413(app_factory: Callable[..., FastAPI]) -> None:
+    with TestClient(app_factory(max_image_pixels=10_000)) as client:
+        response = client.post("/predict", files=multipart(encode(bar_digit(101))))
+    assert response.status_code == 413
+    assert response.json() == {"error": "the image is 101x101 = 10,201 pixels; the limit is 10,000"}
+
+
+def test_more_files_than_the_cap_is_413(app_factory: Callable[..., FastAPI], mnist_test: RawSplit) -> None:
+    with TestClient(app_factory(max_files_per_request=2)) as client:
+        three = multipart(*(encode(d) for d in mnist_test.images[:3]))
+        response = client.post("/predict", files=three)
+        assert (response.status_code, response.json()) == (413, {"error": "too many parts in one request; the limit is 2"})
+        pixels = {"images": (mnist_test.images[:3] / 255.0).tolist()}
+        response = client.post("/predict", json=pixels)
+        assert (response.status_code, response.json()) == (
+            413, {"error": "too many images in one request: 3; the limit is 2"})
+
+
+def test_a_multipart_body_without_a_file_part_is_422(client: TestClient, mnist_test: RawSplit) -> None:
+    response = client.post("/predict", files=multipart(encode(mnist_test.images[0]), field="image"))
+    assert response.status_code == 422
+    assert response.json() == {"error": "the multipart body has no `file` part: send the image as -F file=@digit.png"}
+
+
+def test_a_file_part_without_a_filename_is_422(client: TestClient) -> None:
+    response = client.post("/predict", data={"file": "not a file"}, files={"other": ("x.png", b"x", "image/png")})
+    assert response.status_code == 422
+    assert response.json() == {"error": "each `file` part must be a file upload (a part with a filename)"}
+
+
+def test_a_broken_multipart_body_is_400(client: TestClient) -> None:
+    response = client.post("/predict", content=b"--x\r\n", headers={"content-type": "multipart/form-data"})
+    assert (response.status_code, response.json()) == (400, {"error": "malformed multipart body: Missing boundary in multipart."})
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None])
+def test_an_unsupported_content_type_is_415(client: TestClient, content_type: str | None) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    response = client.post("/predict", content=b"7", headers=headers)
+    shown = repr(content_type) if content_type else "'(none)'"
+    assert response.status_code == 415
+    assert response.json() == {"error": f"unsupported content type {shown}: send multipart/form-data with `file` "
+                                        "parts, or an image/* body, or application/json pixels"}
+
+
+@pytest.mark.parametrize(
+    ("body", "error", "detail"),
+    [
+        (b"{", "invalid request: body: Invalid JSON: EOF while parsing an object at line 1 column 1",
+         [{"loc": [], "msg": "Invalid JSON: EOF while parsing an object at line 1 column 1"}]),
+        (b'{"pixels": []}', "invalid request: images: Field required (and 1 more)",
+         [{"loc": ["images"], "msg": "Field required"}, {"loc": ["pixels"], "msg": "Extra inputs are not permitted"}]),
+        (b'{"images": []}', "invalid request: images: List should have at least 1 item after validation, not 0",
+         [{"loc": ["images"], "msg": "List should have at least 1 item after validation, not 0"}]),
+        (json.dumps({"images": [[[0.0] * 28] * 27]}).encode(),
+         "invalid request: images.0: List should have at least 28 items after validation, not 27",
+         [{"loc": ["images", 0], "msg": "List should have at least 28 items after validation, not 27"}]),
+        (json.dumps({"images": [[[0.0] * 28] * 27 + [[0.0] * 27 + ["x"]]]}).encode(),
+         "invalid request: images.0.27.27: Input should be a valid number, unable to parse string as a number",
+         [{"loc": ["images", 0, 27, 27], "msg": "Input should be a valid number, unable to parse string as a number"}]),
+        (json.dumps({"images": [[[0.0] * 28] * 27 + [[0.0] * 27 + [float("nan")]]]}).encode(),
+         "invalid request: images.0.27.27: Input should be a finite number",
+         [{"loc": ["images", 0, 27, 27], "msg": "Input should be a finite number"}]),
+    ],
+    ids=["malformed", "wrong-key", "no-images", "27-rows", "string-pixel", "nan"],
+)
+def test_invalid_json_pixels_are_422(client: TestClient, body: bytes, error: str, detail: list[object]) -> None:
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json() == {"error": error, "detail": detail}
