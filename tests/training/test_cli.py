@@ -1,0 +1,54 @@
+"""The `python -m training` command line: flags, and errors a user can act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.__main__ import build_parser, main
+
+
+def test_defaults_follow_the_seed_protocol() -> None:
+    args = build_parser().parse_args(["train"])
+    assert (args.epochs, args.batch_size, args.seed, args.store) == (100, 128, 1234, Path("model_store"))
+    assert args.variants == ["mlp", "mlp_dropout", "mlp_noise", "cnn", "cnn_dropout", "cnn_noise"]
+
+
+def test_flags_override_variants_epochs_seed_and_store() -> None:
+    args = build_parser().parse_args(
+        ["train", "--variants", "cnn_noise,mlp", "--epochs", "3", "--seed", "9", "--store", "stores/a"]
+    )
+    assert (args.variants, args.epochs, args.seed, args.store) == (["cnn_noise", "mlp"], 3, 9, Path("stores/a"))
+
+
+def test_unknown_variant_is_refused_with_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        build_parser().parse_args(["train", "--variants", "cnn,resnet"])
+    assert excinfo.value.code == 2
+    assert "unknown variant(s) ['resnet']; choose from mlp, mlp_dropout" in capsys.readouterr().err
+
+
+def test_missing_data_is_a_clear_error_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--data-dir", str(tmp_path), "--store", str(tmp_path / "store"), "--epochs", "1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path} lacks train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz]")
+    assert not (tmp_path / "store").exists()
+
+
+def test_training_one_epoch_from_the_command_line(sample_dir: Path, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    assert (
+        main(["train", "--variants", "mlp", "--epochs", "1", "--data-dir", str(sample_dir), "--store", str(store)]) == 0
+    )
+    assert (store / "mlp" / "1" / "model.onnx").is_file()
+    assert (
+        main(["report", "--store", str(store), "--out", str(tmp_path / "report"), "--data-dir", str(sample_dir)]) == 0
+    )
+    assert sorted(p.name for p in (tmp_path / "report").iterdir()) == [
+        "confusion.png",
+        "curves.png",
+        "misclassified.png",
+        "results.md",
+    ]
