@@ -13,11 +13,12 @@ from starlette.concurrency import run_in_threadpool
 
 from service.dataplane import DataPlane
 from service.errors import DeviceUnavailable, ErrorBody, StoreUnavailable, install_error_handlers
-from service.limits import BodySizeLimitMiddleware
+from service.limits import BodySizeLimitMiddleware, QueryLengthLimitMiddleware
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.providers import plan_providers
 from service.registry import ModelRegistry, SessionFactory, create_onnx_session
-from service.routes import api_router
+from service.reloader import StoreReloader
+from service.routes import admin_router, api_router
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -88,9 +89,12 @@ def create_app(
                  registry.default_name())
         app.state.registry = registry
         app.state.dataplane = DataPlane(registry, settings, metrics)
+        app.state.reloader = reloader = StoreReloader(registry, metrics)
+        restore_signal_handler = reloader.install_signal_handler()  # SIGHUP reloads the store
         try:
             yield
         finally:
+            restore_signal_handler()
             registry.close()
 
     app = FastAPI(
@@ -106,9 +110,12 @@ def create_app(
     app.state.metrics = metrics
     install_error_handlers(app)
     app.include_router(api_router)
+    if settings.admin_token is not None:
+        app.include_router(admin_router)  # without a token the admin routes do not exist at all
     # Added innermost first: CORS (outermost) answers preflights and decorates every response,
-    # metrics see every request including 413s, and the size limit wraps the body reads.
+    # metrics see every request including 413s and 414s, and the size limit wraps the body reads.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(QueryLengthLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     if settings.cors_origins:
         app.add_middleware(

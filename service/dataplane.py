@@ -171,11 +171,9 @@ class DataPlane:
     # -- models ------------------------------------------------------------------------------
 
     def list_models(self) -> ModelList:
-        default = self.registry.default_name()
-        return ModelList(
-            default_model=default,
-            models=[_summary(m, default) for _, m in sorted(self.registry.models.items())],
-        )
+        models = self.registry.models
+        default = self.registry.default_name(models)
+        return ModelList(default_model=default, models=[_summary(m, default) for _, m in sorted(models.items())])
 
     def describe_model(self, name: str) -> ModelDetail:
         model = self.registry.get(name)
@@ -191,7 +189,7 @@ class DataPlane:
         """Ready when every model serves, degraded when some do; raises NoModelReady when none can."""
         models = self.registry.models
         states = {name: m.state for name, m in sorted(models.items())}
-        default = self.registry.default_name()
+        default = self.registry.default_name(models)  # from the same snapshot, across a reload
         if default is None:
             raise NoModelReady("no model is ready", models=states)
         if not models[default].ready:

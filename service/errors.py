@@ -21,7 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger(__name__)
 
 # Only names that could be model names are echoed back; anything else (a path, a script) is not.
-_ECHOABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# `fullmatch`, not `match` with `$`: `$` also matches before a trailing newline, which would echo it.
+_ECHOABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 class ServiceError(Exception):
@@ -29,6 +30,7 @@ class ServiceError(Exception):
 
     status_code: ClassVar[int] = 500
     title: ClassVar[str] = "internal error"
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -47,7 +49,7 @@ class ModelNotFound(ServiceError):
 
     def __init__(self, name: str, available: Iterable[str]) -> None:
         names = sorted(available)
-        shown = repr(name) if _ECHOABLE_NAME.match(name) else "with that name"
+        shown = repr(name) if _ECHOABLE_NAME.fullmatch(name) else "with that name"
         super().__init__(f"no model {shown}; available: {', '.join(names) or 'none'}", available=names)
 
 
@@ -129,6 +131,28 @@ class UnsupportedMediaType(ServiceError):
     title = "unsupported content type"
 
 
+class NotAuthenticated(ServiceError):
+    """An admin endpoint was called without a bearer token."""
+
+    status_code = 401
+    title = "admin token required"
+    headers = {"WWW-Authenticate": "Bearer"}  # noqa: RUF012 (read-only, shared by every instance)
+
+
+class NotAuthorized(ServiceError):
+    """An admin endpoint was called with a token that is not the configured one."""
+
+    status_code = 403
+    title = "wrong admin token"
+
+
+class ReloadFailed(ServiceError):
+    """The store could not be reloaded as a whole; the models loaded before keep serving."""
+
+    status_code = 409
+    title = "reload failed"
+
+
 class DeviceUnavailable(RuntimeError):
     """The configured device cannot be used. Raised at start-up; the service refuses to start."""
 
@@ -171,7 +195,7 @@ def describe_validation_errors(errors: Sequence[Any]) -> dict[str, Any]:
 
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return JSONResponse(exc.body(), status_code=exc.status_code)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
@@ -181,13 +205,27 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    headers = exc.headers
     if exc.status_code == 404:
         message = "no such endpoint"
     elif exc.status_code == 405:
         message = f"method {request.method} not allowed here"
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
     else:
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
-    return JSONResponse({"error": message}, status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    # The framework's 405 names the methods of the first route whose path matched; a path served
+    # by several routes (GET and POST /models/compare) must list all of them (RFC 9110, 15.5.6).
+    # The OpenAPI schema (built once, cached) lists every documented method of every path.
+    path = request.url.path
+    methods: set[str] = set()
+    for template, operations in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), path):
+            methods |= {method.upper() for method in operations}
+    return ", ".join(sorted(methods))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""Request body size limit, enforced while the body streams in.
+"""Request limits: the body size, enforced while the body streams in, and the query string length.
 
 A pure ASGI middleware wraps `receive`: a declared `Content-Length` over the limit is refused on
 the first read, before any body byte is taken, and a body without one (chunked) is counted chunk
@@ -8,15 +8,35 @@ matched when the limit trips, so metrics label the 413 with its route.
 
 Whatever the application does with the error (FastAPI wraps failures of its own body parsing
 into a 400), the client gets the 413 and the one error body.
+
+After a 413 the connection stays open when the whole body is at most `DRAIN_FACTOR` times the
+limit, so the client can finish sending, read its 413 and reuse the connection; the rest is read
+and discarded, never kept. A declared `Content-Length` is answered at once (uvicorn discards the
+rest of an answered request's body); a chunked body, whose end is unknown, is discarded up to that
+size and for at most `DRAIN_SECONDS` before the answer. Anything larger or slower is answered with
+`Connection: close`. Closing a socket with unread data makes the kernel reset the connection, so
+then a client that only reads after it finished writing may see a reset instead of the 413;
+clients that read while they write (curl, httpx, browsers) get the answer.
 """
 
 from __future__ import annotations
 
 import json
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import PayloadTooLarge
+
+DRAIN_FACTOR = 4
+"""A 413 keeps the connection (and the server drains the body) up to this many times the limit."""
+
+DRAIN_SECONDS = 2.0
+"""Longest a chunked body over the limit is drained before the 413 is sent with a close instead."""
+
+MAX_QUERY_BYTES = 4096
+"""Longest query string accepted. The API's only query parameter is `model` (at most 64 characters);
+anything far longer is a probe or a mistake, refused (414) before routing or parsing it."""
 
 
 def too_large_message(limit: int) -> str:
@@ -37,16 +57,18 @@ class BodySizeLimitMiddleware:
         declared = _content_length(scope)
         received = 0
         exceeded = False
+        ended = False
         started = False
 
         async def limited_receive() -> Message:
-            nonlocal received, exceeded
+            nonlocal received, exceeded, ended
             if declared is not None and declared > self.max_bytes:
                 exceeded = True
                 raise PayloadTooLarge(too_large_message(self.max_bytes))
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                ended = not message.get("more_body", False)
                 if received > self.max_bytes:
                     exceeded = True
                     raise PayloadTooLarge(too_large_message(self.max_bytes))
@@ -66,7 +88,29 @@ class BodySizeLimitMiddleware:
             if not exceeded:
                 raise
         if exceeded and not started:
-            await _send_413(send, self.max_bytes)
+            budget = DRAIN_FACTOR * self.max_bytes
+            if declared is not None:
+                # Known length: answer now; if the rest is moderate uvicorn discards it afterwards.
+                keep = declared <= budget
+            else:
+                # Chunked: the rest has no known end, so discard it here, within a budget of bytes
+                # and time, before answering; a body that does not end within it gets a close.
+                keep = ended or await _drain(receive, budget - received, DRAIN_SECONDS)
+            await _send_error(send, 413, too_large_message(self.max_bytes), close=not keep)
+
+
+class QueryLengthLimitMiddleware:
+    """Refuse (414) any HTTP request whose query string is longer than `max_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_QUERY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and len(scope.get("query_string", b"")) > self.max_bytes:
+            await _send_error(send, 414, f"the query string is longer than the limit of {self.max_bytes:,} bytes")
+            return
+        await self.app(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -79,15 +123,24 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _send_413(send: Send, limit: int) -> None:
-    body = json.dumps({"error": too_large_message(limit)}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": 413,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),  # the unread rest of the body makes the connection unusable
-        ],
-    })
+async def _drain(receive: Receive, budget: int, seconds: float) -> bool:
+    """Read and discard the rest of a request body; True if it ended within `budget` bytes and `seconds`."""
+    with anyio.move_on_after(seconds):
+        while budget >= 0:
+            message = await receive()
+            if message["type"] != "http.request":
+                return False  # the client went away
+            budget -= len(message.get("body", b""))
+            if not message.get("more_body", False):
+                return budget >= 0
+    return False
+
+
+async def _send_error(send: Send, status: int, message: str, *, close: bool = False) -> None:
+    """The one error body, sent from below the app (its exception handlers never see these requests)."""
+    body = json.dumps({"error": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

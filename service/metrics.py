@@ -110,6 +110,10 @@ class ServiceMetrics:
             "digits_model_info", "Always 1; the labels say which version runs on which execution providers.",
             ["model", "version", "providers"], registry=r, multiprocess_mode="livemax",
         )
+        self.reloads = Counter(
+            "digits_store_reloads", "Reloads of the model store, by trigger (admin, signal) and outcome.",
+            ["trigger", "outcome"], registry=r,
+        )
         self._info_labels: dict[str, tuple[str, str, str]] = {}
 
     def observe_registry(self, models: Mapping[str, ServedModel]) -> None:
@@ -123,6 +127,13 @@ class ServiceMetrics:
                 self.model_info.labels(*previous).set(0)
             self.model_info.labels(*labels).set(1)
             self._info_labels[name] = labels
+
+    def forget_model(self, name: str) -> None:
+        """A model left the store (reload): it is no longer ready, and no version of it runs."""
+        self.model_ready.labels(model=name).set(0)
+        previous = self._info_labels.pop(name, None)
+        if previous is not None:
+            self.model_info.labels(*previous).set(0)
 
     def observe_prediction(self, model: str, digits: list[int], confidences: list[float]) -> None:
         for digit, confidence in zip(digits, confidences, strict=True):

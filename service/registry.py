@@ -145,6 +145,7 @@ class ModelRegistry:
         self.configured_default = default_model
         self._session_factory = session_factory
         self._models: Mapping[str, ServedModel] = MappingProxyType({})
+        self._rejected: Mapping[str, ServedModel] = MappingProxyType({})
         self._load_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -174,6 +175,7 @@ class ModelRegistry:
                 )
             previous = self._models
             loaded: dict[str, ServedModel] = {}
+            rejected: dict[str, ServedModel] = {}
             for name in found:
                 version = latest_version(self.store, name)
                 assert version is not None  # list_models only lists models with a version
@@ -181,9 +183,13 @@ class ModelRegistry:
                 old = previous.get(name)
                 if not model.ready and old is not None and old.ready:
                     log.error("model %s v%d failed (%s); v%d keeps serving", name, version, model.reason, old.version)
+                    rejected[name] = model
                     model = old
                 loaded[name] = model
-            self._models = MappingProxyType(loaded)  # the swap: one reference assignment
+            # The swap: one reference assignment. A request that already holds a model (and so its
+            # session) finishes on it; the next lookup sees the new mapping.
+            self._models = MappingProxyType(loaded)
+            self._rejected = MappingProxyType(rejected)
             return self._models
 
     def close(self) -> None:
@@ -230,6 +236,12 @@ class ModelRegistry:
         """The current mapping (a snapshot: a reload replaces it, never mutates it)."""
         return self._models
 
+    @property
+    def rejected(self) -> Mapping[str, ServedModel]:
+        """Failed loads of the last `load()` that were not swapped in because an earlier version
+        of the same model was ready and kept serving (their `reason` says why)."""
+        return self._rejected
+
     def get(self, name: str) -> ServedModel:
         """The model called `name`, ready or not. Names are only ever looked up, never made into paths."""
         models = self._models
@@ -245,20 +257,29 @@ class ModelRegistry:
             ModelNotReady: it exists but failed to load.
             NoModelReady: no name given and no model is ready.
         """
+        models = self._models  # one snapshot for the whole lookup: a reload may swap the mapping meanwhile
         if name is None:
-            name = self.default_name()
+            name = self.default_name(models)
             if name is None:
                 raise NoModelReady("no model is ready to answer")
-        model = self.get(name)
+        if name not in models:
+            raise ModelNotFound(name, models)
+        model = models[name]
         if not model.ready:
             raise ModelNotReady(model.name, model.reason or "not loaded")
         return model
 
-    def default_name(self) -> str | None:
-        """The configured default model, else the ready model with the best test accuracy."""
+    def default_name(self, models: Mapping[str, ServedModel] | None = None) -> str | None:
+        """The configured default model, else the ready model with the best test accuracy.
+
+        Args:
+            models: the snapshot to choose from (a caller that also reads the models passes the one
+                it read, so both agree across a reload); the current mapping when omitted.
+        """
         if self.configured_default is not None:
             return self.configured_default
-        ranked = [(-m.card.test_accuracy, m.card.test_loss, m.name) for m in self._models.values()
+        models = self._models if models is None else models
+        ranked = [(-m.card.test_accuracy, m.card.test_loss, m.name) for m in models.values()
                   if m.ready and m.card is not None]
         return min(ranked)[2] if ranked else None
 

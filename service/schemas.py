@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.card import ModelCard
 from service.digit_input import IMAGE_SIDE, NUM_CLASSES
 
-Pixel = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+# Strict: a JSON number only. Lax mode would take `true` as 1.0 and "0.5" as 0.5, which the schema
+# (type: number) does not allow and no well-behaved client sends.
+Pixel = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False, strict=True)]
 PixelRow = Annotated[list[Pixel], Field(min_length=IMAGE_SIDE, max_length=IMAGE_SIDE)]
 PixelImage = Annotated[list[PixelRow], Field(min_length=IMAGE_SIDE, max_length=IMAGE_SIDE)]
 
@@ -186,3 +188,26 @@ class Readiness(_Body):
     status: Literal["ready", "degraded"]
     default_model: str | None
     models: dict[str, Literal["ready", "failed"]]
+
+
+class ModelReload(_Body):
+    """What a reload did to one model."""
+
+    name: str
+    change: Literal["added", "updated", "reloaded", "kept", "removed"] = Field(
+        description="`added`: new in the store; `updated`: a newer version was loaded; `reloaded`: the same "
+        "version was loaded again; `kept`: the newest version failed, the one that served before still does; "
+        "`removed`: no longer in the store, no longer served."
+    )
+    version: int | None = Field(description="Version serving (or failed) now; null when removed.")
+    previous_version: int | None = Field(description="Version before the reload; null when added.")
+    state: Literal["ready", "failed"] | None = Field(description="State now; null when removed.")
+    reason: str | None = Field(description="Why the newest version is not serving (failed or kept); else null.")
+
+
+class ReloadReport(_Body):
+    """The outcome of reloading the model store."""
+
+    default_model: str | None = Field(description="Model used when a request names none, after the reload.")
+    seconds: float = Field(description="Time the reload took (loading, validating and warming up every model).")
+    models: list[ModelReload]

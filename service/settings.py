@@ -70,8 +70,8 @@ class Settings(BaseSettings):
     default: no CORS headers are sent, so browsers refuse cross-origin calls."""
 
     admin_token: SecretStr | None = None
-    """Bearer token for the admin endpoints (store reload). Unset: admin endpoints are off.
-    Kept as a secret so it never appears in logs or reprs."""
+    """Bearer token for the admin endpoints (`POST /admin/reload`). Unset or empty: the admin
+    endpoints do not exist (404). Kept as a secret so it never appears in logs or reprs."""
 
     intra_op_threads: int = Field(default=1, ge=0, le=256)
     """Threads ONNX Runtime may use inside one inference (0 = one per core). The models are tiny,
@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     warmup_runs: int = Field(default=20, ge=1, le=10_000)
     """Single-image inferences run per model at start-up; their latency is what /models/compare
     reports as measured on this server."""
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        # `DIGITS_ADMIN_TOKEN=` (empty) must mean "off", never "the empty string is the token".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from service.dataplane import DataPlane
 from service.metrics import ServiceMetrics
+from service.reloader import StoreReloader
 from service.settings import Settings
 
 
@@ -26,6 +27,12 @@ def get_metrics(request: Request) -> ServiceMetrics:
     return metrics
 
 
+def get_reloader(request: Request) -> StoreReloader:
+    reloader: StoreReloader = request.app.state.reloader
+    return reloader
+
+
 DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
+ReloaderDep = Annotated[StoreReloader, Depends(get_reloader)]

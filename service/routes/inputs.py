@@ -21,6 +21,7 @@ from service.dataplane import ImageFile
 from service.errors import (
     InvalidInput,
     MalformedBody,
+    PayloadTooLarge,
     TooManyFiles,
     UnsupportedMediaType,
     describe_validation_errors,
@@ -31,6 +32,11 @@ from service.settings import Settings
 FILE_FIELD = "file"
 
 RAW_TYPES = ("image/", "application/octet-stream")
+
+JSON_BYTES_PER_IMAGE = 32 * 1024
+"""Room for one 28x28 image of JSON pixels: 784 full-precision floats (~20 bytes each, with the
+separator), pretty-printed. Parsing JSON costs far more memory than its size (about 25x for a body
+of zeros), so a JSON body may be at most this times `max_files_per_request`, not the upload limit."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ async def read_image_input(request: Request, settings: Settings, *, allow_pixels
     if media_type.startswith(RAW_TYPES):
         return FilesInput([ImageFile(await _read_body(request))], as_list=False)
     if media_type == "application/json" and allow_pixels:
-        return await read_pixels(request)
+        return await read_pixels(request, settings)
     accepted = "multipart/form-data with `file` parts, or an image/* body"
     if allow_pixels:
         accepted += ", or application/json pixels"
@@ -76,6 +82,9 @@ async def read_multipart(request: Request, settings: Settings) -> list[ImageFile
     parser = MultiPartParser(
         request.headers, request.stream(), max_files=cap, max_fields=cap, max_part_size=settings.max_upload_bytes
     )
+    # Keep file parts in memory (the body limit bounds them) instead of spilling parts over 1 MiB to
+    # temporary files: no disk writes, and uploads work in a container with a read-only filesystem.
+    parser.spool_max_size = settings.max_upload_bytes
     try:
         form = await parser.parse()
     except MultiPartException as exc:
@@ -96,15 +105,28 @@ async def read_multipart(request: Request, settings: Settings) -> list[ImageFile
         await form.close()
 
 
-async def _read_body(request: Request) -> bytes:
-    # Streamed, so the size-limit middleware can stop an oversized body while it arrives.
-    chunks = [chunk async for chunk in request.stream()]
+async def _read_body(request: Request, limit: int | None = None) -> bytes:
+    # Streamed, so the size-limit middleware can stop an oversized body while it arrives; `limit`
+    # stops it earlier still (JSON), as soon as the bytes read pass it.
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise PayloadTooLarge(f"a JSON body may be at most {limit:,} bytes "
+                                  f"({JSON_BYTES_PER_IMAGE // 1024} KiB per image, at most "
+                                  f"{limit // JSON_BYTES_PER_IMAGE} images); send image files for more")
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
-async def read_pixels(request: Request) -> PixelsInput:
-    """`{"images": [28x28 floats in [0, 1], ...]}` as a (N, 28, 28, 1) float32 array."""
-    body = await _read_body(request)
+async def read_pixels(request: Request, settings: Settings) -> PixelsInput:
+    """`{"images": [28x28 floats in [0, 1], ...]}` as a (N, 28, 28, 1) float32 array.
+
+    Raises:
+        PayloadTooLarge: the body is larger than the JSON for `max_files_per_request` images can be.
+        InvalidInput: not JSON, or not 28x28 finite floats in [0, 1].
+    """
+    body = await _read_body(request, limit=settings.max_files_per_request * JSON_BYTES_PER_IMAGE)
     try:
         parsed = PixelsRequest.model_validate_json(body)
     except ValidationError as exc:

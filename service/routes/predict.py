@@ -39,7 +39,7 @@ IMAGE_BODY: dict[str, Any] = {
     "multipart/form-data": {
         "schema": {
             "type": "object",
-            "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"},
+            "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1,
                                     "description": "One or more image files, each as a part named `file`."}},
             "required": ["file"],
         }

@@ -66,3 +66,14 @@ def test_openapi_documents_every_endpoint_and_its_errors(client: TestClient) -> 
     assert set(operations[("/models/{name}", "get")]["responses"]) == {"200", "404", "default"}
     assert set(operations[("/health/ready", "get")]["responses"]) == {"200", "503", "default"}
     assert operations[("/metrics", "get")]["responses"]["200"]["content"] == {"text/plain": {"schema": {"type": "string"}}}
+
+
+@pytest.mark.parametrize(("method", "path", "allow"), [
+    ("OPTIONS", "/models/compare", "GET, POST"),  # one path, two routes: both methods are listed
+    ("PUT", "/models/cnn", "GET"),
+    ("POST", "/health/ready", "GET"),
+])
+def test_a_405_lists_every_method_of_the_path(client: TestClient, method: str, path: str, allow: str) -> None:
+    response = client.request(method, path)
+    assert (response.status_code, response.headers["allow"]) == (405, allow)
+    assert response.json() == {"error": f"method {method} not allowed here"}

@@ -77,6 +77,7 @@ def test_metric_names_follow_prometheus_conventions(client: TestClient) -> None:
         "digits_prediction_confidence": "histogram",
         "digits_model_ready": "gauge",
         "digits_model_info": "gauge",
+        "digits_store_reloads": "counter",
     }
 
 

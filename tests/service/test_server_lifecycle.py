@@ -1,0 +1,216 @@
+"""A real uvicorn server: bodies cut off while they stream, SIGHUP reloads, SIGTERM drains.
+
+These behaviours live between the socket and the app, so they are tested on `python -m service`
+in a subprocess, talking raw HTTP/1.1 over loopback sockets where the client's timing matters.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.model_store import latest_version, version_dir
+
+from .conftest import bar_digit, edit_card, encode
+from .live_server import LiveServer, live_server
+
+DIGIT = encode(bar_digit(120))
+
+
+def read_response(sock: socket.socket, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """Read one HTTP/1.1 response with a Content-Length body: (status, headers, body)."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError(f"connection closed before a response: {data!r}")
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, value in (line.split(":", 1) for line in lines)}
+    while len(body) < int(headers.get("content-length", "0")):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(status_line.split()[1]), headers, body
+
+
+def request_head(target: str, content_type: str, length: int | None) -> bytes:
+    framing = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+    return f"POST {target} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\n{framing}\r\n\r\n".encode()
+
+
+def publish_copy(store: Path, name: str, *, broken: bool = False) -> int:
+    current = latest_version(store, name)
+    assert current is not None
+    target = version_dir(store, name, current + 1)
+    shutil.copytree(version_dir(store, name, current), target)
+    edit_card(target / "card.json", version=current + 1)
+    if broken:
+        (target / "model.onnx").write_bytes(b"not an onnx file")
+    return current + 1
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+# -- the body limit on the wire ----------------------------------------------------------------
+
+
+LIMIT = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def limited_server(store: Path) -> LiveServer:
+    with live_server(store, max_upload_bytes=str(LIMIT), log_level="warning") as server:
+        yield server  # type: ignore[misc]
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_any_body_byte(limited_server: LiveServer) -> None:
+    with limited_server.connect() as sock:
+        sock.sendall(request_head("/predict", "image/png", 10 * 1024**3))  # announces 10 GiB, sends none
+        start = time.perf_counter()
+        status, headers, body = read_response(sock, timeout=5)
+    assert (status, json.loads(body)) == (413, {"error": "request body is larger than the limit of 65,536 bytes"})
+    assert headers["connection"] == "close"
+    assert time.perf_counter() - start < 2
+
+
+def test_a_chunked_upload_is_cut_off_while_it_streams(limited_server: LiveServer) -> None:
+    """The 413 arrives while the client is still sending: the server did not wait for (or keep) the body."""
+    planned = 256 * 1024 * 1024  # 4096 times the limit
+    chunk = b"4000\r\n" + b"\0" * 0x4000 + b"\r\n"  # 16 KiB chunks
+    answer: list[tuple[int, dict[str, str], bytes]] = []
+    rss_before = limited_server.rss_bytes()
+    with limited_server.connect() as sock:
+        reader = threading.Thread(target=lambda: answer.append(read_response(sock, timeout=30)), daemon=True)
+        sock.sendall(request_head("/predict", "image/png", None))
+        reader.start()
+        sent = 0
+        try:
+            while sent < planned and not answer:
+                sock.sendall(chunk)
+                sent += 0x4000
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server closed the connection after answering: expected
+        reader.join(timeout=30)
+    assert answer, "no answer"
+    status, headers, body = answer[0]
+    assert (status, json.loads(body)) == (413, {"error": "request body is larger than the limit of 65,536 bytes"})
+    assert headers["connection"] == "close"
+    # What the client got into the socket before it saw the answer: the limit plus what the kernel's
+    # socket buffers absorbed (a few MiB on loopback), far from the 256 MiB it meant to send.
+    assert sent < planned // 16, f"sent {sent / 2**20:.0f} MiB before the 413"
+    assert limited_server.rss_bytes() - rss_before < 32 * 1024 * 1024
+
+
+def test_a_moderately_oversized_body_is_drained_and_the_connection_reused(limited_server: LiveServer) -> None:
+    """Up to 4x the limit (declared or chunked), the server discards the rest instead of resetting."""
+    piece = b"4000\r\n" + b"\0" * 0x4000 + b"\r\n"
+    chunked = request_head("/predict", "image/png", None) + piece * (3 * LIMIT // 0x4000) + b"0\r\n\r\n"
+    declared = request_head("/predict", "image/png", 3 * LIMIT) + b"\0" * (3 * LIMIT)
+    with limited_server.connect() as sock:
+        for request in (declared, chunked, declared, chunked):  # then a valid request, all on one connection
+            sock.sendall(request)
+            status, headers, body = read_response(sock)
+            assert (status, json.loads(body)) == (413, {"error": "request body is larger than the limit of 65,536 bytes"})
+            assert "connection" not in headers
+        sock.sendall(request_head("/predict", "image/png", len(DIGIT)) + DIGIT)
+        status, _, body = read_response(sock)
+    assert status == 200 and json.loads(body)["digit"] == 1
+
+
+def test_a_body_within_the_limit_still_works_on_the_same_server(limited_server: LiveServer) -> None:
+    response = httpx.post(f"{limited_server.base}/predict", content=DIGIT, headers={"content-type": "image/png"})
+    assert response.status_code == 200 and response.json()["digit"] == 1
+
+
+# -- SIGHUP: reload without a restart ----------------------------------------------------------
+
+
+def test_sighup_reloads_the_store_and_a_broken_version_keeps_the_old_one(copy_store: Callable[..., Path]) -> None:
+    store = copy_store("cnn", "mlp")
+    with live_server(store) as server, httpx.Client(base_url=server.base, timeout=10) as client:
+        def mlp_version() -> int:
+            version: int = client.post("/predict?model=mlp", content=DIGIT, headers={"content-type": "image/png"}
+                                       ).json()["version"]
+            return version
+
+        def reloads() -> str:
+            return "\n".join(line for line in client.get("/metrics").text.splitlines()
+                             if line.startswith("digits_store_reloads_total{"))
+
+        first = mlp_version()
+        second = publish_copy(store, "mlp")
+        server.signal(signal.SIGHUP)
+        wait_for(lambda: mlp_version() == second, what="the new version to serve")
+        assert reloads() == 'digits_store_reloads_total{outcome="succeeded",trigger="signal"} 1.0'
+
+        broken = publish_copy(store, "mlp", broken=True)
+        server.signal(signal.SIGHUP)
+        wait_for(lambda: "2.0" in reloads(), what="the second reload")
+        assert mlp_version() == second  # v3 failed to load; v2 keeps serving
+        assert client.get("/health/ready").json()["status"] == "ready"
+        assert server.process.poll() is None  # SIGHUP's default action would have ended the process
+        output = server.output()
+    assert first < second < broken
+    assert "SIGHUP received: reloading the model store" in output
+    assert f"model mlp v{broken} failed" in output and f"v{second} keeps serving" in output
+
+
+# -- SIGTERM: graceful shutdown ----------------------------------------------------------------
+
+
+def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(store: Path) -> None:
+    with live_server(store) as server:
+        # Three requests in flight: headers and half of each body sent, the rest still to come.
+        in_flight = [server.connect() for _ in range(3)]
+        for sock in in_flight:
+            sock.sendall(request_head("/predict?model=cnn", "image/png", len(DIGIT)) + DIGIT[: len(DIGIT) // 2])
+        idle = server.connect()  # a keep-alive connection between two requests
+        idle.sendall(b"GET /health/live HTTP/1.1\r\nHost: test\r\n\r\n")
+        assert read_response(idle)[0] == 200
+        time.sleep(0.3)  # let the server parse the three heads
+
+        server.signal(signal.SIGTERM)
+
+        def refused() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+            except ConnectionRefusedError:
+                return True
+            return False
+
+        wait_for(refused, timeout=10, what="the listening socket to close")
+        idle.settimeout(10)
+        assert idle.recv(1) == b""  # the idle connection is closed cleanly (FIN, no half answer)
+        idle.close()
+
+        answers = []
+        for sock in in_flight:
+            sock.sendall(DIGIT[len(DIGIT) // 2 :])
+            answers.append(read_response(sock))
+            sock.close()
+        code, output = server.wait_exit(timeout=30)
+    for status, headers, body in answers:
+        assert status == 200 and json.loads(body)["digit"] == 1
+        assert headers["connection"] == "close"  # the server tells the client not to reuse it
+    # uvicorn re-raises the SIGTERM it handled once it has shut down, so the exit is "by SIGTERM".
+    assert code in (0, -signal.SIGTERM), output
+    assert "Traceback" not in output and "ERROR" not in output, output
+    assert "Waiting for application shutdown." in output and "Application shutdown complete." in output
