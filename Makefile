@@ -5,7 +5,7 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint report lock clean
+.PHONY: serve test lint report lock audit bench clean
 
 .venv-serve/.installed: requirements/serve.lock pyproject.toml
 	$(PYTHON) -m venv .venv-serve
@@ -45,3 +45,8 @@ LOCKFLAGS = -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 --n
 
 clean:
 	rm -rf .venv .venv-serve .pytest_cache .mypy_cache .ruff_cache
+
+## Audit the locked dependencies for known vulnerabilities (needs pip-audit's databases; see SECURITY.md).
+audit: .venv/.installed
+	.venv/bin/pip-audit --no-deps --disable-pip -r requirements/serve.lock
+	.venv/bin/pip-audit --no-deps --disable-pip -r requirements/ci.lock
