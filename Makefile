@@ -5,7 +5,7 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint report lock audit bench clean
+.PHONY: serve test lint report lock audit bench bench-quick clean
 
 .venv-serve/.installed: requirements/serve.lock pyproject.toml
 	$(PYTHON) -m venv .venv-serve
@@ -28,8 +28,8 @@ test: .venv/.installed
 	.venv/bin/python -m pytest
 
 lint: .venv/.installed
-	.venv/bin/ruff check service training tests
-	.venv/bin/mypy service training
+	.venv/bin/ruff check service training tests bench scripts
+	.venv/bin/mypy service training bench
 
 ## Re-render docs/report from the cards (MNIST_DIR adds the misclassified-digit grid).
 report: .venv/.installed
@@ -43,8 +43,18 @@ lock: .venv/.installed
 
 LOCKFLAGS = -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header
 
+BENCH_STORE ?= model_store
+
+## Benchmark the service against its peers into bench/results/report.md (~11 min; apt-get install -y wrk first).
+bench: .venv/.installed .venv-serve/.installed
+	.venv/bin/python -m bench --store $(BENCH_STORE)
+
+## Every benchmark step in short runs (~2 min) into bench/results/quick/: checks the harness, not a result.
+bench-quick: .venv/.installed .venv-serve/.installed
+	.venv/bin/python -m bench --store $(BENCH_STORE) --quick
+
 clean:
-	rm -rf .venv .venv-serve .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-serve .venv-bench-bentoml .pytest_cache .mypy_cache .ruff_cache
 
 ## Audit the locked dependencies for known vulnerabilities (needs pip-audit's databases; see SECURITY.md).
 audit: .venv/.installed

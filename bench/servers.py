@@ -1,0 +1,247 @@
+"""The servers under test: how to start each one, wait until it is ready, check it answers, stop it.
+
+Every target runs as a subprocess of its own session (so it and all its workers stop together)
+on a free loopback port, with the same number of workers, its output going to a log file:
+
+- `ceiling`: bench/peers/ceiling.py on uvicorn (access log off: it is the ceiling);
+- `naive_ort`, `naive_keras`: bench/peers/naive_*.py on uvicorn with uvicorn's defaults, as
+  their authors would start them (`uvicorn app:app --workers N`);
+- `bentoml`: bench/peers/bento_digits.py under `bentoml serve`, in .venv-bench-bentoml;
+- `service`: the service itself, `python -m service --host H --port P`, configured by DIGITS_*.
+
+All FastAPI targets use the same interpreter (the project venv: same fastapi, starlette, uvicorn,
+uvloop and httptools as requirements/serve.lock); the BentoML venv has the same uvicorn[standard].
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from bench.payloads import Payload
+
+REPO = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+BENTO_VENV = REPO / ".venv-bench-bentoml"
+BENTO_REQUIREMENTS = Path(__file__).resolve().parent / "requirements-bentoml.txt"
+
+LABELS = {
+    "ceiling": "upload ceiling (FastAPI, reads the file, constant answer)",
+    "get_constant": "bodiless GET, constant answer (reference)",
+    "naive_keras": "naive FastAPI + Keras `predict`",
+    "naive_ort": "naive FastAPI + ONNX Runtime",
+    "bentoml": "BentoML + ONNX Runtime",
+    "service": "our service",
+}
+
+
+class ServerFailed(RuntimeError):
+    """The server exited, or did not become ready in time, or answered wrongly."""
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    key: str
+    workers: int
+    argv: list[str]
+    """Command line; `{host}` and `{port}` are filled in at start."""
+    ready_path: str
+    env: dict[str, str] = field(default_factory=dict)
+    predicts: bool = True
+    """Whether answers carry a real `digit` (the ceiling's is a constant)."""
+
+    @property
+    def label(self) -> str:
+        return LABELS.get(self.key, self.key)
+
+
+def _uvicorn(app: str, workers: int, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", app, "--host", "{host}", "--port", "{port}", "--workers", str(workers),
+            *extra]
+
+
+def server_spec(key: str, workers: int, store: Path, *, python: str | None = None) -> ServerSpec:
+    """The spec of one target by key: ceiling, naive_ort, naive_keras, bentoml or service."""
+    store_env = {"BENCH_STORE": str(store.resolve())}
+    if key == "ceiling":
+        return ServerSpec(key, workers, _uvicorn("bench.peers.ceiling:app", workers, "--no-access-log"),
+                          "/health/ready", predicts=False)
+    if key == "naive_ort":
+        return ServerSpec(key, workers, _uvicorn("bench.peers.naive_ort:app", workers), "/health/ready", store_env)
+    if key == "naive_keras":
+        return ServerSpec(key, workers, _uvicorn("bench.peers.naive_keras:app", workers), "/health/ready",
+                          {**store_env, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if key == "bentoml":
+        return ServerSpec(
+            key, workers,
+            [str(BENTO_VENV / "bin" / "bentoml"), "serve", "bench.peers.bento_digits:Digits",
+             "--host", "{host}", "--port", "{port}"],
+            "/readyz",
+            # No usage tracking (there is no network anyway), and BentoML's home kept out of ~.
+            {**store_env, "BENCH_WORKERS": str(workers), "BENTOML_DO_NOT_TRACK": "True", "DO_NOT_TRACK": "1",
+             "BENTOML_HOME": str(BENTO_VENV / "bentoml-home")},
+        )
+    if key == "service":
+        return ServerSpec(
+            key, workers,
+            [python or sys.executable, "-m", "service", "--host", "{host}", "--port", "{port}"],
+            "/health/ready",
+            {"DIGITS_MODEL_STORE": str(store.resolve()), "DIGITS_WORKERS": str(workers)},
+        )
+    raise ValueError(f"unknown target {key!r}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def http_request(url: str, *, method: str = "GET", body: bytes | None = None, content_type: str | None = None,
+                 timeout: float = 10.0) -> tuple[int, bytes]:
+    """Status and body of one request (any status; raises OSError when nothing answers)."""
+    request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 (our loopback URLs)
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read()
+
+
+class RunningServer:
+    """A started target: `with RunningServer(spec, log_dir) as server:` starts it and waits until ready."""
+
+    def __init__(self, spec: ServerSpec, log_dir: Path, *, ready_timeout_s: float = 180.0) -> None:
+        self.spec = spec
+        self.port = free_port()
+        self.base_url = f"http://{HOST}:{self.port}"
+        self.log_path = log_dir / f"{spec.key}-w{spec.workers}-{self.port}.log"
+        self.ready_timeout_s = ready_timeout_s
+        self.ready_s: float | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> RunningServer:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self) -> None:
+        argv = [arg.format(host=HOST, port=self.port) for arg in self.spec.argv]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            log.write(f"$ {' '.join(argv)}\n".encode())
+            log.flush()
+            self._started = time.monotonic()
+            self.process = subprocess.Popen(  # noqa: S603 (argv from server_spec)
+                argv, cwd=REPO, env={**os.environ, **self.spec.env}, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+
+    def wait_ready(self) -> float:
+        """Poll the readiness endpoint every 10 ms; the time from spawn to the first 200, in seconds."""
+        assert self.process is not None
+        deadline = self._started + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerFailed(f"{self.spec.key} exited with {self.process.returncode}: {self.log_tail()}")
+            try:
+                status, _ = http_request(self.base_url + self.spec.ready_path, timeout=2.0)
+            except OSError:
+                status = 0
+            if status == 200:
+                self.ready_s = time.monotonic() - self._started
+                return self.ready_s
+            time.sleep(0.01)
+        raise ServerFailed(f"{self.spec.key} not ready after {self.ready_timeout_s:.0f} s: {self.log_tail()}")
+
+    def stop(self) -> None:
+        """SIGTERM to the server's process group (it and its workers), SIGKILL if it lingers."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        for sig, wait_s in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                self.process.wait(wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        # Workers left behind by a supervisor killed hard: same session, so same group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def log_tail(self, chars: int = 1500) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no log)"
+
+    def check(self, payload: Payload, *, samples: int = 8) -> dict[str, Any]:
+        """Send a few of the payload's bodies once; the answers must be 200 (and, for a model, digits).
+
+        Returns how many images came back with the right digit: a target answering garbage at high
+        speed would otherwise look like a fast one.
+        """
+        correct = total = 0
+        for index in range(min(samples, max(1, len(payload.bodies)))):
+            body = payload.bodies[index] if payload.bodies else None
+            status, raw = http_request(self.base_url + payload.path, method=payload.method, body=body,
+                                       content_type=payload.content_type)
+            if status != 200:
+                raise ServerFailed(f"{self.spec.key}: {payload.method} {payload.path} answered {status}: {raw[:300]!r}")
+            if not self.spec.predicts or not payload.labels:
+                continue
+            answer = json.loads(raw)
+            answers = answer if isinstance(answer, list) else [answer]
+            digits = [item["digit"] for item in answers]
+            if len(digits) != len(payload.labels[index]):
+                raise ServerFailed(f"{self.spec.key}: {len(digits)} answers for {len(payload.labels[index])} images")
+            correct += sum(d == label for d, label in zip(digits, payload.labels[index], strict=True))
+            total += len(digits)
+        return {"checked_images": total, "correct": correct}
+
+
+def ensure_bento_venv() -> str | None:
+    """Create .venv-bench-bentoml from bench/requirements-bentoml.txt if missing; None when usable."""
+    bentoml = BENTO_VENV / "bin" / "bentoml"
+    marker = BENTO_VENV / ".installed"
+    if bentoml.exists() and marker.exists() and marker.read_text() == BENTO_REQUIREMENTS.read_text():
+        return None
+    steps = [
+        [sys.executable, "-m", "venv", str(BENTO_VENV)],
+        [str(BENTO_VENV / "bin" / "pip"), "install", "-q", "-r", str(BENTO_REQUIREMENTS)],
+    ]
+    for argv in steps:
+        completed = subprocess.run(argv, capture_output=True, text=True, timeout=1800, check=False)  # noqa: S603
+        if completed.returncode != 0:
+            return f"{' '.join(argv[:3])} failed: {(completed.stderr or completed.stdout).strip()[-400:]}"
+    marker.write_text(BENTO_REQUIREMENTS.read_text())
+    return None
