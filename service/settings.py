@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     """Threads ONNX Runtime may use inside one inference (0 = one per core). The models are tiny,
     so one thread per call keeps latency low under concurrency without oversubscribing cores."""
 
+    inline_max_pixels: int = Field(default=128 * 128, ge=0)
+    """Requests whose images declare at most this many pixels in all (from their headers) are
+    decoded and inferred on the event loop: sub-millisecond work, cheaper than a hop to a worker
+    thread. Larger ones run in a worker thread. 0: always use a worker thread."""
+
     warmup_runs: int = Field(default=20, ge=1, le=10_000)
     """Single-image inferences run per model at start-up; their latency is what /models/compare
     reports as measured on this server."""

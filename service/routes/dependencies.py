@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the objects the lifespan put on `app.state`, handed to routes."""
+"""FastAPI dependencies: the objects the lifespan put on `app.state`, handed to routes.
+
+They are `async def` on purpose: FastAPI runs a plain `def` dependency in the thread pool, and
+that hop costs more than the whole inference of a small digit (measured in bench/README.md).
+"""
 
 from __future__ import annotations
 
@@ -12,22 +16,22 @@ from service.reloader import StoreReloader
 from service.settings import Settings
 
 
-def get_dataplane(request: Request) -> DataPlane:
+async def get_dataplane(request: Request) -> DataPlane:
     dataplane: DataPlane = request.app.state.dataplane
     return dataplane
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_metrics(request: Request) -> ServiceMetrics:
+async def get_metrics(request: Request) -> ServiceMetrics:
     metrics: ServiceMetrics = request.app.state.metrics
     return metrics
 
 
-def get_reloader(request: Request) -> StoreReloader:
+async def get_reloader(request: Request) -> StoreReloader:
     reloader: StoreReloader = request.app.state.reloader
     return reloader
 

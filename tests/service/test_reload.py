@@ -237,7 +237,10 @@ def test_in_flight_requests_finish_on_the_old_session_while_new_ones_get_the_new
     store = copy_store("mlp")
     gate = Gate()
     in_flight = 6
-    with TestClient(app_factory(model_store=store, admin_token=TOKEN, session_factory=gate.factory)) as client, \
+    # inline_max_pixels=0: every inference runs in a worker thread, where the gate can hold it
+    # without stopping the event loop (a real request in flight is in that thread too).
+    with TestClient(app_factory(model_store=store, admin_token=TOKEN, session_factory=gate.factory,
+                                inline_max_pixels=0)) as client, \
             ThreadPoolExecutor(in_flight) as pool:
         old = predict_version(client)
         gate.armed = True
