@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,8 @@ from service import __main__ as cli
 from service.metrics import MULTIPROC_ENV
 from service.settings import Settings
 
-from .conftest import REPO, bar_digit, encode, multipart
+from .conftest import bar_digit, encode, multipart
+from .live_server import live_server
 
 
 def test_every_setting_is_documented() -> None:
@@ -55,41 +54,20 @@ def test_the_command_line_reaches_the_workers_through_the_environment(monkeypatc
     assert Path(os.environ[MULTIPROC_ENV]).is_dir()  # metrics shared between the two workers
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_a_real_server_with_two_workers_answers_and_sums_its_metrics(store: Path) -> None:
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DIGITS_") and key != MULTIPROC_ENV}
-    env["DIGITS_WARMUP_RUNS"] = "2"
-    server = subprocess.Popen(  # noqa: S603 (our own interpreter and fixed arguments)
-        [sys.executable, "-m", "service", "--port", str(port), "--workers", "2", "--model-store", str(store),
-         "--device", "cpu", "--log-level", "warning"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with live_server(store, workers="2", log_level="warning") as server:
         deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "server did not become ready"
+        while httpx.get(f"{server.base}/health/ready", timeout=2).status_code != 200:
+            assert time.monotonic() < deadline, "server did not become ready"
             time.sleep(0.3)
         for _ in range(6):  # a fresh connection each time, so both workers get some
-            response = httpx.post(f"{base}/predict", files=multipart(encode(bar_digit(200))), timeout=10)
+            response = httpx.post(f"{server.base}/predict", files=multipart(encode(bar_digit(200))), timeout=10)
             assert response.status_code == 200 and response.json()["digit"] == 1
         for _ in range(4):
-            text = httpx.get(f"{base}/metrics", timeout=10).text
+            text = httpx.get(f"{server.base}/metrics", timeout=10).text
             total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                         if line.startswith("digits_predictions_total{"))
             assert total == 6  # whichever worker answers the scrape
-    finally:
-        server.terminate()
-        output = server.communicate(timeout=30)[0].decode()
-    assert server.returncode == 0, output
+        server.signal(signal.SIGTERM)
+        returncode, output = server.wait_exit()
+    assert returncode == 0, output
