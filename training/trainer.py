@@ -6,6 +6,7 @@ The seed's protocol: Adam at its default learning rate, categorical cross-entrop
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import platform
 import time
@@ -122,8 +123,6 @@ def export_and_card(
     version: int,
 ) -> ModelCard:
     """Write model.onnx and card.json into `directory` (a staging directory)."""
-    import hashlib
-
     onnx_path = directory / MODEL_FILE
     convert_to_onnx(model, onnx_path)
     x_test = as_model_input(data.test)
