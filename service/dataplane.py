@@ -25,9 +25,9 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from service.comparison import compare_models
-from service.errors import NoModelReady, TooManyFiles
+from service.errors import NoInk, NoModelReady, TooManyFiles
 from service.metrics import ServiceMetrics, label_request_model
-from service.preprocessing import SUPPORTED_FORMATS, PreparedImage, prepare_image, to_model_input
+from service.preprocessing import BLANK_LEVEL, SUPPORTED_FORMATS, PreparedImage, prepare_image, to_model_input
 from service.registry import ModelRegistry, ServedModel
 from service.schemas import (
     Agreement,
@@ -75,8 +75,13 @@ class DataPlane:
 
     # -- predictions -------------------------------------------------------------------------
 
-    async def predict_files(self, files: Sequence[ImageFile], model_name: str | None) -> list[Prediction]:
-        """Answer for each image file, in order, with one model (the default when None)."""
+    async def predict_files(
+        self, files: Sequence[ImageFile], model_name: str | None, *, explain: bool = False
+    ) -> list[Prediction]:
+        """Answer for each image file, in order, with one model (the default when None).
+
+        With `explain`, each answer carries the 28x28 image the model saw.
+        """
         self._check_count(len(files))
         model = self._resolve(model_name)  # before decoding: an unknown model costs nothing
 
@@ -87,12 +92,13 @@ class DataPlane:
         prepared, probabilities, seconds = await _run_blocking(
             work, inline=_is_small(files, self.settings.inline_max_pixels)
         )
-        reports = [_report(image, file.filename) for image, file in zip(prepared.images, files, strict=True)]
+        reports = [_report(image, file.filename, explain) for image, file in zip(prepared.images, files, strict=True)]
         return self._answers(model, probabilities, seconds, prepared.seconds, reports)
 
     async def predict_pixels(self, images: npt.NDArray[np.float32], model_name: str | None) -> list[Prediction]:
         """Answer for already-normalised (N, 28, 28, 1) input."""
         self._check_count(len(images))
+        _check_pixels_have_ink(images)
         model = self._resolve(model_name)
         probabilities, seconds = await _run_blocking(
             lambda: self._infer(model, images),
@@ -100,7 +106,7 @@ class DataPlane:
         )
         return self._answers(model, probabilities, seconds, [0.0] * len(images), [None] * len(images))
 
-    async def compare_image(self, file: ImageFile) -> ImageComparison:
+    async def compare_image(self, file: ImageFile, *, explain: bool = False) -> ImageComparison:
         """Every ready model's answer for one image, and how far they agree."""
         models = self.registry.models
         ready = [m for _, m in sorted(models.items()) if m.ready]
@@ -114,7 +120,7 @@ class DataPlane:
             return prepared, [self._infer(model, batch) for model in ready]
 
         prepared, results = await _run_blocking(work, inline=_is_small([file], self.settings.inline_max_pixels))
-        report = _report(prepared.images[0], file.filename)
+        report = _report(prepared.images[0], file.filename, explain)
         predictions = []
         for model, (probabilities, seconds) in zip(ready, results, strict=True):
             predictions += self._answers(model, probabilities, seconds, prepared.seconds, [report])
@@ -261,7 +267,16 @@ def _is_small(files: Sequence[ImageFile], max_pixels: int) -> bool:
     return True
 
 
-def _report(image: PreparedImage, filename: str | None) -> ImageReport:
+def _check_pixels_have_ink(images: npt.NDArray[np.float32]) -> None:
+    """Pixel input gets the upload path's "no ink" answer for a blank image (all zeros or nearly)."""
+    peaks = images.reshape(len(images), -1).max(axis=1) if len(images) else np.zeros(0)
+    blank = np.flatnonzero(~(peaks >= BLANK_LEVEL / 255.0))  # NaN counts as blank too
+    if blank.size:
+        raise NoInk(f"no ink found: image {int(blank[0])} of the request is blank (every pixel below "
+                    f"{BLANK_LEVEL / 255.0:.3f})")
+
+
+def _report(image: PreparedImage, filename: str | None, explain: bool = False) -> ImageReport:
     return ImageReport(
         filename=filename,
         format=image.format,
@@ -270,6 +285,10 @@ def _report(image: PreparedImage, filename: str | None) -> ImageReport:
         mode=image.mode,
         method=image.method,
         inverted=image.inverted,
+        box=list(image.box),
+        other_digits=image.other_digits,
+        lines_removed=image.lines_removed,
+        prepared_png=image.png_base64() if explain else None,
     )
 
 

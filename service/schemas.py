@@ -39,7 +39,16 @@ class ImageReport(_Body):
         description="`passthrough`: already a 28x28 MNIST digit, pixels used as they are; "
         "`mnist`: inverted if light, cropped, scaled to 20 px and centred by mass."
     )
-    inverted: bool = Field(description="Whether the image was inverted (light background).")
+    inverted: bool = Field(description="Whether the ink was darker than its background (dark ink on paper), "
+                           "so the image was inverted; false for light ink and for a transparent canvas's strokes.")
+    box: list[int] = Field(min_length=4, max_length=4,
+                           description="Where the digit was found: x, y, width, height in pixels of the "
+                           "original image (after its EXIF orientation).")
+    other_digits: int = Field(ge=0, description="Other digit-sized groups of ink in the image; the answer is "
+                              "for the most central and largest one.")
+    lines_removed: int = Field(ge=0, description="Long straight lines (ruling, grid, page edges) erased first.")
+    prepared_png: str | None = Field(default=None, description="With `explain=true`: the 28x28 image the model "
+                                     "saw (white digit on black), a base64 PNG.")
 
 
 class Timings(_Body):

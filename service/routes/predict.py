@@ -33,6 +33,12 @@ ModelQuery = Annotated[
     ),
 ]
 
+ExplainQuery = Annotated[
+    bool,
+    Query(description="Also return, for each image file, the 28x28 image the model saw (base64 PNG, "
+          "`image.prepared_png`); `image.box` always says where in the upload the digit was found."),
+]
+
 _BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
 
 IMAGE_BODY: dict[str, Any] = {
@@ -75,10 +81,10 @@ IMAGE_ERRORS = (UnsupportedImage, InvalidImage, MalformedBody, PayloadTooLarge, 
     openapi_extra=PREDICT_BODY,
 )
 async def predict(request: Request, dataplane: DataPlaneDep, settings: SettingsDep,
-                  model: ModelQuery = None) -> Prediction | list[Prediction]:
+                  model: ModelQuery = None, explain: ExplainQuery = False) -> Prediction | list[Prediction]:
     """Predict the digit in one or more images: multipart `file` parts, a raw image body, or JSON pixels."""
     body = await read_image_input(request, settings)
     if not isinstance(body, FilesInput):
         return await dataplane.predict_pixels(body.images, model)
-    answers = await dataplane.predict_files(body.files, model)
+    answers = await dataplane.predict_files(body.files, model, explain=explain)
     return answers if body.as_list else answers[0]

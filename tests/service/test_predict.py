@@ -53,7 +53,8 @@ def test_one_file_gets_one_answer_from_the_named_model(
     assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-5)
     assert body["providers"] == ["CPUExecutionProvider"]
     assert body["image"] == {"filename": "digit-0.png", "format": "PNG", "width": 28, "height": 28, "mode": "L",
-                             "method": "passthrough", "inverted": False}
+                             "method": "passthrough", "inverted": False, "box": [0, 0, 28, 28],
+                             "other_digits": 0, "lines_removed": 0, "prepared_png": None}
     assert set(body["timings"]) == {"preprocess_ms", "inference_ms", "batch_size"}
     assert body["timings"]["batch_size"] == 1
 
@@ -100,8 +101,12 @@ def test_a_photo_of_dark_ink_is_inverted_and_read(client: TestClient) -> None:
     response = client.post("/predict", files=multipart(encode(bar_digit(600), "JPEG")))
     assert response.status_code == 200
     body = response.json()
+    box = body["image"].pop("box")
     assert body["image"] == {"filename": "digit-0.png", "format": "JPEG", "width": 600, "height": 600, "mode": "L",
-                             "method": "mnist", "inverted": True}
+                             "method": "mnist", "inverted": True, "other_digits": 0, "lines_removed": 0,
+                             "prepared_png": None}
+    # The stroke is x 270-329, y 120-479; the box comes from a 384 px working copy, so within 2 px.
+    assert np.allclose(box, [270, 120, 60, 360], atol=2)
     assert body["digit"] == 1
 
 
