@@ -37,6 +37,12 @@ class Hyperparameters(_Strict):
     batch_size: int = Field(gt=0)
     epochs: int = Field(gt=0)
     validation_fraction: Fraction
+    # Optional, so the seed's cards (written before augmentation existed) still validate unchanged.
+    augmentation: str | None = Field(
+        default=None,
+        description="Recipe of augmentations applied to the training images (training/augment.py); "
+        "None: the clean MNIST images as they are.",
+    )
 
 
 class EpochRecord(_Strict):
