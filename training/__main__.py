@@ -31,9 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--variants",
         type=_variant_names,
         default=[s.name for s in VARIANTS],
-        help="comma-separated subset of: " + ", ".join(VARIANTS_BY_NAME),
+        help="comma-separated subset of: " + ", ".join(VARIANTS_BY_NAME) + " (default: the six seed variants)",
     )
-    train.add_argument("--epochs", type=int, default=100, help="epochs per variant (seed: 100)")
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs per variant (default: the variant's protocol; seed: 100, cnn_augmented: its own)",
+    )
     train.add_argument("--batch-size", type=int, default=128, help="mini-batch size (seed: 128)")
     train.add_argument("--seed", type=int, default=1234, help="random seed, recorded in each card")
     train.add_argument("--store", type=Path, default=DEFAULT_STORE, help="model store to publish into")
@@ -60,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run_train(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from training.data import load_mnist
-    from training.trainer import TrainingConfig, train_and_publish
+    from training.trainer import TrainingConfig, config_for, train_and_publish
 
     data = load_mnist(args.data_dir, download=not args.no_download)
     logging.info(
@@ -70,9 +75,10 @@ def run_train(args: argparse.Namespace) -> int:
         len(data.validation),
         len(data.test),
     )
-    config = TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    config = TrainingConfig(batch_size=args.batch_size, seed=args.seed)
     for name in args.variants:
-        train_and_publish(VARIANTS_BY_NAME[name], data, config, args.store)
+        spec = VARIANTS_BY_NAME[name]
+        train_and_publish(spec, data, config_for(spec, config, args.epochs), args.store)
     return 0
 
 

@@ -2,15 +2,18 @@
 
 The seed's protocol: Adam at its default learning rate, categorical cross-entropy, batch 128,
 100 epochs, no early stopping, the last 10% of the training images for validation, a fixed seed.
+A variant with an augmentation recipe trains on a freshly augmented copy of the training images
+every epoch (validated on the clean validation images, as the others); its epoch count is its own.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -30,7 +33,8 @@ from service.card import (
 )
 from service.digit_input import INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
 from service.model_store import CARD_FILE, MODEL_FILE, publish_version
-from training.data import VALIDATION_FRACTION, Mnist, as_model_input
+from training.augment import augmenter
+from training.data import VALIDATION_FRACTION, Mnist, RawSplit, as_model_input
 from training.evaluate import evaluate_onnx
 from training.export import PARITY_MIN_IMAGES, convert_to_onnx, verify_export
 from training.variants import VariantSpec, build_model
@@ -40,14 +44,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SEED_EPOCHS = 100
+
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    epochs: int = 100
+    epochs: int = SEED_EPOCHS
     batch_size: int = 128
     seed: int = 1234
     learning_rate: float = 0.001  # Adam's default, as in the seed
     parity_images: int = PARITY_MIN_IMAGES
+    augment_workers: int = min(2, os.cpu_count() or 1)
+    """Processes generating augmented images (between epochs, while TensorFlow is idle)."""
+
+
+def config_for(spec: VariantSpec, config: TrainingConfig, epochs: int | None = None) -> TrainingConfig:
+    """`config` with the epoch count this variant trains for: `epochs` if given, else the variant's
+    own (an extra variant's protocol), else the seed's."""
+    return replace(config, epochs=epochs if epochs is not None else spec.epochs or SEED_EPOCHS)
 
 
 _LIBRARIES = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy", "protobuf")
@@ -79,17 +93,21 @@ def fit_variant(spec: VariantSpec, data: Mnist, config: TrainingConfig) -> tuple
     y_train = keras.utils.to_categorical(data.train.labels, NUM_CLASSES)
     y_val = keras.utils.to_categorical(data.validation.labels, NUM_CLASSES)
     started = time.perf_counter()
-    fitted = model.fit(
-        x_train,
-        y_train,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        validation_data=(x_val, y_val),
-        shuffle=True,
-        verbose=2,
-    )
+    if spec.augmentation is None:
+        fitted = model.fit(
+            x_train,
+            y_train,
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            validation_data=(x_val, y_val),
+            shuffle=True,
+            verbose=2,
+        )
+        h = fitted.history
+    else:
+        h = _fit_augmented(model, spec.augmentation, data, y_train, (x_val, y_val), config)
+    # The wall time includes generating the augmented images: it is part of this protocol's cost.
     seconds = time.perf_counter() - started
-    h = fitted.history
     history = [
         EpochRecord(
             epoch=i + 1,
@@ -101,6 +119,42 @@ def fit_variant(spec: VariantSpec, data: Mnist, config: TrainingConfig) -> tuple
         for i in range(config.epochs)
     ]
     return model, history, seconds
+
+
+def _fit_augmented(
+    model: keras.Model,
+    recipe: str,
+    data: Mnist,
+    y_train: np.ndarray,
+    validation: tuple[np.ndarray, np.ndarray],
+    config: TrainingConfig,
+) -> dict[str, list[float]]:
+    """Train one epoch at a time, each on a new augmented copy of the training images."""
+    history: dict[str, list[float]] = {}
+    with augmenter(recipe, config.seed, config.augment_workers) as augment:
+        upcoming = augment.start_epoch(data.train.images, 0)
+        for epoch in range(config.epochs):
+            waited = time.perf_counter()
+            images = upcoming()
+            log.info("epoch %d: %d augmented images (waited %.1f s)", epoch + 1, len(images), time.perf_counter() - waited)
+            if epoch + 1 < config.epochs:
+                # Generate the next epoch in the workers while TensorFlow fits this one.
+                upcoming = augment.start_epoch(data.train.images, epoch + 1)
+            # Our own seeded order (not Keras's shuffle), so an epoch's batches follow from the seed alone.
+            order = np.random.default_rng((config.seed, epoch)).permutation(len(images))
+            fitted = model.fit(
+                as_model_input(RawSplit(images[order], data.train.labels[order])),
+                y_train[order],
+                batch_size=config.batch_size,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                validation_data=validation,
+                shuffle=False,
+                verbose=2,
+            )
+            for key, values in fitted.history.items():
+                history.setdefault(key, []).extend(values)
+    return history
 
 
 def parity_images(data: Mnist, count: int) -> np.ndarray:
@@ -144,6 +198,7 @@ def export_and_card(
             batch_size=config.batch_size,
             epochs=config.epochs,
             validation_fraction=VALIDATION_FRACTION,
+            augmentation=spec.augmentation,
         ),
         parameter_count=int(model.count_params()),
         seed=config.seed,

@@ -7,12 +7,22 @@ from pathlib import Path
 import pytest
 
 from training.__main__ import build_parser, main
+from training.trainer import TrainingConfig, config_for
+from training.variants import VARIANTS_BY_NAME
 
 
 def test_defaults_follow_the_seed_protocol() -> None:
     args = build_parser().parse_args(["train"])
-    assert (args.epochs, args.batch_size, args.seed, args.store) == (100, 128, 1234, Path("model_store"))
+    # No --epochs: each variant trains for its own protocol's count, the seed's 100 for these six.
+    assert (args.epochs, args.batch_size, args.seed, args.store) == (None, 128, 1234, Path("model_store"))
     assert args.variants == ["mlp", "mlp_dropout", "mlp_noise", "cnn", "cnn_dropout", "cnn_noise"]
+    assert {config_for(VARIANTS_BY_NAME[n], TrainingConfig(), args.epochs).epochs for n in args.variants} == {100}
+
+
+def test_the_augmented_variant_is_trained_only_when_named() -> None:
+    args = build_parser().parse_args(["train", "--variants", "cnn_augmented"])
+    assert args.variants == ["cnn_augmented"]
+    assert config_for(VARIANTS_BY_NAME["cnn_augmented"], TrainingConfig(), args.epochs).epochs == 40
 
 
 def test_flags_override_variants_epochs_seed_and_store() -> None:
