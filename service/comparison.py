@@ -17,12 +17,17 @@ from service.schemas import ArchitectureGap, ComparisonRow, ModelComparison, Reg
 
 
 def regularisation_of(card: ModelCard) -> str:
-    """`none`, `dropout`, `noise` or `dropout+noise`, from the card's hyperparameters."""
+    """`none`, `dropout`, `noise` or `dropout+noise`, from the card's hyperparameters, with
+    `+augmented` (or `augmented` alone) when the training images were augmented."""
     parts = []
     if card.hyperparameters.dropout_rate > 0:
         parts.append("dropout")
     if card.hyperparameters.noise_stddev > 0:
         parts.append("noise")
+    # Augmented training is another protocol: as part of the key, such a model gets its own row
+    # and never stands in for the seed's `dropout` or `noise` variant in the deltas.
+    if card.hyperparameters.augmentation:
+        parts.append("augmented")
     return "+".join(parts) or "none"
 
 
