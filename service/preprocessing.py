@@ -62,7 +62,13 @@ WORKING_SIDE = 384
 photo's height is still ~30 px tall here, larger than the 20 px it becomes; more only costs time."""
 
 COARSE_SIDE = 96
-"""Longest side of the image the paper's illumination and the polarity are estimated on."""
+"""Longest side of the image the paper's illumination is estimated on."""
+
+POLARITY_SIDE = 192
+"""Longest side of the image the polarity (dark ink or light ink) is decided on."""
+
+POLARITY_SHARE = 0.02
+"""The strongest 2% of thin-structure responses vote on the polarity: about a digit's share of a photo."""
 
 BACKGROUND_KERNEL = 0.12
 """Closing kernel for the illumination, as a fraction of the coarse side: wider than any stroke
@@ -139,7 +145,8 @@ def prepare_image(data: bytes, *, max_pixels: int) -> PreparedImage:
         return PreparedImage(decoded.grey.copy(), *source, method="passthrough", inverted=False, box=whole)
     ink, inverted = ink_map(decoded)
     strokes = binarise(ink)
-    cleaned, lines = remove_lines(strokes)
+    # A canvas export (ink from its alpha channel) has no ruling or page edges to remove.
+    cleaned, lines = remove_lines(strokes) if decoded.grey is not None else (strokes, 0)
     try:
         found = find_digit(cleaned)
     except NoInk:
@@ -288,7 +295,7 @@ def ink_map(decoded: DecodedImage) -> tuple[npt.NDArray[np.float32], bool]:
     grey = decoded.grey
     coarse = _shrink(grey, COARSE_SIDE)
     kernel = _kernel(BACKGROUND_KERNEL * max(coarse.shape))
-    dark_ink = _dark_ink_wins(coarse, kernel)
+    dark_ink = _dark_ink_wins(grey)
     if not dark_ink:
         grey, coarse = 255 - grey, 255 - coarse
     # The paper as it would look without ink: strokes closed over at the coarse scale, then a median
@@ -300,15 +307,67 @@ def ink_map(decoded: DecodedImage) -> tuple[npt.NDArray[np.float32], bool]:
     ink = np.clip(1.0 - ratio, 0.0, 1.0)
     # Where the "paper" itself is near black (a desk, a board's frame), ratios are noise.
     ink[paper < 24] = 0.0
+    page = page_mask(coarse, grey.shape)
+    if page is not None:
+        ink *= page
     return ink, dark_ink
 
 
-def _dark_ink_wins(coarse: npt.NDArray[np.uint8], kernel: npt.NDArray[np.uint8]) -> bool:
-    """Whether thin dark structures (black-hat) outweigh thin light ones (top-hat)."""
-    dark = cv2.morphologyEx(coarse, cv2.MORPH_BLACKHAT, kernel).astype(np.int32)
-    light = cv2.morphologyEx(coarse, cv2.MORPH_TOPHAT, kernel).astype(np.int32)
-    # Responses under 12 levels are paper grain and JPEG noise on either side.
-    return int(np.maximum(dark - 12, 0).sum()) >= int(np.maximum(light - 12, 0).sum())
+PAGE_MIN_SHARE, PAGE_MAX_SHARE = 0.12, 0.97
+"""A bright region covering this share of the image, with darker surroundings, is the page."""
+
+PAGE_MIN_STEP = 40
+"""Grey levels between the page and what surrounds it (a white sheet on a wooden desk: ~80-150)."""
+
+
+def page_mask(coarse: npt.NDArray[np.uint8], shape: tuple[int, ...]) -> npt.NDArray[np.float32] | None:
+    """1 on the page and 0 around it, at working size, when the photo shows a page on a darker surface.
+
+    The page is the largest bright region of the coarse image (Otsu's threshold), filled as its
+    convex hull (so a shadow or the digit itself cannot cut holes in it) and shrunk a little, so
+    the page's edge, the desk's texture and whatever lies on the desk are not ink. None when the
+    whole image is the page (a scan, a canvas, a close-up).
+    """
+    level, bright = cv2.threshold(coarse, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    if not bright.any() or bright.all():
+        return None
+    if float(coarse[bright > 0].mean()) - float(coarse[bright == 0].mean()) < PAGE_MIN_STEP:
+        return None
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    contours, _ = cv2.findContours((labels == largest).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    hull = cv2.convexHull(np.concatenate(contours))
+    filled = np.zeros_like(bright)
+    cv2.fillConvexPoly(filled, hull, 1)
+    share = float(filled.mean())
+    if not PAGE_MIN_SHARE <= share <= PAGE_MAX_SHARE:
+        return None
+    # Shrink by ~1.5% of the side: the page edge's own shading and the closing's halo stay outside.
+    filled = cv2.erode(filled, _kernel(max(3.0, 0.03 * max(coarse.shape))))
+    mask: npt.NDArray[np.float32] = cv2.resize(
+        filled.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR
+    )
+    return (mask > 0.99).astype(np.float32)
+
+
+def _dark_ink_wins(grey: npt.NDArray[np.uint8]) -> bool:
+    """Whether the strongest departures from the local background are darker or lighter than it.
+
+    The local background is a wide median (writing is a minority of any neighbourhood, so the
+    median is the paper or the board), measured at `POLARITY_SIDE`, where a pencil line is still a
+    couple of pixels wide; the strongest `POLARITY_SHARE` of departures vote. Morphological hats do
+    not work here: the paper between two close strokes is as much a "thin light structure" as the
+    strokes are thin dark ones.
+    """
+    mid = _shrink(grey, POLARITY_SIDE)
+    size = max(5, round(0.1 * max(mid.shape)) | 1)
+    local = cv2.medianBlur(mid, size).astype(np.int16)
+    departure = mid.astype(np.int16) - local
+    k = max(1, round(POLARITY_SHARE * departure.size))
+    flat = departure.ravel()
+    darker = -np.partition(flat, k)[:k].astype(np.int64).sum()
+    lighter = np.partition(flat, flat.size - k)[-k:].astype(np.int64).sum()
+    return bool(darker >= lighter)
 
 
 def _shrink(plane: npt.NDArray[np.uint8], side: int) -> npt.NDArray[np.uint8]:
@@ -440,6 +499,9 @@ BLOB_STROKE_RATIO = 0.34
 """A component whose stroke is wider than this share of its longest side is a filled blob, not writing
 (a solid disc scores 0.5; MNIST digits 0.06-0.2; a thick marker "1" about 0.25)."""
 
+LINE_STROKE_RATIO = 0.04
+"""A component this thin for its length (and long) is a line, not a stroke of writing."""
+
 MERGE_REACH = 0.35
 """Pieces within this share of a group's size of it are parts of the same digit (a "5"'s flag, a "4")."""
 
@@ -500,8 +562,15 @@ def find_digit(strokes: npt.NDArray[np.uint8]) -> FoundDigit:
         touches_border = x <= 0 or y <= 0 or x + w >= width or y + h >= height
         if touches_border and (w > 0.8 * width or h > 0.8 * height):
             continue  # a page edge, a desk's shadow, a frame: not a digit
-        if max(w, h) >= 6 and _stroke_ratio(labels[y : y + h, x : x + w] == label, area) > BLOB_STROKE_RATIO:
-            continue
+        if max(w, h) >= 6:
+            ratio = _stroke_ratio(labels[y : y + h, x : x + w] == label, area)
+            if ratio > BLOB_STROKE_RATIO:
+                continue  # a filled blob: a shadow, an object, a thumb
+            straight = min(w, h) < 0.15 * max(w, h)
+            near_edge = min(x, y, width - x - w, height - y - h) < 0.1 * min(width, height)
+            if ratio < LINE_STROKE_RATIO and straight and near_edge and max(w, h) > 0.3 * min(width, height):
+                continue  # a long straight hairline by the edge: what is left of a page edge
+
         groups.append(_Group([label], area, x, y, x + w, y + h, score=0.0 if touches_border else 1.0))
     if not groups:
         raise NoInk("no ink found: nothing in the image looks like writing")
