@@ -67,12 +67,15 @@ COARSE_SIDE = 96
 POLARITY_SIDE = 192
 """Longest side of the image the polarity (dark ink or light ink) is decided on."""
 
+POLARITY_WINDOW = 0.16
+"""The local background is a median over this share of the side: wider than a thick marker's stroke."""
+
 POLARITY_SHARE = 0.02
 """The strongest 2% of thin-structure responses vote on the polarity: about a digit's share of a photo."""
 
 BACKGROUND_KERNEL = 0.12
 """Closing kernel for the illumination, as a fraction of the coarse side: wider than any stroke
-(a thick marker on a canvas is ~8% of the side), narrower than shadows and lighting."""
+(a thick marker on a canvas is up to ~12% of the side), narrower than shadows and lighting."""
 
 BLANK_LEVEL = 40
 """An MNIST-style image (or pixel input, x 255) whose brightest pixel is below this holds no digit."""
@@ -143,16 +146,16 @@ def prepare_image(data: bytes, *, max_pixels: int) -> PreparedImage:
             raise NoInk("no ink found: the image is blank")
         whole = (0, 0, IMAGE_SIDE, IMAGE_SIDE)
         return PreparedImage(decoded.grey.copy(), *source, method="passthrough", inverted=False, box=whole)
-    ink, inverted = ink_map(decoded)
+    ink, inverted, page = ink_map(decoded)
     strokes = binarise(ink)
     # A canvas export (ink from its alpha channel) has no ruling or page edges to remove.
     cleaned, lines = remove_lines(strokes) if decoded.grey is not None else (strokes, 0)
     try:
-        found = find_digit(cleaned)
+        found = find_digit(cleaned, page)
     except NoInk:
         if not lines:
             raise
-        found, lines = find_digit(strokes), 0  # the "lines" were the digit
+        found, lines = find_digit(strokes, page), 0  # the "lines" were the digit
     x, y, w, h = found.box
     pixels = frame_digit(found.mask[y : y + h, x : x + w])
     return PreparedImage(
@@ -284,14 +287,15 @@ def is_mnist_like(grey: npt.NDArray[np.uint8]) -> bool:
     return float(np.median(ring)) < 128.0
 
 
-def ink_map(decoded: DecodedImage) -> tuple[npt.NDArray[np.float32], bool]:
-    """Per-pixel ink in [0, 1] (1: full ink) at working size, and whether the ink was dark on light."""
+def ink_map(decoded: DecodedImage) -> tuple[npt.NDArray[np.float32], bool, npt.NDArray[np.uint8] | None]:
+    """Per-pixel ink in [0, 1] (1: full ink) at working size, whether the ink was dark on light, and
+    the page (1 on it) when the photo shows one on a darker surface."""
     if decoded.grey is None:
         assert decoded.alpha is not None
         alpha = decoded.alpha.astype(np.float32) / 255.0
         if float(alpha.max()) < MIN_CONTRAST:
             raise NoInk("no ink found: the image is fully transparent")
-        return alpha, False  # whatever colour the strokes are, a canvas's ink is where it is opaque
+        return alpha, False, None  # whatever colour the strokes are, a canvas's ink is where it is opaque
     grey = decoded.grey
     coarse = _shrink(grey, COARSE_SIDE)
     kernel = _kernel(BACKGROUND_KERNEL * max(coarse.shape))
@@ -309,8 +313,8 @@ def ink_map(decoded: DecodedImage) -> tuple[npt.NDArray[np.float32], bool]:
     ink[paper < 24] = 0.0
     page = page_mask(coarse, grey.shape)
     if page is not None:
-        ink *= page
-    return ink, dark_ink
+        ink[page == 0] = 0.0
+    return ink, dark_ink, page
 
 
 PAGE_MIN_SHARE, PAGE_MAX_SHARE = 0.12, 0.97
@@ -320,7 +324,7 @@ PAGE_MIN_STEP = 40
 """Grey levels between the page and what surrounds it (a white sheet on a wooden desk: ~80-150)."""
 
 
-def page_mask(coarse: npt.NDArray[np.uint8], shape: tuple[int, ...]) -> npt.NDArray[np.float32] | None:
+def page_mask(coarse: npt.NDArray[np.uint8], shape: tuple[int, ...]) -> npt.NDArray[np.uint8] | None:
     """1 on the page and 0 around it, at working size, when the photo shows a page on a darker surface.
 
     The page is the largest bright region of the coarse image (Otsu's threshold), filled as its
@@ -328,12 +332,16 @@ def page_mask(coarse: npt.NDArray[np.uint8], shape: tuple[int, ...]) -> npt.NDAr
     the page's edge, the desk's texture and whatever lies on the desk are not ink. None when the
     whole image is the page (a scan, a canvas, a close-up).
     """
-    level, bright = cv2.threshold(coarse, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    _, bright = cv2.threshold(coarse, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     if not bright.any() or bright.all():
         return None
     if float(coarse[bright > 0].mean()) - float(coarse[bright == 0].mean()) < PAGE_MIN_STEP:
         return None
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
+    # An opening first, so bright things on the desk that touch the page do not join it.
+    bright = cv2.morphologyEx(bright, cv2.MORPH_OPEN, _kernel(0.06 * max(coarse.shape)))
+    if not bright.any():
+        return None
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     contours, _ = cv2.findContours((labels == largest).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     hull = cv2.convexHull(np.concatenate(contours))
@@ -344,10 +352,8 @@ def page_mask(coarse: npt.NDArray[np.uint8], shape: tuple[int, ...]) -> npt.NDAr
         return None
     # Shrink by ~1.5% of the side: the page edge's own shading and the closing's halo stay outside.
     filled = cv2.erode(filled, _kernel(max(3.0, 0.03 * max(coarse.shape))))
-    mask: npt.NDArray[np.float32] = cv2.resize(
-        filled.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR
-    )
-    return (mask > 0.99).astype(np.float32)
+    mask: npt.NDArray[np.uint8] = cv2.resize(filled, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return mask
 
 
 def _dark_ink_wins(grey: npt.NDArray[np.uint8]) -> bool:
@@ -360,9 +366,13 @@ def _dark_ink_wins(grey: npt.NDArray[np.uint8]) -> bool:
     strokes are thin dark ones.
     """
     mid = _shrink(grey, POLARITY_SIDE)
-    size = max(5, round(0.1 * max(mid.shape)) | 1)
+    size = max(5, round(POLARITY_WINDOW * max(mid.shape)) | 1)
     local = cv2.medianBlur(mid, size).astype(np.int16)
     departure = mid.astype(np.int16) - local
+    # The middle of the frame only: that is where people put the digit, and where the page's edge
+    # against the desk (which departs both ways) rarely is.
+    h, w = departure.shape
+    departure = departure[h // 5 : h - h // 5, w // 5 : w - w // 5]
     k = max(1, round(POLARITY_SHARE * departure.size))
     flat = departure.ravel()
     darker = -np.partition(flat, k)[:k].astype(np.int64).sum()
@@ -544,14 +554,21 @@ class _Group:
         self.x1, self.y1 = max(self.x1, other.x1), max(self.y1, other.y1)
 
 
-def find_digit(strokes: npt.NDArray[np.uint8]) -> FoundDigit:
-    """The most central, largest group of stroke-like components, and how many others there were."""
+def find_digit(strokes: npt.NDArray[np.uint8], page: npt.NDArray[np.uint8] | None = None) -> FoundDigit:
+    """The most central, largest group of stroke-like components, and how many others there were.
+
+    Components that touch the edge of the image, or of the `page` when there is one, are writing
+    cut off by the frame, or the frame itself: they count a fifth, and are never merged into a
+    group that does not touch it.
+    """
     count, labels, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
     if count <= 1:
         raise NoInk("no ink found: the image holds no strokes")
     height, width = strokes.shape
     areas = stats[1:, cv2.CC_STAT_AREA]
     largest = int(areas.max())
+    # The page's rim: pixels of the page within a few pixels of its outside.
+    edge = None if page is None else (cv2.dilate(1 - page, _kernel(5)) & page).astype(bool)
     groups: list[_Group] = []
     # The 24 largest components are plenty: a digit is a handful of pieces, the rest is dust.
     for index in np.argsort(-areas)[:24]:
@@ -560,6 +577,10 @@ def find_digit(strokes: npt.NDArray[np.uint8]) -> FoundDigit:
         if area < max(3, SPECK * largest):
             break
         touches_border = x <= 0 or y <= 0 or x + w >= width or y + h >= height
+        if edge is not None and not touches_border:
+            # Touching the page's edge: any of its pixels next to the outside of the page.
+            outside = edge[y : y + h, x : x + w]
+            touches_border = bool((outside & (labels[y : y + h, x : x + w] == label)).any())
         if touches_border and (w > 0.8 * width or h > 0.8 * height):
             continue  # a page edge, a desk's shadow, a frame: not a digit
         if max(w, h) >= 6:
@@ -598,7 +619,8 @@ def _merge(groups: list[_Group]) -> list[_Group]:
         merged = False
         for i, group in enumerate(groups):
             for other in groups[i + 1 :]:
-                if group.near(other) or other.near(group):
+                same_side = (group.score > 0) == (other.score > 0)
+                if same_side and (group.near(other) or other.near(group)):
                     group.absorb(other)
                     group.score = max(group.score, other.score)
                     groups.remove(other)
