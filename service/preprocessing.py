@@ -372,12 +372,19 @@ def _dark_ink_wins(grey: npt.NDArray[np.uint8]) -> bool:
     # The middle of the frame only: that is where people put the digit, and where the page's edge
     # against the desk (which departs both ways) rarely is.
     h, w = departure.shape
-    departure = departure[h // 5 : h - h // 5, w // 5 : w - w // 5]
-    k = max(1, round(POLARITY_SHARE * departure.size))
+    darker, lighter = _strongest_departures(departure[h // 5 : h - h // 5, w // 5 : w - w // 5])
+    if max(darker, lighter) < 20:  # nothing written in the middle: the whole frame decides
+        darker, lighter = _strongest_departures(departure)
+    return darker >= lighter
+
+
+def _strongest_departures(departure: npt.NDArray[np.int16]) -> tuple[float, float]:
+    """Mean of the strongest `POLARITY_SHARE` darker and lighter departures, in grey levels."""
     flat = departure.ravel()
-    darker = -np.partition(flat, k)[:k].astype(np.int64).sum()
-    lighter = np.partition(flat, flat.size - k)[-k:].astype(np.int64).sum()
-    return bool(darker >= lighter)
+    k = max(1, round(POLARITY_SHARE * flat.size))
+    darker = -float(np.partition(flat, k)[:k].astype(np.int64).sum()) / k
+    lighter = float(np.partition(flat, flat.size - k)[-k:].astype(np.int64).sum()) / k
+    return darker, lighter
 
 
 def _shrink(plane: npt.NDArray[np.uint8], side: int) -> npt.NDArray[np.uint8]:
