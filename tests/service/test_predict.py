@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -228,3 +230,52 @@ def test_invalid_json_pixels_are_422(client: TestClient, body: bytes, error: str
     response = client.post("/predict", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json() == {"error": error, "detail": detail}
+
+
+# -- what the model saw ------------------------------------------------------------------------
+
+
+def test_explain_returns_the_image_the_model_saw_and_where_it_came_from(client: TestClient, store: Path) -> None:
+    page = np.full((300, 400), 240, dtype=np.uint8)
+    page[60:240, 250:270] = 20  # a "1", right of centre
+    response = client.post("/predict?model=cnn&explain=true", files=multipart(encode(page)))
+    assert response.status_code == 200
+    image = response.json()["image"]
+    seen = cv2.imdecode(np.frombuffer(base64.b64decode(image["prepared_png"]), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert seen.shape == (28, 28) and seen.dtype == np.uint8
+    # The PNG is exactly the model's input: the answer's probabilities come from these pixels.
+    expected = raw_probabilities(store, "cnn", seen[np.newaxis])[0]
+    assert np.allclose(response.json()["probabilities"], expected, atol=1e-6)
+    assert np.allclose(image["box"], [250, 60, 20, 180], atol=2)
+
+
+def test_without_explain_the_prepared_image_is_left_out(client: TestClient) -> None:
+    response = client.post("/predict", files=multipart(encode(bar_digit())))
+    assert response.json()["image"]["prepared_png"] is None
+
+
+def test_compare_explains_too(client: TestClient) -> None:
+    response = client.post("/models/compare?explain=true", files=multipart(encode(bar_digit())))
+    assert response.status_code == 200
+    assert all(p["image"]["prepared_png"] for p in response.json()["predictions"])
+
+
+def test_several_digits_answer_the_central_one_and_say_others_were_found(client: TestClient) -> None:
+    page = np.full((300, 600), 245, dtype=np.uint8)
+    page[90:210, 290:306] = 10  # a "1" in the middle
+    page[120:200, 40:60] = 10  # a smaller "1" near the left edge
+    page[120:200, 540:556] = 10  # and one near the right edge
+    response = client.post("/predict?model=cnn_dropout", files=multipart(encode(page)))
+    image = response.json()["image"]
+    assert image["other_digits"] == 2
+    assert np.allclose(image["box"], [290, 90, 16, 120], atol=2)
+    assert response.json()["digit"] == 1
+
+
+@pytest.mark.parametrize("value", [0.0, 0.05])
+def test_a_blank_json_image_gets_the_no_ink_answer(client: TestClient, mnist_test: RawSplit, value: float) -> None:
+    digit = (mnist_test.images[0] / 255.0).tolist()
+    blank = np.full((28, 28), value).tolist()
+    response = client.post("/predict", json={"images": [digit, blank]})
+    assert response.status_code == 422
+    assert response.json() == {"error": "no ink found: image 1 of the request is blank (every pixel below 0.157)"}
