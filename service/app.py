@@ -75,6 +75,7 @@ def create_app(
                 intra_op_threads=settings.intra_op_threads,
                 warmup_runs=settings.warmup_runs,
                 default_model=settings.default_model,
+                default_upload_model=settings.default_upload_model,
                 session_factory=session_factory,
             )
             models = await run_in_threadpool(registry.load)

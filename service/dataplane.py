@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -83,7 +83,7 @@ class DataPlane:
         With `explain`, each answer carries the 28x28 image the model saw.
         """
         self._check_count(len(files))
-        model = self._resolve(model_name)  # before decoding: an unknown model costs nothing
+        model = self._resolve(model_name, uploads=True)  # before decoding: an unknown model costs nothing
 
         def work() -> tuple[_Prepared, npt.NDArray[np.float32], float]:
             prepared = self._prepare(files, model.name)
@@ -151,10 +151,10 @@ class DataPlane:
                 f"too many images in one request: {count}; the limit is {self.settings.max_files_per_request}"
             )
 
-    def _resolve(self, name: str | None) -> ServedModel:
+    def _resolve(self, name: str | None, *, uploads: bool = False) -> ServedModel:
         if name is not None and name in self.registry.models:
             label_request_model(name)  # a known model that is not ready still labels its 503
-        model = self.registry.get_ready(name)
+        model = self.registry.get_ready(name, uploads=uploads)
         label_request_model(model.name)
         return model
 
@@ -212,11 +212,17 @@ class DataPlane:
     def list_models(self) -> ModelList:
         models = self.registry.models
         default = self.registry.default_name(models)
-        return ModelList(default_model=default, models=[_summary(m, default) for _, m in sorted(models.items())])
+        for_uploads = self.registry.default_name(models, uploads=True)
+        return ModelList(
+            default_model=default,
+            default_upload_model=for_uploads,
+            models=[_summary(m, default, for_uploads, self.registry.upload_accuracy) for _, m in sorted(models.items())],
+        )
 
     def describe_model(self, name: str) -> ModelDetail:
         model = self.registry.get(name)
-        summary = _summary(model, self.registry.default_name())
+        summary = _summary(model, self.registry.default_name(), self.registry.default_name(uploads=True),
+                           self.registry.upload_accuracy)
         return ModelDetail(**dict(summary), card=model.card)
 
     def compare_models(self) -> ModelComparison:
@@ -292,7 +298,9 @@ def _report(image: PreparedImage, filename: str | None, explain: bool = False) -
     )
 
 
-def _summary(model: ServedModel, default: str | None) -> ModelSummary:
+def _summary(
+    model: ServedModel, default: str | None, upload_default: str | None, upload_accuracy: Mapping[str, float]
+) -> ModelSummary:
     card = model.card
     latency = model.latency
     return ModelSummary(
@@ -301,6 +309,8 @@ def _summary(model: ServedModel, default: str | None) -> ModelSummary:
         state=model.state,
         reason=model.reason,
         default=model.name == default,
+        default_for_uploads=model.name == upload_default,
+        upload_validation_accuracy=upload_accuracy.get(model.name),
         providers=list(model.providers),
         architecture=card.architecture if card else None,
         description=card.description if card else None,

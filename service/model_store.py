@@ -14,11 +14,15 @@ to the versions and renamed into place, so readers never see a half-written vers
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 CARD_FILE = "card.json"
@@ -54,6 +58,28 @@ def latest_version(store: Path, name: str) -> int | None:
 def version_dir(store: Path, name: str, version: int) -> Path:
     """Directory of one version (it need not exist)."""
     return store / name / str(version)
+
+
+UPLOAD_EVALUATION_FILE = "uploads-validation.json"
+"""Beside the models: each model's accuracy on the user-style uploads rendered from the validation
+split (`python -m bench.realworld --split validation --record`), which ranks models for image uploads."""
+
+
+def read_upload_accuracy(store: Path) -> dict[str, float]:
+    """Model name -> accuracy on the validation uploads; empty when the store has no evaluation.
+
+    A malformed file is logged and ignored: it only orders models, it never stops one serving.
+    """
+    path = store / UPLOAD_EVALUATION_FILE
+    try:
+        record = json.loads(path.read_text())
+        accuracy = record["accuracy"]
+        return {str(name): float(value) for name, value in accuracy.items() if 0.0 <= float(value) <= 1.0}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.warning("ignoring %s: %s", UPLOAD_EVALUATION_FILE, exc)
+        return {}
 
 
 class VersionConflict(FileExistsError):

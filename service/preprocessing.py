@@ -156,8 +156,7 @@ def prepare_image(data: bytes, *, max_pixels: int) -> PreparedImage:
         if not lines:
             raise
         found, lines = find_digit(strokes, page), 0  # the "lines" were the digit
-    x, y, w, h = found.box
-    pixels = frame_digit(found.mask[y : y + h, x : x + w])
+    pixels = frame_digit(found.mask)
     return PreparedImage(
         pixels,
         *source,
@@ -381,7 +380,10 @@ def _dark_ink_wins(grey: npt.NDArray[np.uint8]) -> bool:
 def _strongest_departures(departure: npt.NDArray[np.int16]) -> tuple[float, float]:
     """Mean of the strongest `POLARITY_SHARE` darker and lighter departures, in grey levels."""
     flat = departure.ravel()
-    k = max(1, round(POLARITY_SHARE * flat.size))
+    if flat.size < 2:  # a one-pixel image: nothing to partition
+        value = float(flat[0]) if flat.size else 0.0
+        return max(0.0, -value), max(0.0, value)
+    k = min(flat.size - 1, max(1, round(POLARITY_SHARE * flat.size)))
     darker = -float(np.partition(flat, k)[:k].astype(np.int64).sum()) / k
     lighter = float(np.partition(flat, flat.size - k)[-k:].astype(np.int64).sum()) / k
     return darker, lighter
@@ -529,7 +531,7 @@ DIGIT_SIZED = 0.3
 @dataclass(frozen=True)
 class FoundDigit:
     mask: npt.NDArray[np.uint8]
-    """The chosen group's pixels (0/1) at working size."""
+    """The chosen group's pixels (0/1) inside its box."""
     box: Box
     """Its bounding box at working size."""
     others: int
@@ -591,7 +593,7 @@ def find_digit(strokes: npt.NDArray[np.uint8], page: npt.NDArray[np.uint8] | Non
         if touches_border and (w > 0.8 * width or h > 0.8 * height):
             continue  # a page edge, a desk's shadow, a frame: not a digit
         if max(w, h) >= 6:
-            ratio = _stroke_ratio(labels[y : y + h, x : x + w] == label, area)
+            ratio = _stroke_ratio((labels[y : y + h, x : x + w] == label).astype(np.uint8), area)
             if ratio > BLOB_STROKE_RATIO:
                 continue  # a filled blob: a shadow, an object, a thumb
             straight = min(w, h) < 0.15 * max(w, h)
@@ -613,7 +615,8 @@ def find_digit(strokes: npt.NDArray[np.uint8], page: npt.NDArray[np.uint8] | Non
         group.score = group.area * float(np.exp(-((offset / 0.3) ** 2))) * border
     chosen = max(groups, key=lambda g: g.score)
     others = sum(1 for g in groups if g is not chosen and g.area >= DIGIT_SIZED * chosen.area)
-    mask = np.isin(labels, chosen.labels).astype(np.uint8)
+    window = labels[chosen.y0 : chosen.y1, chosen.x0 : chosen.x1]
+    mask = np.isin(window, chosen.labels).astype(np.uint8)
     box = (chosen.x0, chosen.y0, chosen.x1 - chosen.x0, chosen.y1 - chosen.y0)
     return FoundDigit(mask, box, others)
 
@@ -638,20 +641,25 @@ def _merge(groups: list[_Group]) -> list[_Group]:
     return groups
 
 
-def _stroke_ratio(solid: npt.NDArray[np.bool_], area: int) -> float:
+def _stroke_ratio(solid: npt.NDArray[np.uint8], area: int) -> float:
     """Stroke width over the longest side of a component's box."""
     return stroke_width(solid, area) / float(max(solid.shape))
 
 
+_CROSS = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+
+
 def stroke_width(ink: npt.NDArray[np.generic], area: int | None = None) -> float:
-    """Mean stroke width in pixels: twice the inked area (ink > 0.5) over its outline length."""
-    solid = ink if ink.dtype == np.bool_ else np.asarray(ink) > 0.5
-    area = int(solid.sum()) if area is None else area
+    """Mean stroke width in pixels: twice the inked area (ink > 0.5) over its outline length.
+
+    The outline is the inked pixels with a 4-neighbour outside the ink (the image's outside counts).
+    """
+    solid = (np.asarray(ink) > 0.5).astype(np.uint8) if ink.dtype != np.uint8 else ink
+    area = cv2.countNonZero(solid) if area is None else area
     if area == 0:
         return 0.0
-    padded = np.pad(solid, 1)
-    interior = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    outline = area - int(interior.sum())
+    interior = cv2.erode(solid, _CROSS, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    outline = area - cv2.countNonZero(interior)
     return 2.0 * area / max(outline, 1)
 
 
@@ -700,7 +708,7 @@ def frame_digit(strokes: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
 def _adjust_stroke(solid: npt.NDArray[np.uint8], longest: int) -> npt.NDArray[np.uint8]:
     """Dilate strokes much thinner than MNIST's pen, erode much thicker ones, at the mask's own scale."""
     target = MNIST_STROKE * longest / DIGIT_BOX
-    width = stroke_width(solid.astype(bool))
+    width = stroke_width(solid)
     if width < 0.7 * target:
         grow = round(target - width)
         if grow >= 1:

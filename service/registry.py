@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from service.card import ModelCard
 from service.digit_input import IMAGE_SIDE, INPUT_NAME, INPUT_SHAPE, NUM_CLASSES, OUTPUT_NAME
 from service.errors import ModelNotFound, ModelNotReady, NoModelReady, StoreUnavailable
-from service.model_store import CARD_FILE, MODEL_FILE, latest_version, list_models, version_dir
+from service.model_store import CARD_FILE, MODEL_FILE, latest_version, list_models, read_upload_accuracy, version_dir
 from service.providers import ProviderPlan, check_session_providers
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,7 @@ class ModelRegistry:
         intra_op_threads: int = 1,
         warmup_runs: int = 20,
         default_model: str | None = None,
+        default_upload_model: str | None = None,
         session_factory: SessionFactory = create_onnx_session,
     ) -> None:
         self.store = store
@@ -143,6 +144,8 @@ class ModelRegistry:
         self.intra_op_threads = intra_op_threads
         self.warmup_runs = warmup_runs
         self.configured_default = default_model
+        self.configured_upload_default = default_upload_model
+        self._upload_accuracy: Mapping[str, float] = MappingProxyType({})
         self._session_factory = session_factory
         self._models: Mapping[str, ServedModel] = MappingProxyType({})
         self._rejected: Mapping[str, ServedModel] = MappingProxyType({})
@@ -168,11 +171,12 @@ class ModelRegistry:
                     f"no models in the model store {self.store.resolve()}: expected <name>/<version>/"
                     f"{{{MODEL_FILE},{CARD_FILE}}}; set DIGITS_MODEL_STORE (or --model-store) to the store"
                 )
-            if self.configured_default is not None and self.configured_default not in found:
-                raise StoreUnavailable(
-                    f"DIGITS_DEFAULT_MODEL={self.configured_default} is not in the store; "
-                    f"models there: {', '.join(found)}"
-                )
+            for setting, configured in (("DIGITS_DEFAULT_MODEL", self.configured_default),
+                                        ("DIGITS_DEFAULT_UPLOAD_MODEL", self.configured_upload_default)):
+                if configured is not None and configured not in found:
+                    raise StoreUnavailable(
+                        f"{setting}={configured} is not in the store; models there: {', '.join(found)}"
+                    )
             previous = self._models
             loaded: dict[str, ServedModel] = {}
             rejected: dict[str, ServedModel] = {}
@@ -188,6 +192,7 @@ class ModelRegistry:
                 loaded[name] = model
             # The swap: one reference assignment. A request that already holds a model (and so its
             # session) finishes on it; the next lookup sees the new mapping.
+            self._upload_accuracy = MappingProxyType(read_upload_accuracy(self.store))
             self._models = MappingProxyType(loaded)
             self._rejected = MappingProxyType(rejected)
             return self._models
@@ -249,8 +254,8 @@ class ModelRegistry:
             raise ModelNotFound(name, models)
         return models[name]
 
-    def get_ready(self, name: str | None) -> ServedModel:
-        """The ready model `name`, or the default model when `name` is None.
+    def get_ready(self, name: str | None, *, uploads: bool = False) -> ServedModel:
+        """The ready model `name`, or the default model (for image uploads, with `uploads`) when None.
 
         Raises:
             ModelNotFound: no such model.
@@ -259,7 +264,7 @@ class ModelRegistry:
         """
         models = self._models  # one snapshot for the whole lookup: a reload may swap the mapping meanwhile
         if name is None:
-            name = self.default_name(models)
+            name = self.default_name(models, uploads=uploads)
             if name is None:
                 raise NoModelReady("no model is ready to answer")
         if name not in models:
@@ -269,19 +274,46 @@ class ModelRegistry:
             raise ModelNotReady(model.name, model.reason or "not loaded")
         return model
 
-    def default_name(self, models: Mapping[str, ServedModel] | None = None) -> str | None:
-        """The configured default model, else the ready model with the best test accuracy.
+    def default_name(self, models: Mapping[str, ServedModel] | None = None, *, uploads: bool = False) -> str | None:
+        """The model that answers a request naming none.
+
+        For pixel input: the configured default, else the ready model ranked first by test accuracy.
+        For image uploads (`uploads`): the configured upload default, else the ready model with the
+        best accuracy on the user-style validation uploads recorded in the store, else as for pixels.
 
         Args:
             models: the snapshot to choose from (a caller that also reads the models passes the one
                 it read, so both agree across a reload); the current mapping when omitted.
         """
+        models = self._models if models is None else models
+        if uploads and self.configured_upload_default is not None:
+            return self.configured_upload_default
+        if uploads and self._upload_accuracy:
+            evaluated = {name: m for name, m in models.items() if name in self._upload_accuracy}
+            best = rank_models(evaluated, uploads=self._upload_accuracy)
+            if best:
+                return best[0]
         if self.configured_default is not None:
             return self.configured_default
-        models = self._models if models is None else models
-        ranked = [(-m.card.test_accuracy, m.card.test_loss, m.name) for m in models.values()
-                  if m.ready and m.card is not None]
-        return min(ranked)[2] if ranked else None
+        ranked = rank_models(models)
+        return ranked[0] if ranked else None
+
+    @property
+    def upload_accuracy(self) -> Mapping[str, float]:
+        """Accuracy on the user-style validation uploads, per model, as recorded in the store."""
+        return self._upload_accuracy
+
+
+def rank_models(models: Mapping[str, ServedModel], uploads: Mapping[str, float] | None = None) -> list[str]:
+    """Ready models, best first: by accuracy on the validation uploads when given, then by test
+    accuracy, then lower test loss, then name (so the order never depends on the mapping's)."""
+    scores = uploads or {}
+    ranked = sorted(
+        (-scores.get(name, 0.0), -m.card.test_accuracy, m.card.test_loss, name)
+        for name, m in models.items()
+        if m.ready and m.card is not None
+    )
+    return [row[-1] for row in ranked]
 
 
 # -- load steps (module functions so tests can exercise them one by one) ---------------------

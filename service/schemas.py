@@ -89,7 +89,12 @@ class ModelSummary(_Body):
     version: int
     state: Literal["ready", "failed"]
     reason: str | None = Field(description="Why the model is not ready; null when it is.")
-    default: bool = Field(description="Whether requests without `model` go to this model.")
+    default: bool = Field(description="Whether requests without `model` go to this model (JSON pixels; and "
+                          "image uploads too unless another model is `default_for_uploads`).")
+    default_for_uploads: bool = Field(description="Whether image uploads without `model` go to this model.")
+    upload_validation_accuracy: float | None = Field(
+        description="Accuracy on the user-style uploads rendered from the validation split, as recorded in the "
+        "store; it ranks the models for image uploads. Null when not evaluated.")
     providers: list[str] = Field(description="Execution providers the session really runs on (get_providers()).")
     architecture: str | None
     description: str | None
@@ -100,6 +105,7 @@ class ModelSummary(_Body):
 
 class ModelList(_Body):
     default_model: str | None = Field(description="Model used when a request names none.")
+    default_upload_model: str | None = Field(description="Model used for image uploads when a request names none.")
     models: list[ModelSummary]
 
 

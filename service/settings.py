@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     """Model that answers when a request names none. Unset: the ready model with the highest
     test accuracy on its card (ties broken by lower test loss, then by name)."""
 
+    default_upload_model: str | None = None
+    """Model that answers image uploads (files, not JSON pixels) when a request names none. Unset:
+    the ready model with the best accuracy on the user-style validation uploads recorded in the
+    store (`uploads-validation.json`, written by `python -m bench.realworld --record`), else the
+    default model."""
+
     log_level: LogLevel = "info"
     """Log level of the service and of uvicorn."""
 

@@ -272,3 +272,16 @@ def test_an_image_without_ink_is_refused(image: npt.NDArray[np.uint8], message: 
     with pytest.raises(NoInk) as caught:
         prepare(encode(image))
     assert (caught.value.status_code, caught.value.message) == (422, message)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (2, 2), (3, 60), (60, 3), (5, 5), (29, 27)])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_tiny_and_thin_images_answer_or_refuse_cleanly(shape: tuple[int, int], fmt: str) -> None:
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    for pixels in (rng.integers(0, 256, shape, dtype=np.uint8), np.zeros(shape, np.uint8),
+                   np.full(shape, 255, np.uint8)):
+        try:
+            prepared = prepare(encode(pixels, fmt))
+        except NoInk:
+            continue  # the one refusal an image this small may get
+        assert prepared.pixels.shape == (IMAGE_SIDE, IMAGE_SIDE) and prepared.pixels.dtype == np.uint8

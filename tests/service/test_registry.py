@@ -14,12 +14,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.errors import StoreUnavailable
-from service.model_store import CARD_FILE, MODEL_FILE, latest_version, version_dir
+from service.model_store import CARD_FILE, MODEL_FILE, UPLOAD_EVALUATION_FILE, latest_version, version_dir
 from service.providers import ProviderPlan
 from service.registry import InferenceSessionLike, ModelRegistry, create_onnx_session
 from training.data import RawSplit
 
-from .conftest import edit_card, encode, model_files, multipart
+from .conftest import bar_digit, edit_card, encode, model_files, multipart
 
 CPU_PLAN = ProviderPlan("cpu", ("CPUExecutionProvider",), required="CPUExecutionProvider")
 
@@ -243,3 +243,58 @@ def test_with_no_model_ready_nothing_answers(app_factory: Callable[..., FastAPI]
 def test_the_service_refuses_to_start_on_an_empty_store(app_factory: Callable[..., FastAPI], tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable), TestClient(app_factory(model_store=tmp_path)):
         pass
+
+
+# -- the default model for image uploads -------------------------------------------------------
+
+
+def write_upload_evaluation(store: Path, accuracy: dict[str, float]) -> None:
+    record = {"split": "validation", "uploads": 100, "accuracy": accuracy}
+    (store / UPLOAD_EVALUATION_FILE).write_text(json.dumps(record))
+
+
+def test_uploads_go_to_the_best_model_on_the_validation_uploads(copy_store: Callable[..., Path]) -> None:
+    store = copy_store("cnn", "mlp")
+    write_upload_evaluation(store, {"cnn": 0.91, "mlp": 0.95})
+    registry = load_registry(store)
+    assert registry.default_name() == "cnn"  # pixels: best test accuracy, as before
+    assert registry.default_name(uploads=True) == "mlp"
+    assert registry.get_ready(None, uploads=True).name == "mlp"
+
+
+def test_without_an_evaluation_uploads_use_the_default_model(copy_store: Callable[..., Path]) -> None:
+    registry = load_registry(copy_store("cnn", "mlp"))
+    assert registry.default_name(uploads=True) == registry.default_name() == "cnn"
+
+
+@pytest.mark.parametrize("content", ["not json", '{"accuracy": 3}', '{"accuracy": {"cnn": "high"}}', "[]"])
+def test_a_malformed_evaluation_is_ignored(copy_store: Callable[..., Path], content: str) -> None:
+    store = copy_store("cnn", "mlp")
+    (store / UPLOAD_EVALUATION_FILE).write_text(content)
+    registry = load_registry(store)
+    assert registry.upload_accuracy == {}
+    assert registry.default_name(uploads=True) == "cnn"
+
+
+def test_a_configured_upload_default_wins(copy_store: Callable[..., Path]) -> None:
+    store = copy_store("cnn", "mlp")
+    write_upload_evaluation(store, {"cnn": 0.99, "mlp": 0.5})
+    assert load_registry(store, default_upload_model="mlp").default_name(uploads=True) == "mlp"
+
+
+def test_an_upload_default_not_in_the_store_refuses_to_start(copy_store: Callable[..., Path]) -> None:
+    with pytest.raises(StoreUnavailable, match=r"^DIGITS_DEFAULT_UPLOAD_MODEL=resnet is not in the store; "):
+        load_registry(copy_store("mlp"), default_upload_model="resnet")
+
+
+def test_models_lists_both_defaults(copy_store: Callable[..., Path], app_factory: Callable[..., FastAPI]) -> None:
+    store = copy_store("cnn", "mlp")
+    write_upload_evaluation(store, {"cnn": 0.91, "mlp": 0.95})
+    with TestClient(app_factory(model_store=store)) as client:
+        body = client.get("/models").json()
+        upload = client.post("/predict", files=multipart(encode(bar_digit())))
+    assert (body["default_model"], body["default_upload_model"]) == ("cnn", "mlp")
+    rows = {m["name"]: m for m in body["models"]}
+    assert rows["mlp"]["default_for_uploads"] and not rows["cnn"]["default_for_uploads"]
+    assert rows["mlp"]["upload_validation_accuracy"] == 0.95
+    assert upload.json()["model"] == "mlp"
