@@ -322,6 +322,9 @@ PAGE_MIN_SHARE, PAGE_MAX_SHARE = 0.12, 0.97
 PAGE_MIN_STEP = 40
 """Grey levels between the page and what surrounds it (a white sheet on a wooden desk: ~80-150)."""
 
+PAGE_MIN_EDGE = 30
+"""Median grey-level step across the page's outline, over 3 coarse pixels: paper has an edge, glare does not."""
+
 
 def page_mask(coarse: npt.NDArray[np.uint8], shape: tuple[int, ...]) -> npt.NDArray[np.uint8] | None:
     """1 on the page and 0 around it, at working size, when the photo shows a page on a darker surface.
@@ -348,6 +351,14 @@ def page_mask(coarse: npt.NDArray[np.uint8], shape: tuple[int, ...]) -> npt.NDAr
     cv2.fillConvexPoly(filled, hull, 1)
     share = float(filled.mean())
     if not PAGE_MIN_SHARE <= share <= PAGE_MAX_SHARE:
+        return None
+    # A sheet of paper ends in a sharp edge; glare on a whiteboard or a vignetted scan fades out.
+    # Measure the step across the region's outline (inside the frame: the image edge is no edge).
+    rim = (cv2.dilate(filled, _kernel(3)) - cv2.erode(filled, _kernel(3))).astype(bool)
+    rim[[0, -1], :] = False
+    rim[:, [0, -1]] = False
+    step = cv2.dilate(coarse, _kernel(3)) - cv2.erode(coarse, _kernel(3))
+    if not rim.any() or float(np.median(step[rim])) < PAGE_MIN_EDGE:
         return None
     # Shrink by ~1.5% of the side: the page edge's own shading and the closing's halo stay outside.
     filled = cv2.erode(filled, _kernel(max(3.0, 0.03 * max(coarse.shape))))

@@ -47,13 +47,15 @@ class Settings(BaseSettings):
     """Uvicorn worker processes. Each loads every model; metrics are aggregated across workers
     through `PROMETHEUS_MULTIPROC_DIR`, which `python -m service` sets up when workers > 1."""
 
-    max_upload_bytes: int = Field(default=4 * MiB, ge=1024)
-    """Largest request body accepted, in bytes (all files of a multipart request together).
+    max_upload_bytes: int = Field(default=8 * MiB, ge=1024)
+    """Largest request body accepted, in bytes (all files of a multipart request together). A 12 MP
+    phone photo is 2-5 MB as JPEG.
     Enforced while the body streams in: a larger body is refused with 413 before it is buffered."""
 
-    max_image_pixels: int = Field(default=6_000_000, ge=28 * 28)
-    """Largest image accepted, in pixels (width x height), checked from the header before the
-    image is decoded, so a decompression bomb is refused without being expanded."""
+    max_image_pixels: int = Field(default=16_777_216, ge=28 * 28)
+    """Largest image accepted, in pixels (width x height; the default is 4096 x 4096, room for the
+    12-16 MP photos phones take), checked from the header before the image is decoded, so a
+    decompression bomb is refused without being expanded. JPEGs this large are decoded at 1/8 scale."""
 
     max_files_per_request: int = Field(default=16, ge=1, le=1024)
     """Most images in one request (multipart `file` parts or JSON images)."""
