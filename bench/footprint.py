@@ -13,9 +13,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,6 +144,42 @@ def wait_for_workers(root: int, count: int, *, timeout_s: float = 60.0, settle_s
     return sorted(last)
 
 
+class RssSampler:
+    """The largest RSS of each given process while a load runs: `with RssSampler(pids) as sampler:`.
+
+    VmHWM alone cannot say "during this run": it is the peak over the process's whole life, earlier
+    scenarios included. Reading /proc/<pid>/status of a few known pids every `interval_s` costs
+    ~0.1 ms, nothing beside the load.
+    """
+
+    def __init__(self, pids: list[int], *, interval_s: float = 0.2) -> None:
+        self.pids = pids
+        self.interval_s = interval_s
+        self.max_mb = dict.fromkeys(pids, 0.0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def _sample(self) -> None:
+        for pid in self.pids:
+            memory = memory_of(pid)
+            if memory is not None:
+                self.max_mb[pid] = max(self.max_mb[pid], memory.rss_mb)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def __enter__(self) -> RssSampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
 def process_cpu_seconds(pid: int) -> float:
     """CPU time (user + system, all threads) used so far by one process, in seconds; 0 if it is gone."""
     fields = _stat_fields(pid)
@@ -151,6 +189,22 @@ def process_cpu_seconds(pid: int) -> float:
 def tree_cpu_seconds(root: int) -> float:
     """CPU time (user + system) used so far by `root` and its live descendants, in seconds."""
     return sum(process_cpu_seconds(pid) for pid in process_tree(root))
+
+
+def wait_until_idle(root: int, *, below_cores: float = 0.1, window_s: float = 0.25, timeout_s: float = 60.0) -> float:
+    """Wait until `root`'s process tree uses less than `below_cores` over `window_s`; seconds waited.
+
+    A load generator that stops leaves its last requests in the server: up to one per connection,
+    which a peer decoding 12 MP photos whole takes seconds to finish. The next run would queue
+    behind them and measure the previous one's backlog.
+    """
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        before = tree_cpu_seconds(root)
+        time.sleep(window_s)
+        if (tree_cpu_seconds(root) - before) / window_s < below_cores:
+            break
+    return time.monotonic() - started
 
 
 def machine_busy_seconds() -> float:
