@@ -1,7 +1,9 @@
-"""One command for the whole benchmark: kernels, HTTP side by side with the peers, footprint, report.
+"""One command for the whole benchmark: kernels, HTTP side by side with the peers, payload kinds, footprint, report.
 
-    .venv/bin/python -m bench --store model_store            # full run, about 15 minutes
-    .venv/bin/python -m bench --store model_store --quick    # every step, short runs (2-3 minutes)
+    .venv/bin/python -m bench --store model_store            # full run, about 20 minutes
+    .venv/bin/python -m bench --store model_store --quick    # every step, short runs (4-5 minutes)
+    .venv/bin/python -m bench --store model_store --only-payloads --skip-kernels --skip-footprint
+        # the realistic payloads alone: in-process prep vs decode, then service / decode ceiling / naive ORT
 
 Writes under --out (bench/results, or bench/results/quick for --quick): report.md and report.json (everything, with the targets),
 kernels.{md,json}, http.json, and logs/ (one log per server started). See bench/README.md.
@@ -22,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import footprint
-from bench.http_suite import add_arguments, plan_from_args, run_suite
+from bench.http_suite import add_arguments, build_uploads, plan_from_args, run_suite, service_limits
 from bench.loadgen import pick_tool
 from bench.payloads import load_digits, upload_payload
-from bench.report import evaluate_targets, render_markdown
+from bench.preparation import measure_preparation
+from bench.report import baseline_from, evaluate_targets, render_markdown
 from bench.servers import REPO, RunningServer, ServerFailed, server_spec
 from service.model_store import list_models
 
@@ -109,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-keras", action="store_true", help="kernels without the Keras side")
     parser.add_argument("--skip-footprint", action="store_true")
     parser.add_argument("--footprint-starts", type=int, default=3, help="service starts timed to ready")
+    parser.add_argument("--skip-preparation", action="store_true",
+                        help="skip the in-process decode vs prepare measurement of the payload kinds")
+    parser.add_argument("--baseline", type=Path, default=Path("bench/results/report.json"),
+                        help="the committed report the MNIST path is compared with (read before it is overwritten)")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.warmup = min(args.seconds, 2.0), min(args.warmup, 1.0)
@@ -119,10 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out or Path("bench/results/quick" if args.quick else "bench/results")
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    # Read first: a full run writes its own report over this very file.
+    baseline = (baseline_from(json.loads(args.baseline.read_text()), str(args.baseline))
+                if args.baseline.is_file() else None)
 
     tool = pick_tool(args.loadgen)
     args.loadgen = tool
-    report: dict[str, Any] = {"meta": describe_machine(args.store, tool), "warnings": []}
+    report: dict[str, Any] = {"meta": describe_machine(args.store, tool), "warnings": [], "baseline": baseline}
     if tool == "python":
         report["warnings"].append("neither wrk nor hey is installed (apt-get install -y wrk): the pure-Python "
                                   "load loop saturates first, so the fast targets' figures are the client's limit")
@@ -140,8 +150,18 @@ def main(argv: list[str] | None = None) -> int:
         report["kernels"], report["kernels_markdown"] = run_kernels(args.store, out, quick=args.quick,
                                                                     keras=not args.no_keras)
 
-    report["http"] = run_suite(args.store, out, plan_from_args(args), tool=tool, seconds=args.seconds,
-                               warmup_s=args.warmup)
+    plan = plan_from_args(args)
+    print(f"== payloads: rendering {', '.join(plan.payloads) or 'none'}", flush=True)
+    uploads = build_uploads(plan, load_digits())
+    if uploads and not args.skip_preparation:
+        # Before any server runs: the machine is as quiet as it will be.
+        print("== preparation (in-process, one thread): reference decode vs the service's prepare_image", flush=True)
+        report["preparation"] = measure_preparation(
+            uploads, max_pixels=service_limits(uploads, {}).max_image_pixels,
+            min_samples=5 if args.quick else 15, budget_s=0.05 if args.quick else 0.5)
+    report["http"] = run_suite(args.store, out, plan, tool=tool, seconds=args.seconds, warmup_s=args.warmup,
+                               uploads=uploads)
+    report["warnings"] += report["http"]["service_limits"]["notes"]
     disturbed = [r for r in report["http"]["runs"] if (r.get("other_cpu_cores") or 0) >= BUSY_CORES]
     if disturbed:
         report["warnings"].append(f"{len(disturbed)} of {len(report['http']['runs'])} load runs shared the CPU "
