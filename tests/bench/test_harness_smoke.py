@@ -2,19 +2,38 @@
 
 A few seconds, offline. The load run uses the best load generator installed (wrk, hey) and the
 pure-Python loop otherwise, which is also tested on its own so it keeps working where neither is.
+The realistic payload kinds are rendered (a couple of bodies each), decoded, and sent to the
+decode ceiling; the in-process preparation timer and the per-kind targets run on small inputs.
 """
 
 from __future__ import annotations
 
+import http.client
+import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from PIL import Image
 
-from bench.http_suite import is_lopsided, worker_balance
+from bench.http_suite import Plan, build_sessions, is_lopsided, kind_scenario, worker_balance
 from bench.loadgen import LoadResult, parse_hey, parse_wrk, pick_tool, run_load, run_python
-from bench.payloads import Digits, get_payload, load_digits, multipart_body, upload_payload
-from bench.report import evaluate_targets, render_markdown
+from bench.payloads import (
+    PAYLOAD_KINDS,
+    Digits,
+    UploadFile,
+    balanced_indices,
+    files_payload,
+    get_payload,
+    load_digits,
+    multipart_body,
+    realistic_uploads,
+    upload_payload,
+)
+from bench.peers.decode_ceiling import RefusedImage, decode_upload
+from bench.preparation import measure_kind
+from bench.report import evaluate_targets, payload_targets, render_markdown
 from bench.servers import RunningServer, server_spec
 
 # Captured from `hey -z 1s -c 4 -m POST -T multipart/... -D body.bin URL` (the status and error
@@ -188,3 +207,204 @@ def test_a_run_where_one_worker_took_every_connection_is_lopsided() -> None:
     assert not is_lopsided({"concurrency": 1, "worker_cpu_cores": [0.0, 1.0]})  # one connection, one worker
     assert not is_lopsided({"concurrency": 32, "worker_cpu_cores": [1.0]})  # a single worker
     assert worker_balance({"worker_cpu_cores": [0.5, 1.0]}) == pytest.approx(0.5)
+
+
+# -- realistic payloads and the decode ceiling -------------------------------------------------
+
+SMOKE_BODIES = {"mnist_png": 3, "canvas": 2, "scan": 2, "photo_2mp": 2, "photo_12mp": 1}
+"""Bodies rendered per kind here: a 12 MP photo takes most of a second to render."""
+
+EXPECTED = {  # kind -> (format, mode after decoding, (min, max) longest side)
+    "mnist_png": ("PNG", "L", (28, 28)),
+    "canvas": ("PNG", "RGBA", (300, 600)),
+    "scan": ("PNG", "L", (400, 1100)),
+    "photo_2mp": ("JPEG", "RGB", (1440, 2048)),
+    "photo_12mp": ("JPEG", "RGB", (4032, 4032)),
+}
+
+
+@pytest.fixture(scope="module")
+def uploads() -> dict[str, list[UploadFile]]:
+    sample = load_digits()  # 64 digits: enough for every label in the balanced pick
+    return {kind: realistic_uploads(kind, sample, count=count) for kind, count in SMOKE_BODIES.items()}
+
+
+def test_every_payload_kind_has_expected_bodies() -> None:
+    assert set(EXPECTED) == set(PAYLOAD_KINDS) == set(SMOKE_BODIES)
+
+
+@pytest.mark.parametrize("kind", list(SMOKE_BODIES))
+def test_each_payload_kind_is_a_real_file_of_its_kind_labelled_with_its_digit(
+    kind: str, uploads: dict[str, list[UploadFile]]
+) -> None:
+    sample = load_digits()
+    fmt, mode, (shortest_longest, longest_longest) = EXPECTED[kind]
+    expected_labels = ([int(label) for label in sample.labels[: SMOKE_BODIES[kind]]] if kind == "mnist_png"
+                       else [int(sample.labels[i]) for i in balanced_indices(sample.labels, SMOKE_BODIES[kind])])
+
+    assert [f.label for f in uploads[kind]] == expected_labels
+    for file in uploads[kind]:
+        with Image.open(io.BytesIO(file.data)) as image:
+            image.load()  # the whole file decodes
+            assert (image.format, image.mode, image.size) == (fmt, mode, (file.width, file.height))
+            assert shortest_longest <= max(image.size) <= longest_longest
+            if kind == "canvas":  # a transparent background: the corners are fully transparent
+                corner = image.getpixel((0, 0))
+                assert isinstance(corner, tuple) and corner[3] == 0
+
+
+def test_balanced_indices_take_every_label_in_turn() -> None:
+    sample = load_digits()
+    chosen = balanced_indices(sample.labels, 12)
+
+    assert [int(sample.labels[i]) for i in chosen] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert len(set(chosen)) == 12
+
+
+def test_rendering_is_reproducible_from_the_seed() -> None:
+    sample = load_digits()
+    first = realistic_uploads("canvas", sample, count=2, seed=3)
+
+    assert [f.data for f in first] == [f.data for f in realistic_uploads("canvas", sample, count=2, seed=3)]
+    assert [f.data for f in first] != [f.data for f in realistic_uploads("canvas", sample, count=2, seed=4)]
+
+
+def test_a_jpeg_upload_is_named_and_typed_as_one(uploads: dict[str, list[UploadFile]]) -> None:
+    payload = files_payload(uploads["photo_2mp"], "/predict")
+
+    assert len(payload.bodies) == 2 and payload.labels == [[f.label] for f in uploads["photo_2mp"]]
+    assert b'filename="digit0.jpeg"\r\nContent-Type: image/jpeg\r\n\r\n\xff\xd8' in payload.bodies[0]
+
+
+def test_the_reference_decode_reduces_big_jpegs_and_keeps_small_files_whole(
+    uploads: dict[str, list[UploadFile]]
+) -> None:
+    assert decode_upload(uploads["photo_12mp"][0].data).size == (504, 378)  # 4032x3024 at 1/8
+    photo = uploads["photo_2mp"][0]
+    assert 384 <= max(decode_upload(photo.data).size) < max(photo.width, photo.height) / 2
+    canvas = uploads["canvas"][0]
+    assert decode_upload(canvas.data).size == (canvas.width, canvas.height)
+    with pytest.raises(RefusedImage, match="pixel limit"):
+        decode_upload(uploads["photo_12mp"][0].data, max_pixels=6_000_000)  # from the header, nothing decoded
+    with pytest.raises(RefusedImage, match="not an accepted image"):
+        decode_upload(b"%PDF-1.4 not an image")
+
+
+def test_the_reference_decode_applies_the_exif_orientation() -> None:
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: a viewer turns it 90 degrees
+    Image.new("RGB", (1600, 1200), "white").save(buffer, "JPEG", exif=exif)
+
+    assert decode_upload(buffer.getvalue()).size == (300, 400)  # 1/4 scale, then upright
+
+
+@pytest.fixture(scope="module")
+def decode_ceiling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    spec = server_spec("decode_ceiling", 1, Path("unused"))
+    with RunningServer(spec, tmp_path_factory.mktemp("logs"), ready_timeout_s=30) as server:
+        yield server
+
+
+def _post(server: RunningServer, body: bytes) -> tuple[int, str | None, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request("POST", "/predict", body=body,
+                           headers={"Content-Type": files_payload([], "/").content_type or ""})
+        response = connection.getresponse()
+        return response.status, response.getheader("X-Decoded"), response.read()
+    finally:
+        connection.close()
+
+
+def test_the_decode_ceiling_decodes_each_kind_and_answers_the_constant(
+    decode_ceiling: RunningServer, uploads: dict[str, list[UploadFile]]
+) -> None:
+    for kind in ("mnist_png", "canvas", "photo_12mp"):
+        file = uploads[kind][0]
+        status, decoded, body = _post(decode_ceiling, files_payload([file], "/predict").bodies[0])
+
+        assert status == 200, body
+        assert decoded == ("504x378" if kind == "photo_12mp" else f"{file.width}x{file.height}")
+        assert body.startswith(b'{"model": "cnn_noise"')
+    payload = files_payload(uploads["canvas"], "/predict")
+    assert decode_ceiling.check(payload, samples=2, allow_refusals=True) == {
+        "checked_images": 0, "correct": 0, "refused": {}}  # answered, and a constant has no digit to check
+    status, _, body = _post(decode_ceiling, multipart_body([b"GIF89a-truncated"]))
+    assert status == 415 and b"not an accepted image" in body
+
+
+def test_the_preparation_timer_gives_medians_for_decode_and_prepare(uploads: dict[str, list[UploadFile]]) -> None:
+    result = measure_kind(uploads["canvas"], max_pixels=50_000_000, min_samples=3, budget_s=0.0)
+
+    medians = result["median_ms"]
+    assert result["bodies"] == 2 and result["samples_per_function"] >= 3
+    assert 0 < medians["reference_decode"] < medians["service_prepare"]
+    assert result["prep_ms"] == pytest.approx(medians["service_prepare"] - medians["reference_decode"], abs=1e-3)
+
+
+def test_every_payload_kind_runs_against_the_service_and_both_references_at_1_and_n_workers(
+    digits: Digits, uploads: dict[str, list[UploadFile]]
+) -> None:
+    kinds = {kind: files_payload(files, "/predict") for kind, files in uploads.items()}
+    sessions = build_sessions(Plan(workers=2, concurrency=(1, 32)), Path("model_store"), digits, kinds)
+
+    found = {(s.spec.key, s.spec.workers): {sc.name: sc for sc in s.scenarios} for s in sessions}
+    for key in ("service", "decode_ceiling", "naive_ort"):
+        for workers in (1, 2):
+            assert {kind_scenario(k) for k in PAYLOAD_KINDS} <= set(found[key, workers])
+            assert found[key, workers]["upload_photo_12mp"].concurrency == (32,)
+    assert found["service", 2]["upload"].concurrency == (1, 32)  # round 1's upload is the mnist_png kind
+    assert "upload_canvas" not in found["naive_keras", 2] and ("naive_keras", 1) not in found
+    only = build_sessions(Plan(workers=2, only_payloads=True), Path("model_store"), digits, kinds)
+    assert {(s.spec.key, s.spec.workers) for s in only} == {(k, w) for k in ("service", "decode_ceiling", "naive_ort")
+                                                            for w in (1, 2)}
+
+
+def _kind_run(server: str, kind: str, workers: int, rps: float, **extra: Any) -> dict[str, Any]:
+    return {**_run(server, rps, workers=workers, role="compare" if workers == 2 else "scaling"),
+            "scenario": kind_scenario(kind), "payload": kind, **extra}
+
+
+def test_payload_targets_are_ratios_per_kind_at_every_worker_count() -> None:
+    rss = {"workers_rss_max_mb": [140.0], "workers_rss_after_mb": [120.0], "workers_hwm_mb": [141.0]}
+    runs = [
+        _kind_run("service", "canvas", 1, 70), _kind_run("decode_ceiling", "canvas", 1, 100),
+        _kind_run("naive_ort", "canvas", 1, 50), _kind_run("service", "canvas", 2, 110),
+        _kind_run("decode_ceiling", "canvas", 2, 200), _kind_run("naive_ort", "canvas", 2, 100),
+        _kind_run("service", "photo_12mp", 1, 10, **rss), _kind_run("decode_ceiling", "photo_12mp", 1, 12),
+        _kind_run("naive_ort", "photo_12mp", 1, 4),
+        _kind_run("service", "photo_12mp", 2, 18, **{**rss, "workers_rss_max_mb": [150.0, 160.0]}),
+        _kind_run("decode_ceiling", "photo_12mp", 2, 24), _kind_run("naive_ort", "photo_12mp", 2, 20),
+        _kind_run("service", "mnist_png", 2, 2500),
+    ]
+    kinds = {"canvas": {"description": "canvas", "bodies": 2, "formats": ["PNG"], "sizes": ["400x400"],
+                        "mean_bytes": 9000, "labels": [0, 1]},
+             "photo_12mp": {"description": "photo", "bodies": 1, "formats": ["JPEG"], "sizes": ["4032x3024"],
+                            "mean_bytes": 2_000_000, "labels": [0]}}
+    prep = {"bodies": 2, "median_ms": {"reference_decode": 2.0, "service_decode": 2.5, "service_prepare": 5.0},
+            "prep_ms": 3.0, "prep_over_decode": 1.5, "failures_per_round": {}}
+    report = {
+        "http": {"plan": {"workers": 2, "concurrency": [32], "only_payloads": True}, "payloads": kinds,
+                 "servers": [], "runs": runs},
+        "preparation": {"kinds": {"canvas": prep, "photo_12mp": {**prep, "prep_ms": 1.0, "prep_over_decode": 0.5}}},
+        "baseline": {"date": "then", "git": "abc", "model": "cnn_noise",
+                     "upload_c32_requests_per_s": {"service": {"2": 2462.0}, "ceiling": {}}},
+    }
+
+    status = {t.name: (t.status, t.measured) for t in payload_targets(report)}
+
+    assert status["canvas: /predict c=32 vs decode ceiling"][0] == "MISS"  # 70% at 1 worker, but 55% at 2
+    assert status["canvas: /predict c=32 vs naive ORT"] == (
+        "PASS", "1 worker: 1.40x (70 vs 50 req/s); 2 workers: 1.10x (110 vs 100 req/s)")
+    assert status["canvas: preparation CPU per image vs decode"][0] == "MISS"  # 3 ms of prep for 2 ms of decode
+    assert status["photo_12mp: /predict c=32 vs decode ceiling"][0] == "PASS"  # 83%, 75%
+    assert status["photo_12mp: /predict c=32 vs naive ORT"][0] == "MISS"  # 0.9x at 2 workers
+    assert status["photo_12mp: preparation CPU per image vs decode"][0] == "PASS"
+    assert status["Resident memory per worker, during and after 12 MP photos"] == (
+        "MISS", "during 160 MB, after 120 MB")
+    assert status["MNIST 28x28 PNG /predict c=32 vs the committed report"][0] == "PASS"  # 2,500 vs 2,462
+    report["targets"] = [t.to_dict() for t in evaluate_targets(report)]
+    markdown = render_markdown(report)
+    assert "| canvas | 2 | 110 | 200 | 100 | 55% | 1.10x |" in markdown
+    assert "| canvas | 2 | 2.000 | 2.500 | 5.000 | 3.000 | 1.50x | - |" in markdown
