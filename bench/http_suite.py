@@ -378,7 +378,8 @@ def run_suite(store: Path, out: Path, plan: Plan, *, tool: str = "auto", seconds
             "max_image_pixels": limits.max_image_pixels, "max_upload_bytes": limits.max_upload_bytes,
             "env": limits.env, "notes": limits.notes},
         "servers": [], "runs": []}
-    targets = plan.targets
+    # The other targets have nothing to run then: do not build BentoML's venv for nothing.
+    targets = tuple(t for t in plan.targets if t in PAYLOAD_TARGETS) if plan.only_payloads else plan.targets
     if "bentoml" in targets and (problem := ensure_bento_venv()) is not None:
         print(f"BentoML peer skipped: {problem}", flush=True)
         suite["servers"].append({"key": "bentoml", "label": "BentoML", "workers": plan.workers, "role": "compare",
