@@ -400,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.grid is not None:
         from bench.realworld.grid import draw_grid
 
-        draw_grid(results, args.grid)
+        draw_grid(results, args.grid, title=f"{args.split} split, seed {args.seed}: ")
         print(f"grid: {args.grid}", file=sys.stderr)
     return 0
 

@@ -37,7 +37,7 @@ def upload_thumbnail(data: bytes) -> Image.Image:
     return tile
 
 
-def draw_grid(results: Results, path: Path) -> None:
+def draw_grid(results: Results, path: Path, title: str = "") -> None:
     """Write the grid PNG: one cell per (source, condition) sample, with the default model's answer."""
     model = results.default_model
     cells = [(k, o) for k, o in enumerate(results.outcomes) if o.upload is not None]
@@ -46,7 +46,7 @@ def draw_grid(results: Results, path: Path) -> None:
     rows = (len(cells) + COLUMNS - 1) // COLUMNS
     sheet = Image.new("RGB", (COLUMNS * cell_w, rows * cell_h + 24), "white")
     draw = ImageDraw.Draw(sheet)
-    draw.text((6, 6), f"upload | what {model} saw (28x28) | its answer", fill="black")
+    draw.text((6, 6), f"{title}upload | what {model} saw (28x28) | its answer", fill="black")
     for n, (k, outcome) in enumerate(cells):
         assert outcome.upload is not None
         x, y = (n % COLUMNS) * cell_w, (n // COLUMNS) * cell_h + 24
