@@ -39,7 +39,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import cv2
@@ -151,11 +151,11 @@ def prepare_image(data: bytes, *, max_pixels: int) -> PreparedImage:
     # A canvas export (ink from its alpha channel) has no ruling or page edges to remove.
     cleaned, lines = remove_lines(strokes) if decoded.grey is not None else (strokes, 0)
     try:
-        found = find_digit(cleaned, page)
+        found = find_digit(cleaned, page, ink)
     except NoInk:
         if not lines:
             raise
-        found, lines = find_digit(strokes, page), 0  # the "lines" were the digit
+        found, lines = find_digit(strokes, page, ink), 0  # the "lines" were the digit
     pixels = frame_digit(found.mask)
     return PreparedImage(
         pixels,
@@ -532,8 +532,15 @@ BLOB_STROKE_RATIO = 0.34
 LINE_STROKE_RATIO = 0.04
 """A component this thin for its length (and long) is a line, not a stroke of writing."""
 
-MERGE_REACH = 0.35
+MERGE_REACH = 0.2
 """Pieces within this share of a group's size of it are parts of the same digit (a "5"'s flag, a "4")."""
+
+ABSORB_MAX = 1.5
+"""A group takes in nearby pieces up to this multiple of its own ink: the rest of a broken stroke,
+not a shadow's corner or another digit that happens to be larger."""
+
+INK_MATCH = 0.7
+"""A piece joins a group only if its ink is at least this share as strong: one pen wrote a digit."""
 
 DIGIT_SIZED = 0.3
 """Another group with at least this share of the chosen one's ink counts as another digit."""
@@ -556,7 +563,12 @@ class _Group:
     y0: int
     x1: int
     y1: int
-    score: float = field(default=0.0)
+    border: bool
+    ink: float
+    """Sum of the ink map over the group's pixels."""
+
+    def strength(self) -> float:
+        return self.ink / max(self.area, 1)
 
     def reach(self) -> float:
         return MERGE_REACH * max(self.x1 - self.x0, self.y1 - self.y0)
@@ -570,16 +582,22 @@ class _Group:
     def absorb(self, other: _Group) -> None:
         self.labels += other.labels
         self.area += other.area
+        self.ink += other.ink
         self.x0, self.y0 = min(self.x0, other.x0), min(self.y0, other.y0)
         self.x1, self.y1 = max(self.x1, other.x1), max(self.y1, other.y1)
 
 
-def find_digit(strokes: npt.NDArray[np.uint8], page: npt.NDArray[np.uint8] | None = None) -> FoundDigit:
+def find_digit(
+    strokes: npt.NDArray[np.uint8],
+    page: npt.NDArray[np.uint8] | None = None,
+    ink: npt.NDArray[np.float32] | None = None,
+) -> FoundDigit:
     """The most central, largest group of stroke-like components, and how many others there were.
 
     Components that touch the edge of the image, or of the `page` when there is one, are writing
     cut off by the frame, or the frame itself: they count a fifth, and are never merged into a
-    group that does not touch it.
+    group that does not touch it. With the `ink` map, pieces are weighed by their ink, and a piece
+    much fainter than a group (a shadow's corner next to pen strokes) does not join it.
     """
     count, labels, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
     if count <= 1:
@@ -612,44 +630,72 @@ def find_digit(strokes: npt.NDArray[np.uint8], page: npt.NDArray[np.uint8] | Non
             if ratio < LINE_STROKE_RATIO and straight and near_edge and max(w, h) > 0.3 * min(width, height):
                 continue  # a long straight hairline by the edge: what is left of a page edge
 
-        groups.append(_Group([label], area, x, y, x + w, y + h, score=0.0 if touches_border else 1.0))
+        strength = float(ink[y : y + h, x : x + w][labels[y : y + h, x : x + w] == label].mean()) if ink is not None else 1.0
+        groups.append(_Group([label], area, x, y, x + w, y + h, border=touches_border, ink=strength * area))
     if not groups:
         raise NoInk("no ink found: nothing in the image looks like writing")
-    groups = _merge(groups)
     centre = np.array([width / 2.0, height / 2.0])
     diagonal = float(np.hypot(width, height))
-    for group in groups:
+
+    def score(group: _Group) -> float:
+        # Central and large wins; regions touching the border count a fifth (cut-off writing, edges).
         middle = np.array([(group.x0 + group.x1) / 2.0, (group.y0 + group.y1) / 2.0])
         offset = float(np.linalg.norm(middle - centre)) / diagonal
-        # Central and large wins; regions touching the border count a fifth (cut-off writing, edges).
-        border = 1.0 if group.score > 0 else 0.2
-        group.score = group.area * float(np.exp(-((offset / 0.3) ** 2))) * border
-    chosen = max(groups, key=lambda g: g.score)
-    others = sum(1 for g in groups if g is not chosen and g.area >= DIGIT_SIZED * chosen.area)
+        return group.ink * float(np.exp(-((offset / 0.3) ** 2))) * (0.2 if group.border else 1.0)
+
+    grown = _grow(sorted(groups, key=score, reverse=True), labels)
+    chosen = max(grown, key=score)
+    others = sum(1 for g in grown if g is not chosen and g.area >= DIGIT_SIZED * chosen.area)
     window = labels[chosen.y0 : chosen.y1, chosen.x0 : chosen.x1]
     mask = np.isin(window, chosen.labels).astype(np.uint8)
     box = (chosen.x0, chosen.y0, chosen.x1 - chosen.x0, chosen.y1 - chosen.y0)
     return FoundDigit(mask, box, others)
 
 
-def _merge(groups: list[_Group]) -> list[_Group]:
-    """Merge groups that are near each other, largest first, until nothing changes."""
-    groups = sorted(groups, key=lambda g: -g.area)
-    merged = True
-    while merged:
-        merged = False
-        for i, group in enumerate(groups):
-            for other in groups[i + 1 :]:
-                same_side = (group.score > 0) == (other.score > 0)
-                if same_side and (group.near(other) or other.near(group)):
-                    group.absorb(other)
-                    group.score = max(group.score, other.score)
-                    groups.remove(other)
-                    merged = True
-                    break
-            if merged:
+def _grow(ranked: list[_Group], labels: npt.NDArray[np.int32]) -> list[_Group]:
+    """Grow groups from the best-scoring component down: each absorbs the pieces whose pixels come
+    within `MERGE_REACH` of its size, not much larger than itself (a piece of a digit, not a shadow
+    or a neighbour), as strongly inked, and on the same side of the border, until none is left."""
+    remaining = list(ranked)
+    grown: list[_Group] = []
+    while remaining:
+        group = remaining.pop(0)
+        joined = True
+        while joined:
+            joined = False
+            candidates = [
+                other for other in remaining
+                if other.area <= ABSORB_MAX * group.area
+                and other.border == group.border
+                and other.strength() >= INK_MATCH * group.strength()
+                and (group.near(other) or other.near(group))
+            ]
+            if not candidates:
                 break
-    return groups
+            gaps = _gaps(group, candidates, labels)
+            for other, gap in zip(candidates, gaps, strict=True):
+                if gap <= group.reach():
+                    group.absorb(other)
+                    remaining.remove(other)
+                    joined = True
+        grown.append(group)
+    return grown
+
+
+def _gaps(group: _Group, others: list[_Group], labels: npt.NDArray[np.int32]) -> list[float]:
+    """Shortest pixel distance from each of `others` to `group`, within the group's reach."""
+    reach = int(np.ceil(group.reach())) + 1
+    height, width = labels.shape
+    x0, y0 = max(0, group.x0 - reach), max(0, group.y0 - reach)
+    x1, y1 = min(width, group.x1 + reach), min(height, group.y1 + reach)
+    window = labels[y0:y1, x0:x1]
+    outside = (~np.isin(window, group.labels)).astype(np.uint8)
+    distance = cv2.distanceTransform(outside, cv2.DIST_L2, 3)
+    gaps = []
+    for other in others:
+        inside = np.isin(window, other.labels)
+        gaps.append(float(distance[inside].min()) if inside.any() else float("inf"))
+    return gaps
 
 
 def _stroke_ratio(solid: npt.NDArray[np.uint8], area: int) -> float:
