@@ -322,6 +322,12 @@ PAGE_MIN_SHARE, PAGE_MAX_SHARE = 0.12, 0.97
 PAGE_MIN_STEP = 40
 """Grey levels between the page and what surrounds it (a white sheet on a wooden desk: ~80-150)."""
 
+PAGE_RIM = 0.03
+"""Ink within this share of the side of the page's outline touches the page's edge."""
+
+RIM_SHARE = 0.3
+"""A component with more than this share of its pixels in the page's rim lies along the page's edge."""
+
 PAGE_MIN_EDGE = 30
 """Median grey-level step across the page's outline, over 3 coarse pixels: paper has an edge, glare does not."""
 
@@ -459,8 +465,15 @@ def remove_lines(strokes: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.uint8],
     """
     height, width = strokes.shape
     shortest = min(height, width)
+    thin = max(4, round(LINE_MAX_THICKNESS * shortest))
+    # Only thin ink can be ruling: an opening wider than a ruled line keeps the thick strokes,
+    # and what it removed is all Hough has to look at (fewer pixels, and no "lines" inside a stroke).
+    wide = cv2.morphologyEx(strokes, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (thin + 1, thin + 1)))
+    hairlines = strokes - wide
+    if cv2.countNonZero(hairlines) < LINE_MIN_LENGTH * shortest:
+        return strokes, 0
     found = cv2.HoughLinesP(
-        strokes,
+        hairlines,
         rho=1,
         theta=np.pi / 180,
         threshold=max(20, int(0.3 * shortest)),
@@ -469,7 +482,6 @@ def remove_lines(strokes: npt.NDArray[np.uint8]) -> tuple[npt.NDArray[np.uint8],
     )
     if found is None:
         return strokes, 0
-    thin = max(4, round(LINE_MAX_THICKNESS * shortest))
     candidates: list[tuple[bool, tuple[int, int, int, int], int, bool]] = []
     for x1, y1, x2, y2 in found[:LINE_CAP * 4, 0, :]:
         segment = (int(x1), int(y1), int(x2), int(y2))
@@ -605,8 +617,9 @@ def find_digit(
     height, width = strokes.shape
     areas = stats[1:, cv2.CC_STAT_AREA]
     largest = int(areas.max())
-    # The page's rim: pixels of the page within a few pixels of its outside.
-    edge = None if page is None else (cv2.dilate(1 - page, _kernel(5)) & page).astype(bool)
+    # The page's rim: pixels of the page near its outside (the coarse page outline is a staircase
+    # of 4 px steps at working size, and the desk shows between it and the true edge).
+    edge = None if page is None else (cv2.dilate(1 - page, _kernel(PAGE_RIM * max(page.shape))) & page).astype(bool)
     groups: list[_Group] = []
     # The 24 largest components are plenty: a digit is a handful of pieces, the rest is dust.
     for index in np.argsort(-areas)[:24]:
@@ -616,9 +629,10 @@ def find_digit(
             break
         touches_border = x <= 0 or y <= 0 or x + w >= width or y + h >= height
         if edge is not None and not touches_border:
-            # Touching the page's edge: any of its pixels next to the outside of the page.
-            outside = edge[y : y + h, x : x + w]
-            touches_border = bool((outside & (labels[y : y + h, x : x + w] == label)).any())
+            # Lying along the page's edge: much of it in the rim (a digit written near the edge of
+            # the sheet only reaches into the rim; desk showing past the outline lies all in it).
+            rim = edge[y : y + h, x : x + w]
+            touches_border = int((rim & (labels[y : y + h, x : x + w] == label)).sum()) > RIM_SHARE * area
         if touches_border and (w > 0.8 * width or h > 0.8 * height):
             continue  # a page edge, a desk's shadow, a frame: not a digit
         if max(w, h) >= 6:
