@@ -356,6 +356,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes for render + prepare (at most 2)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    parser.add_argument("--mistakes", type=Path, default=None, metavar="PNG",
+                        help="also draw the default model's mistakes (up to 3 per condition) into this PNG")
     parser.add_argument("--grid", nargs="?", type=Path, const=REPO / "docs/realworld/grid.png", default=None,
                         help="also draw the picture grid (default path docs/realworld/grid.png)")
     args = parser.parse_args(argv)
@@ -402,5 +404,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         draw_grid(results, args.grid, title=f"{args.split} split, seed {args.seed}: ")
         print(f"grid: {args.grid}", file=sys.stderr)
+    if args.mistakes is not None:
+        from bench.realworld.grid import draw_grid
+
+        draw_grid(mistakes(results, jobs), args.mistakes, title=f"{args.split} split, mistakes: ")
+        print(f"mistakes: {args.mistakes}", file=sys.stderr)
     return 0
+
+
+def mistakes(results: Results, jobs: Sequence[Job], per_condition: int = 3) -> Results:
+    """The default model's wrong answers, up to `per_condition` per (source, condition), with their
+    uploads rendered again (the seeds make them the same bytes) for the picture grid."""
+    model = results.default_model
+    chosen: list[int] = []
+    counts: Counter[tuple[str, str]] = Counter()
+    for k, outcome in enumerate(results.outcomes):
+        key = (outcome.source, outcome.condition)
+        wrong = outcome.error is not None or results.predictions[model][k] != outcome.label
+        if wrong and counts[key] < per_condition:
+            counts[key] += 1
+            chosen.append(k)
+    outcomes = []
+    for k in chosen:
+        job, outcome = jobs[k], results.outcomes[k]
+        upload = render_upload(job.ink, job.condition, np.random.default_rng(list(job.seed)))
+        outcomes.append(Outcome(outcome.source, outcome.condition, outcome.label, outcome.prepared, outcome.error,
+                                outcome.prepare_ms, outcome.size_bytes, upload))
+    subset = Results(outcomes, results.models, model)
+    subset.predictions = {m: p[chosen] for m, p in results.predictions.items()}
+    subset.confidences = {m: c[chosen] for m, c in results.confidences.items()}
+    return subset
 
