@@ -253,7 +253,14 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
 def _to_arrays(image: Image.Image) -> tuple[npt.NDArray[np.uint8] | None, npt.NDArray[np.uint8] | None]:
     """(luma, None) for an opaque image, (None, alpha) for a transparent one; 8-bit either way."""
     mode = image.mode
-    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or ("transparency" in image.info and mode in ("P", "L", "RGB")):
+    if mode == "La":
+        # Greyscale with premultiplied alpha, which Pillow cannot convert: the alpha channel is
+        # the opacity either way, and the grey is only needed when the image is opaque.
+        planes = np.asarray(image.getchannel(0)), np.asarray(image.getchannel(1))
+        if int(planes[1].min()) < 250:
+            return None, np.ascontiguousarray(planes[1])
+        return np.ascontiguousarray(planes[0]), None
+    if mode in ("RGBA", "LA", "PA", "RGBa") or ("transparency" in image.info and mode in ("P", "L", "RGB")):
         rgba = np.asarray(image.convert("RGBA"))
         alpha = rgba[..., 3]
         if int(alpha.min()) < 250:

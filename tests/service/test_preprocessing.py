@@ -285,3 +285,24 @@ def test_tiny_and_thin_images_answer_or_refuse_cleanly(shape: tuple[int, int], f
         except NoInk:
             continue  # the one refusal an image this small may get
         assert prepared.pixels.shape == (IMAGE_SIDE, IMAGE_SIDE) and prepared.pixels.dtype == np.uint8
+
+
+def test_greyscale_with_premultiplied_alpha_is_read() -> None:
+    """Mode `La` (a TIFF with associated alpha), which Pillow cannot convert to RGBA."""
+    plane = np.zeros((64, 64, 2), np.uint8)
+    plane[10:50, 30:36] = 255
+    data = bytearray(encode(Image.fromarray(plane, "LA"), "TIFF"))
+    tag = data.find(struct.pack("<HHI", 338, 3, 1))  # ExtraSamples: 2 (unassociated) -> 1 (associated)
+    data[tag + 8 : tag + 10] = struct.pack("<H", 1)
+    prepared = prepare(bytes(data))
+    assert prepared.mode == "La"
+    assert_mnist_shaped(prepared)
+
+
+@pytest.mark.parametrize("bad", [np.nan, -np.inf, np.inf])
+def test_float_images_with_non_finite_pixels_are_read_as_finite(bad: float) -> None:
+    page = np.full((64, 64), 1.0, np.float32)
+    page[10:50, 30:36] = 0.0
+    page[2, 2] = bad
+    prepared = prepare(encode(Image.fromarray(page, "F"), "TIFF"))
+    assert_mnist_shaped(prepared)
