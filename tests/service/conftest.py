@@ -30,7 +30,8 @@ from training.data import TEST_IMAGES, TEST_LABELS, RawSplit, load_split
 REPO = Path(__file__).resolve().parents[2]
 STORE_ENV = "DIGITS_TEST_STORE"
 SAMPLE_DIR = REPO / "tests" / "data" / "mnist-sample"
-MODEL_NAMES = ("cnn", "cnn_dropout", "cnn_noise", "mlp", "mlp_dropout", "mlp_noise")
+# The six seed variants and the extra cnn_augmented (issue 8), in the order the service lists them.
+MODEL_NAMES = ("cnn", "cnn_augmented", "cnn_dropout", "cnn_noise", "mlp", "mlp_dropout", "mlp_noise")
 
 
 @pytest.fixture(scope="session")

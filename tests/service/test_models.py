@@ -82,13 +82,18 @@ def test_compare_ranks_the_variants_and_computes_the_deltas(client: TestClient, 
         assert gap["test_errors_delta"] == cards[cnn].test_errors - cards[mlp].test_errors
 
     effects = {(e["architecture"], e["regularisation"]): e for e in body["regularisation_effects"]}
-    assert list(effects) == [("cnn", "dropout"), ("cnn", "noise"), ("mlp", "dropout"), ("mlp", "noise")]
+    # The augmented model has its own key, so it never stands in for cnn_dropout in the seed's deltas.
+    expected = {("cnn", "dropout"): "cnn_dropout", ("cnn", "noise"): "cnn_noise",
+                ("cnn", "dropout+augmented"): "cnn_augmented", ("mlp", "dropout"): "mlp_dropout",
+                ("mlp", "noise"): "mlp_noise"}
+    assert list(effects) == list(expected)
     for (architecture, regularisation), effect in effects.items():
-        baseline, model = architecture, f"{architecture}_{regularisation}"
+        baseline, model = architecture, expected[(architecture, regularisation)]
         assert (effect["baseline"], effect["model"]) == (baseline, model)
         assert effect["test_errors_delta"] == cards[model].test_errors - cards[baseline].test_errors
         assert effect["macro_f1_delta"] == pytest.approx(cards[model].macro_avg.f1 - cards[baseline].macro_avg.f1)
-    assert len(body["findings"]) == 1 + 3 + 4
+    assert {row["name"]: row["regularisation"] for row in body["models"]}["cnn_augmented"] == "dropout+augmented"
+    assert len(body["findings"]) == 1 + 3 + 5
     assert body["findings"][0].startswith(f"{ranked[0]} ranks first: ")
 
 
