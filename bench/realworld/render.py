@@ -108,8 +108,11 @@ class Upload:
 # -- the digit as a pen stroke ------------------------------------------------------------------
 
 
-def stroke_mask(ink: NDArray[np.uint8], height: int, width_frac: float) -> Float:
+def stroke_mask(ink: NDArray[np.uint8], height: int, width_frac: float, max_width: int | None = None) -> Float:
     """The digit as a soft-edged pen stroke `height` px tall, stroke width `width_frac` x height.
+
+    A wide digit in a narrow image is made smaller (to at most `max_width` px wide) rather than
+    cut off at the image's edge: a user frames what they wrote.
 
     MNIST digits are 20 px tall with a ~2.6 px (13%) stroke. Nearest or bilinear upscaling shows
     the pixels; cubic upscaling, a blur of about half a source pixel and a threshold give a smooth
@@ -125,6 +128,9 @@ def stroke_mask(ink: NDArray[np.uint8], height: int, width_frac: float) -> Float
     pad = 2
     crop = np.pad(grey[y0:y1, x0:x1], pad)
     scale = height / (y1 - y0)
+    if max_width is not None and crop.shape[1] * scale > max_width:
+        scale = max_width / crop.shape[1]
+        height = max(4, round(scale * (y1 - y0)))
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
     up = cv2.resize(crop, size, interpolation=cv2.INTER_CUBIC)
     up = cv2.GaussianBlur(up, (0, 0), max(0.5, 0.45 * scale))
@@ -450,7 +456,7 @@ def _render_canvas(ink: NDArray[np.uint8], condition: str, rng: np.random.Genera
         condition, rng.uniform(0.06, 0.14)
     )
     # People fill a drawing pad: digits are larger on a canvas than on a page.
-    mask = stroke_mask(ink, round(height * rng.uniform(0.35, 0.75)), stroke)
+    mask = stroke_mask(ink, round(height * rng.uniform(0.35, 0.75)), stroke, max_width=width * 9 // 10)
     mask = mask[: height - 2, : width - 2]
     x, y = place(mask, width, height, rng, spread=0.08)
     box = _mask_box(mask, x, y)
@@ -482,7 +488,7 @@ def _render_scan(ink: NDArray[np.uint8], condition: str, rng: np.random.Generato
     """A scanner crop or a screenshot: white paper, even light, slight noise and rotation."""
     width, height = int(rng.integers(400, 1101)), int(rng.integers(400, 1101))
     page = paper(height, width, rng, white=0.96)
-    mask = stroke_mask(ink, round(height * rng.uniform(0.2, 0.5)), rng.uniform(0.05, 0.13))
+    mask = stroke_mask(ink, round(height * rng.uniform(0.2, 0.5)), rng.uniform(0.05, 0.13), max_width=width * 9 // 10)
     x, y = place(mask, width, height, rng)
     draw_ink(page, mask, x, y, pen_ink(rng), rng.uniform(0.85, 1.0))
     box = _mask_box(mask, x, y)
@@ -519,7 +525,7 @@ def _page_scene(ink: NDArray[np.uint8], condition: str, rng: np.random.Generator
         width_frac, colour = rng.uniform(0.025, 0.07), pen_ink(rng)
     else:
         width_frac, colour = rng.uniform(0.04, 0.13), pen_ink(rng, red=False)
-    mask = stroke_mask(ink, min(digit_h, page_h - 4), width_frac)
+    mask = stroke_mask(ink, min(digit_h, page_h - 4), width_frac, max_width=page_w * 9 // 10)
     mask = mask[: page_h - 2, : page_w - 2]
     x, y = place(mask, page_w, page_h, rng)
     box = _mask_box(mask, x, y)
@@ -605,18 +611,18 @@ def _render_dark(ink: NDArray[np.uint8], condition: str, rng: np.random.Generato
         # Chalk dust: smudges and badly erased writing, light and soft.
         dust = np.clip(smooth_noise(height, width, max(40, height // 8), rng) - rng.uniform(0.5, 1.2), 0, None)
         surface += (0.12 * dust)[..., None]
-        mask = textured(stroke_mask(ink, digit_h, rng.uniform(0.06, 0.12)), rng, floor=0.35, grain=1.0)
+        mask = textured(stroke_mask(ink, digit_h, rng.uniform(0.06, 0.12), width * 9 // 10), rng, floor=0.35, grain=1.0)
         colour, opacity = np.array([0.88, 0.89, 0.86], np.float32), rng.uniform(0.75, 0.95)
     elif condition == "white_on_black":
         surface = np.full((height, width, 3), rng.uniform(0.04, 0.12), np.float32)
         surface *= (1 + 0.05 * smooth_noise(height, width, 6, rng))[..., None]
-        mask = stroke_mask(ink, digit_h, rng.uniform(0.035, 0.09))
+        mask = stroke_mask(ink, digit_h, rng.uniform(0.035, 0.09), width * 9 // 10)
         colour, opacity = np.full(3, rng.uniform(0.8, 0.95), np.float32), rng.uniform(0.85, 1.0)
     else:
         surface = np.full((height, width, 3), 1.0, np.float32) * np.array([0.90, 0.92, 0.94], np.float32) * rng.uniform(0.9, 1.02)
         ghosts = np.clip(smooth_noise(height, width, max(30, height // 10), rng) - 1.0, 0, None)
         surface -= (0.05 * ghosts)[..., None]  # the grey haze of old, erased writing
-        mask = stroke_mask(ink, digit_h, rng.uniform(0.08, 0.15))
+        mask = stroke_mask(ink, digit_h, rng.uniform(0.08, 0.15), width * 9 // 10)
         marker = np.array([[0.08, 0.08, 0.1], [0.1, 0.2, 0.7], [0.75, 0.1, 0.1], [0.1, 0.5, 0.2]], np.float32)
         colour, opacity = marker[rng.integers(len(marker))], rng.uniform(0.85, 1.0)
     mask = mask[: height - 2, : width - 2]
