@@ -67,9 +67,6 @@ COARSE_SIDE = 96
 POLARITY_SIDE = 192
 """Longest side of the image the polarity (dark ink or light ink) is decided on."""
 
-POLARITY_WINDOW = 0.16
-"""The local background is a median over this share of the side: wider than a thick marker's stroke."""
-
 POLARITY_SHARE = 0.02
 """The strongest 2% of thin-structure responses vote on the polarity: about a digit's share of a photo."""
 
@@ -304,10 +301,10 @@ def ink_map(decoded: DecodedImage) -> tuple[npt.NDArray[np.float32], bool, npt.N
         return alpha, False, None  # whatever colour the strokes are, a canvas's ink is where it is opaque
     grey = decoded.grey
     coarse = _shrink(grey, COARSE_SIDE)
-    kernel = _kernel(BACKGROUND_KERNEL * max(coarse.shape))
     dark_ink = _dark_ink_wins(grey)
     if not dark_ink:
         grey, coarse = 255 - grey, 255 - coarse
+    kernel = _kernel(BACKGROUND_KERNEL * max(coarse.shape))
     # The paper as it would look without ink: strokes closed over at the coarse scale, then a median
     # to drop what the closing left of specks, back at working size.
     paper = cv2.medianBlur(cv2.morphologyEx(coarse, cv2.MORPH_CLOSE, kernel), 3)
@@ -380,24 +377,21 @@ def page_mask(coarse: npt.NDArray[np.uint8], shape: tuple[int, ...]) -> npt.NDAr
 
 
 def _dark_ink_wins(grey: npt.NDArray[np.uint8]) -> bool:
-    """Whether the strongest departures from the local background are darker or lighter than it.
+    """Whether the strongest departures from the background are darker or lighter than it.
 
-    The local background is a wide median (writing is a minority of any neighbourhood, so the
-    median is the paper or the board), measured at `POLARITY_SIDE`, where a pencil line is still a
-    couple of pixels wide; the strongest `POLARITY_SHARE` of departures vote. Morphological hats do
-    not work here: the paper between two close strokes is as much a "thin light structure" as the
-    strokes are thin dark ones.
+    The background is the median of the middle of the frame, measured at `POLARITY_SIDE`, where a
+    pencil line is still a couple of pixels wide: people put the digit in the middle and writing is
+    a minority of any region, so the median there is the paper or the board, however thick the pen;
+    the desk around a page and its edge (which depart both ways) are mostly outside it. The
+    strongest `POLARITY_SHARE` of departures vote. Morphological hats do not work here: the paper
+    between two close strokes is as much a "thin light structure" as the strokes are thin dark ones.
     """
-    mid = _shrink(grey, POLARITY_SIDE)
-    size = max(5, round(POLARITY_WINDOW * max(mid.shape)) | 1)
-    local = cv2.medianBlur(mid, size).astype(np.int16)
-    departure = mid.astype(np.int16) - local
-    # The middle of the frame only: that is where people put the digit, and where the page's edge
-    # against the desk (which departs both ways) rarely is.
-    h, w = departure.shape
-    darker, lighter = _strongest_departures(departure[h // 5 : h - h // 5, w // 5 : w - w // 5])
+    mid = _shrink(grey, POLARITY_SIDE).astype(np.int16)
+    h, w = mid.shape
+    middle = mid[h // 5 : h - h // 5, w // 5 : w - w // 5]
+    darker, lighter = _strongest_departures(middle - np.int16(np.median(middle)))
     if max(darker, lighter) < 20:  # nothing written in the middle: the whole frame decides
-        darker, lighter = _strongest_departures(departure)
+        darker, lighter = _strongest_departures(mid - np.int16(np.median(mid)))
     return darker >= lighter
 
 
@@ -651,7 +645,12 @@ def find_digit(
             if ratio < LINE_STROKE_RATIO and straight and near_edge and max(w, h) > 0.3 * min(width, height):
                 continue  # a long straight hairline by the edge: what is left of a page edge
 
-        strength = float(ink[y : y + h, x : x + w][labels[y : y + h, x : x + w] == label].mean()) if ink is not None else 1.0
+        # The 90th percentile, not the mean: a thin stroke is mostly soft edge, a shadow is flat.
+        strength = (
+            float(np.percentile(ink[y : y + h, x : x + w][labels[y : y + h, x : x + w] == label], 90))
+            if ink is not None
+            else 1.0
+        )
         groups.append(_Group([label], area, x, y, x + w, y + h, border=touches_border, ink=strength * area))
     if not groups:
         raise NoInk("no ink found: nothing in the image looks like writing")
