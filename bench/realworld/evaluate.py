@@ -35,6 +35,7 @@ from bench.realworld.sources import SourceUnavailable, font_digits, mnist_split,
 from service.errors import ServiceError
 from service.model_store import latest_version, list_models, version_dir
 from service.preprocessing import PreparedImage, prepare_image
+from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,9 +49,9 @@ HEAVY_CONDITIONS = {"photo_12mp": 40}
 CONFIDENT = 0.9
 """A wrong answer given with at least this probability is a confident mistake (issue 8)."""
 
-DEFAULT_MAX_PIXELS = 16_000_000
-"""Pixel limit passed to prepare_image: above the 12 MP photos (12.2 M pixels), which the
-service's current default (`Settings.max_image_pixels`, 6 M) refuses."""
+DEFAULT_MAX_PIXELS: int = Settings.model_fields["max_image_pixels"].default
+"""Pixel limit passed to prepare_image: the service's own default (`Settings.max_image_pixels`), so
+an upload the service would refuse counts as refused here too."""
 
 SOURCE_SEEDS = {"mnist": 0, "uci": 1, "fonts": 2}
 """Each source gets its own seed stream, so adding one source does not change another's uploads."""
