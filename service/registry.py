@@ -305,14 +305,15 @@ class ModelRegistry:
 
 
 def rank_models(models: Mapping[str, ServedModel], uploads: Mapping[str, float] | None = None) -> list[str]:
-    """Ready models, best first: by accuracy on the validation uploads when given, then by test
+    """Ready models, best first, by `rank_cards`."""
+    return rank_cards({name: m.card for name, m in models.items() if m.ready and m.card is not None}, uploads)
+
+
+def rank_cards(cards: Mapping[str, ModelCard], uploads: Mapping[str, float] | None = None) -> list[str]:
+    """The one ranking rule: by accuracy on the validation uploads when given, then by test
     accuracy, then lower test loss, then name (so the order never depends on the mapping's)."""
     scores = uploads or {}
-    ranked = sorted(
-        (-scores.get(name, 0.0), -m.card.test_accuracy, m.card.test_loss, name)
-        for name, m in models.items()
-        if m.ready and m.card is not None
-    )
+    ranked = sorted((-scores.get(name, 0.0), -card.test_accuracy, card.test_loss, name) for name, card in cards.items())
     return [row[-1] for row in ranked]
 
 

@@ -32,9 +32,18 @@ from numpy.typing import NDArray
 
 from bench.realworld.render import CONDITIONS, Upload, render_upload
 from bench.realworld.sources import SourceUnavailable, font_digits, mnist_split, uci_digits
+from service.card import ModelCard
 from service.errors import ServiceError
-from service.model_store import latest_version, list_models, version_dir
+from service.model_store import (
+    CARD_FILE,
+    UPLOAD_EVALUATION_FILE,
+    latest_version,
+    list_models,
+    read_upload_accuracy,
+    version_dir,
+)
 from service.preprocessing import PreparedImage, prepare_image
+from service.registry import rank_cards
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -196,15 +205,39 @@ def store_models(store: Path) -> dict[str, Path]:
 
 
 def default_model(store: Path, names: Sequence[str]) -> str:
-    """The service's default rule: best test accuracy on the card, then lower test loss, then name."""
-    ranked = []
+    """The model the service gives image uploads that name none (`service.registry.rank_cards` over the
+    store's cards and its recorded validation-upload accuracy, as the registry does)."""
+    cards = {}
     for name in names:
         version = latest_version(store, name)
-        if version is None:
-            continue
-        card = json.loads((version_dir(store, name, version) / "card.json").read_text())
-        ranked.append((-float(card["test_accuracy"]), float(card["test_loss"]), name))
-    return min(ranked)[2]
+        if version is not None:
+            cards[name] = ModelCard.read(version_dir(store, name, version) / CARD_FILE)
+    uploads = {name: value for name, value in read_upload_accuracy(store).items() if name in cards}
+    return rank_cards(cards, uploads)[0]
+
+
+def record_upload_accuracy(report: dict[str, Any], store: Path) -> Path:
+    """Write the validation run's accuracy on the MNIST-digit uploads into the store, where the
+    service reads it to choose the model for image uploads (`service.model_store.UPLOAD_EVALUATION_FILE`).
+
+    Only the validation split may rank models: the test split is for the final figures alone.
+    """
+    if report["split"] != "validation":
+        raise ValueError("only a validation run may be recorded: the test split is for the final figures")
+    mnist = report["sources"]["mnist"]
+    record = {
+        "split": "validation",
+        "what": "accuracy on user-style uploads rendered from the MNIST validation split, every condition",
+        "command": "python -m bench.realworld --split validation --record",
+        "seed": report["seed"],
+        "per_condition": report["per_condition"],
+        "uploads": mnist["count"],
+        "created": report["created"],
+        "accuracy": {name: round(float(value), 5) for name, value in sorted(mnist["accuracy"].items())},
+    }
+    path = store / UPLOAD_EVALUATION_FILE
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
 
 
 def predict_all(results: Results, paths: dict[str, Path], threads: int) -> None:
@@ -359,6 +392,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     parser.add_argument("--mistakes", type=Path, default=None, metavar="PNG",
                         help="also draw the default model's mistakes (up to 3 per condition) into this PNG")
+    parser.add_argument("--record", action="store_true",
+                        help="write each model's accuracy into the store (uploads-validation.json), where the "
+                        "service reads it to choose the model for image uploads; validation split only")
     parser.add_argument("--grid", nargs="?", type=Path, const=REPO / "docs/realworld/grid.png", default=None,
                         help="also draw the picture grid (default path docs/realworld/grid.png)")
     args = parser.parse_args(argv)
@@ -400,6 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     markdown = render_markdown(report)
     (args.out / "report.md").write_text(markdown)
     print(markdown)
+    if args.record:
+        print(f"recorded: {record_upload_accuracy(report, args.store)}", file=sys.stderr)
     if args.grid is not None:
         from bench.realworld.grid import draw_grid
 

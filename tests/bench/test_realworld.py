@@ -179,3 +179,25 @@ def test_shipped_uploads_match_their_manifest() -> None:
         assert 0 <= entry["digit"] <= 9
     total = sum(path.stat().st_size for path in UPLOADS.iterdir())
     assert total < 1_600_000
+
+
+# -- recording the validation figures for the service ------------------------------------------
+
+
+def test_a_validation_run_is_recorded_where_the_service_reads_it(tmp_path: Path) -> None:
+    from bench.realworld.evaluate import record_upload_accuracy
+    from service.model_store import read_upload_accuracy
+
+    report = {"split": "validation", "seed": 0, "per_condition": 10, "created": "now",
+              "sources": {"mnist": {"count": 250, "accuracy": {"cnn": 0.97, "mlp": 0.93}}}}
+    record_upload_accuracy(report, tmp_path)
+    assert read_upload_accuracy(tmp_path) == {"cnn": 0.97, "mlp": 0.93}
+
+
+def test_a_test_run_is_never_recorded(tmp_path: Path) -> None:
+    from bench.realworld.evaluate import record_upload_accuracy
+
+    report = {"split": "test", "sources": {"mnist": {"count": 1, "accuracy": {"cnn": 1.0}}}}
+    with pytest.raises(ValueError, match="only a validation run may be recorded"):
+        record_upload_accuracy(report, tmp_path)
+    assert not list(tmp_path.iterdir())
