@@ -300,13 +300,23 @@ def ink_map(decoded: DecodedImage) -> tuple[npt.NDArray[np.float32], bool, npt.N
             raise NoInk("no ink found: the image is fully transparent")
         return alpha, False, None  # whatever colour the strokes are, a canvas's ink is where it is opaque
     grey = decoded.grey
+    level = _uniform_surround(grey)
+    if level is not None:
+        # A scan or a canvas export: the flat surround is the paper, one level, and says the
+        # polarity, however bold the digit (a closing would take a blot of ink wider than its
+        # kernel for paper, and a bold digit can fill the middle of the frame).
+        dark_ink = level >= 128
+        if not dark_ink:
+            grey, level = 255 - grey, 255 - level
+        ink = np.clip(1.0 - grey.astype(np.float32) / max(level, 1.0), 0.0, 1.0)
+        return ink, dark_ink, None
     coarse = _shrink(grey, COARSE_SIDE)
     dark_ink = _dark_ink_wins(grey)
     if not dark_ink:
         grey, coarse = 255 - grey, 255 - coarse
-    kernel = _kernel(BACKGROUND_KERNEL * max(coarse.shape))
     # The paper as it would look without ink: strokes closed over at the coarse scale, then a median
     # to drop what the closing left of specks, back at working size.
+    kernel = _kernel(BACKGROUND_KERNEL * max(coarse.shape))
     paper = cv2.medianBlur(cv2.morphologyEx(coarse, cv2.MORPH_CLOSE, kernel), 3)
     paper = cv2.resize(paper, (grey.shape[1], grey.shape[0]), interpolation=cv2.INTER_LINEAR)
     # Division, not subtraction: ink in a shadow darkens the paper by the same ratio as in the light.
@@ -318,6 +328,28 @@ def ink_map(decoded: DecodedImage) -> tuple[npt.NDArray[np.float32], bool, npt.N
     if page is not None:
         ink[page == 0] = 0.0
     return ink, dark_ink, page
+
+
+UNIFORM_SPREAD = 16
+"""Grey levels between the 5th and 95th percentile of the image's outer ring under which the
+surround is one flat paper (a scan, a canvas export), not a photo's light, desk or shadow."""
+
+
+def _uniform_surround(grey: npt.NDArray[np.uint8]) -> float | None:
+    """The surround's grey level when the image's outer ring is flat and most of the image is at
+    that level, else None."""
+    height, width = grey.shape
+    ring = max(2, round(0.03 * min(height, width)))
+    if height <= 2 * ring or width <= 2 * ring:
+        return None
+    values = np.concatenate([grey[:ring].ravel(), grey[-ring:].ravel(), grey[:, :ring].ravel(), grey[:, -ring:].ravel()])
+    low, median, high = np.percentile(values, (5, 50, 95))
+    if high - low > UNIFORM_SPREAD:
+        return None
+    # And it must be what most of the image is: a flat desk around a sheet of paper is not the paper.
+    if abs(float(np.median(grey[::4, ::4])) - median) > UNIFORM_SPREAD:
+        return None
+    return float(median)
 
 
 PAGE_MIN_SHARE, PAGE_MAX_SHARE = 0.12, 0.97
@@ -538,9 +570,9 @@ def _line_run(strokes: npt.NDArray[np.uint8], segment: tuple[int, int, int, int]
 SPECK = 0.015
 """Components smaller than this share of the largest are specks (paper grain, dust, JPEG blocks)."""
 
-BLOB_STROKE_RATIO = 0.34
+BLOB_STROKE_RATIO = 0.42
 """A component whose stroke is wider than this share of its longest side is a filled blob, not writing
-(a solid disc scores 0.5; MNIST digits 0.06-0.2; a thick marker "1" about 0.25)."""
+(a solid disc scores 0.5; MNIST digits 0.06-0.2; a thick marker "1" about 0.25, a bold "0" 0.35)."""
 
 LINE_STROKE_RATIO = 0.04
 """A component this thin for its length (and long) is a line, not a stroke of writing."""
