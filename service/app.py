@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from service.dataplane import DataPlane
 from service.errors import DeviceUnavailable, ErrorBody, StoreUnavailable, install_error_handlers
 from service.limits import BodySizeLimitMiddleware, QueryLengthLimitMiddleware
+from service.memory import return_large_buffers_to_os
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.providers import plan_providers
 from service.registry import ModelRegistry, SessionFactory, create_onnx_session
@@ -58,6 +60,7 @@ def create_app(
     """
     settings = settings if settings is not None else Settings()
     metrics = ServiceMetrics()
+    return_large_buffers_to_os()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -109,6 +112,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.large_uploads = asyncio.Semaphore(settings.max_large_uploads)
     install_error_handlers(app)
     app.include_router(api_router)
     if settings.admin_token is not None:

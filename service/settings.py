@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     phone photo is 2-5 MB as JPEG.
     Enforced while the body streams in: a larger body is refused with 413 before it is buffered."""
 
+    max_large_uploads: int = Field(default=4, ge=1, le=1024)
+    """Requests with a body over 1 MiB (phone photos) that one worker reads and decodes at a time;
+    the others wait with their bodies unread in the socket (TCP flow control holds them back), so
+    a burst of 12 MP photos costs a bounded amount of memory instead of a body per connection."""
+
     max_image_pixels: int = Field(default=16_777_216, ge=28 * 28)
     """Largest image accepted, in pixels (width x height; the default is 4096 x 4096, room for the
     12-16 MP photos phones take), checked from the header before the image is decoded, so a

@@ -7,6 +7,9 @@ decided from the bytes by the decoder.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +36,9 @@ FILE_FIELD = "file"
 
 RAW_TYPES = ("image/", "application/octet-stream")
 
+LARGE_UPLOAD_BYTES = 1024 * 1024
+"""A body over this (or of unknown length) takes one of `Settings.max_large_uploads` slots."""
+
 JSON_BYTES_PER_IMAGE = 32 * 1024
 """Room for one 28x28 image of JSON pixels: 784 full-precision floats (~20 bytes each, with the
 separator), pretty-printed. Parsing JSON costs far more memory than its size (about 25x for a body
@@ -49,6 +55,22 @@ class FilesInput:
 @dataclass(frozen=True)
 class PixelsInput:
     images: npt.NDArray[np.float32]
+
+
+@asynccontextmanager
+async def upload_slot(request: Request) -> AsyncIterator[None]:
+    """Hold one of the worker's large-upload slots while a large body is read and decoded.
+
+    Waiting happens before the body is read, so a waiting request holds only its socket buffer.
+    Small bodies (canvas drawings, MNIST PNGs, JSON pixels) never wait.
+    """
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) <= LARGE_UPLOAD_BYTES:
+        yield
+        return
+    gate: asyncio.Semaphore = request.app.state.large_uploads
+    async with gate:
+        yield
 
 
 def _media_type(request: Request) -> str:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from service.errors import InvalidInput, ModelNotFound, NoModelReady, error_responses
 from service.routes.dependencies import DataPlaneDep, SettingsDep
-from service.routes.inputs import FilesInput, read_image_input
+from service.routes.inputs import FilesInput, read_image_input, upload_slot
 from service.routes.predict import IMAGE_BODY, IMAGE_ERRORS, ExplainQuery
 from service.schemas import ImageComparison, ModelComparison, ModelDetail, ModelList
 
@@ -46,11 +46,12 @@ async def compare_models(dataplane: DataPlaneDep) -> ModelComparison:
 async def compare_image(request: Request, dataplane: DataPlaneDep, settings: SettingsDep,
                         explain: ExplainQuery = False) -> ImageComparison:
     """Every ready model's prediction for one image, side by side, with their agreement."""
-    body = await read_image_input(request, settings, allow_pixels=False)
-    assert isinstance(body, FilesInput)
-    if len(body.files) != 1:
-        raise InvalidInput(f"POST /models/compare takes exactly one image, got {len(body.files)}")
-    return await dataplane.compare_image(body.files[0], explain=explain)
+    async with upload_slot(request):
+        body = await read_image_input(request, settings, allow_pixels=False)
+        assert isinstance(body, FilesInput)
+        if len(body.files) != 1:
+            raise InvalidInput(f"POST /models/compare takes exactly one image, got {len(body.files)}")
+        return await dataplane.compare_image(body.files[0], explain=explain)
 
 
 @router.get("/{name}", response_model=ModelDetail, summary="One model and its card",

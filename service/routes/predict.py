@@ -19,7 +19,7 @@ from service.errors import (
     error_responses,
 )
 from service.routes.dependencies import DataPlaneDep, SettingsDep
-from service.routes.inputs import FilesInput, read_image_input
+from service.routes.inputs import FilesInput, read_image_input, upload_slot
 from service.schemas import PixelsRequest, Prediction
 
 router = APIRouter(tags=["predict"])
@@ -83,8 +83,9 @@ IMAGE_ERRORS = (UnsupportedImage, InvalidImage, MalformedBody, PayloadTooLarge, 
 async def predict(request: Request, dataplane: DataPlaneDep, settings: SettingsDep,
                   model: ModelQuery = None, explain: ExplainQuery = False) -> Prediction | list[Prediction]:
     """Predict the digit in one or more images: multipart `file` parts, a raw image body, or JSON pixels."""
-    body = await read_image_input(request, settings)
-    if not isinstance(body, FilesInput):
-        return await dataplane.predict_pixels(body.images, model)
-    answers = await dataplane.predict_files(body.files, model, explain=explain)
+    async with upload_slot(request):
+        body = await read_image_input(request, settings)
+        if not isinstance(body, FilesInput):
+            return await dataplane.predict_pixels(body.images, model)
+        answers = await dataplane.predict_files(body.files, model, explain=explain)
     return answers if body.as_list else answers[0]

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import anyio
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.limits import DRAIN_FACTOR, BodySizeLimitMiddleware
+from service.routes.inputs import upload_slot
 
 from .conftest import bar_digit, encode, multipart
 
@@ -86,3 +89,38 @@ def test_the_app_answer_to_an_aborted_read_is_replaced_by_413() -> None:
     _, sent = anyio.run(_stream_through_limit, swallows_errors, 1000, 16 * 1024)
     assert [m.get("status") for m in sent if m["type"] == "http.response.start"] == [413]
     assert b"parse error" not in b"".join(m.get("body", b"") for m in sent)
+
+
+# -- large uploads wait for a slot before their body is read ----------------------------------
+
+
+def _request(length: str | None, gate: asyncio.Semaphore) -> Request:
+    app = SimpleNamespace(state=SimpleNamespace(large_uploads=gate))
+    headers = [] if length is None else [(b"content-length", length.encode())]
+    return Request({"type": "http", "method": "POST", "path": "/predict", "headers": headers, "app": app})
+
+
+def test_large_uploads_take_turns_and_small_ones_never_wait() -> None:
+    async def scenario() -> list[str]:
+        gate = asyncio.Semaphore(1)
+        events: list[str] = []
+
+        async def upload(name: str, length: str | None, hold: float) -> None:
+            async with upload_slot(_request(length, gate)):
+                events.append(f"{name} in")
+                await asyncio.sleep(hold)
+            events.append(f"{name} out")
+
+        await asyncio.gather(
+            upload("photo", str(3 * 2**20), 0.05),
+            upload("second photo", str(3 * 2**20), 0.0),
+            upload("unknown length", None, 0.0),
+            upload("drawing", "20000", 0.0),
+        )
+        return events
+
+    events = asyncio.run(scenario())
+    # The drawing goes straight in while the photo holds the only slot; the others wait their turn.
+    assert events.index("drawing in") < events.index("photo out")
+    assert events.index("photo out") < events.index("second photo in")
+    assert events.index("second photo out") < events.index("unknown length in")
