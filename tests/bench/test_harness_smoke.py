@@ -408,3 +408,4 @@ def test_payload_targets_are_ratios_per_kind_at_every_worker_count() -> None:
     markdown = render_markdown(report)
     assert "| canvas | 2 | 110 | 200 | 100 | 55% | 1.10x |" in markdown
     assert "| canvas | 2 | 2.000 | 2.500 | 5.000 | 3.000 | 1.50x | - |" in markdown
+    assert "| canvas | 2 | 13.64 | 7.50 | 15.00 | 55% | 1.10x | 0.00 / 0.00 / 0.00 |" in markdown  # 1.5 cores each
