@@ -1,7 +1,7 @@
 """One command for the whole benchmark: kernels, HTTP side by side with the peers, payload kinds, footprint, report.
 
     .venv/bin/python -m bench --store model_store            # full run, about 20 minutes
-    .venv/bin/python -m bench --store model_store --quick    # every step, short runs (4-5 minutes)
+    .venv/bin/python -m bench --store model_store --quick    # every step, short runs (5-8 minutes)
     .venv/bin/python -m bench --store model_store --only-payloads --skip-kernels --skip-footprint
         # the realistic payloads alone: in-process prep vs decode, then service / decode ceiling / naive ORT
 
