@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import random
@@ -99,6 +100,15 @@ def photo_of(digit: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def just_over_pixel_limit() -> tuple[int, int]:
+    """A width and height whose product is just over the service's default DIGITS_MAX_IMAGE_PIXELS."""
+    from service.settings import Settings  # the service's own default, whatever it is today
+
+    limit = int(Settings.model_fields["max_image_pixels"].default)
+    side = math.isqrt(limit)
+    return side, limit // side + 1
+
+
 def build_mix(upload_limit: int) -> list[Kind]:
     """The weighted request mix: about 80% valid requests, 20% invalid ones of ten kinds."""
     digits = load_digits(64)
@@ -123,9 +133,11 @@ def build_mix(upload_limit: int) -> list[Kind]:
         Kind("not_an_image", 4, [raw_request("POST", "/predict", rng.bytes(1500), png_type)], 415, False),
         Kind("truncated_png", 2, [raw_request("POST", "/predict", p[: len(p) // 2], png_type) for p in pngs[:8]], 400,
              False),
+        # Far over any limit, and one pixel row over the service's default (16.7 MP today, 6 MP before):
+        # derived from the default so that raising it does not turn the second one into a truncated PNG (400).
         Kind("decompression_bomb", 3, [raw_request("POST", "/predict", png_declaring(100_000, 100_000), png_type),
-                                       raw_request("POST", "/predict", png_declaring(3000, 3000), png_type)], 413,
-             False),
+                                       raw_request("POST", "/predict", png_declaring(*just_over_pixel_limit()),
+                                                   png_type)], 413, False),
         Kind("unknown_model", 2, [raw_request("POST", "/predict?model=resnet50", pngs[0], png_type)], 404, False),
         Kind("path_like_model", 2, [raw_request("POST", "/predict?model=..%2F..%2Fetc%2Fpasswd", pngs[0], png_type),
                                     raw_request("GET", "/models/..%2F..%2Fetc%2Fpasswd")], 404, False),
