@@ -19,10 +19,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
+from anyio import CapacityLimiter
 from PIL import Image
-from starlette.concurrency import run_in_threadpool
 
 from service.comparison import compare_models
 from service.errors import NoInk, NoModelReady, TooManyFiles
@@ -72,6 +73,9 @@ class DataPlane:
         self.registry = registry
         self.settings = settings
         self.metrics = metrics
+        # Decoding and inference are CPU work: more threads than cores only hold more images (and
+        # more allocator arenas) in memory at once, so they get their own small pool of slots.
+        self._threads = CapacityLimiter(settings.work_threads)
 
     # -- predictions -------------------------------------------------------------------------
 
@@ -89,7 +93,7 @@ class DataPlane:
             prepared = self._prepare(files, model.name)
             return (prepared, *self._infer(model, to_model_input(prepared.images)))
 
-        prepared, probabilities, seconds = await _run_blocking(
+        prepared, probabilities, seconds = await self._run_blocking(
             work, inline=_is_small(files, self.settings.inline_max_pixels)
         )
         reports = [_report(image, file.filename, explain) for image, file in zip(prepared.images, files, strict=True)]
@@ -100,7 +104,7 @@ class DataPlane:
         self._check_count(len(images))
         _check_pixels_have_ink(images)
         model = self._resolve(model_name)
-        probabilities, seconds = await _run_blocking(
+        probabilities, seconds = await self._run_blocking(
             lambda: self._infer(model, images),
             inline=self.settings.inline_max_pixels > 0 and len(images) <= INLINE_MAX_IMAGES,
         )
@@ -119,7 +123,7 @@ class DataPlane:
             batch = to_model_input(prepared.images)
             return prepared, [self._infer(model, batch) for model in ready]
 
-        prepared, results = await _run_blocking(work, inline=_is_small([file], self.settings.inline_max_pixels))
+        prepared, results = await self._run_blocking(work, inline=_is_small([file], self.settings.inline_max_pixels))
         report = _report(prepared.images[0], file.filename, explain)
         predictions = []
         for model, (probabilities, seconds) in zip(ready, results, strict=True):
@@ -144,6 +148,10 @@ class DataPlane:
                 if not m.ready
             ],
         )
+
+    async def _run_blocking(self, work: Callable[[], _T], *, inline: bool) -> _T:
+        """Run blocking work on the event loop when it is known to be tiny, else in a worker thread."""
+        return work() if inline else await anyio.to_thread.run_sync(work, limiter=self._threads)
 
     def _check_count(self, count: int) -> None:
         if count > self.settings.max_files_per_request:
@@ -247,9 +255,6 @@ class DataPlane:
         )
 
 
-async def _run_blocking(work: Callable[[], _T], *, inline: bool) -> _T:
-    """Run blocking work on the event loop when it is known to be tiny, else in a worker thread."""
-    return work() if inline else await run_in_threadpool(work)
 
 
 def _is_small(files: Sequence[ImageFile], max_pixels: int) -> bool:

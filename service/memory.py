@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 # mallopt parameters, from glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+
+ARENA_MAX = 2
+"""Heaps the allocator may keep (its default is 8 per core, one per thread that wants one); each
+keeps what was freed in it, so a few threads' worth of photos would stay resident per arena."""
 
 MMAP_THRESHOLD = 256 * 1024
 """Allocations from this size up are mapped on their own (glibc's default starts at 128 KiB but
@@ -26,7 +31,7 @@ moves; fixed, it no longer moves)."""
 
 
 def return_large_buffers_to_os(threshold: int = MMAP_THRESHOLD) -> bool:
-    """Pin glibc's mmap threshold (and trim the heap beyond twice it). False where there is no glibc."""
+    """Pin glibc's mmap threshold, trim the heap beyond twice it, cap the arenas. False without glibc."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
@@ -35,6 +40,7 @@ def return_large_buffers_to_os(threshold: int = MMAP_THRESHOLD) -> bool:
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     pinned = bool(mallopt(_M_MMAP_THRESHOLD, threshold) == 1)
     trimmed = bool(mallopt(_M_TRIM_THRESHOLD, 2 * threshold) == 1)
+    mallopt(_M_ARENA_MAX, ARENA_MAX)
     if not (pinned and trimmed):
         log.warning("mallopt refused the mmap threshold: large buffers may stay resident after use")
     return pinned and trimmed

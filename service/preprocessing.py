@@ -61,6 +61,9 @@ WORKING_SIDE = 384
 """Longest side, in pixels, of the image the pipeline works on. A digit that fills a tenth of a
 photo's height is still ~30 px tall here, larger than the 20 px it becomes; more only costs time."""
 
+CANVAS_WORKING_SIDE = 256
+"""The same for a transparent canvas, whose alpha channel is the ink, with no paper to clean."""
+
 COARSE_SIDE = 96
 """Longest side of the image the paper's illumination is estimated on."""
 
@@ -236,8 +239,10 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     plane = grey if grey is not None else alpha
     assert plane is not None
     side = max(plane.shape)
-    if side > WORKING_SIDE:
-        size = (max(1, plane.shape[1] * WORKING_SIDE // side), max(1, plane.shape[0] * WORKING_SIDE // side))
+    # A canvas's strokes are clean: they need no more pixels than it takes to frame them well.
+    working = WORKING_SIDE if grey is not None else CANVAS_WORKING_SIDE
+    if side > working:
+        size = (max(1, plane.shape[1] * working // side), max(1, plane.shape[0] * working // side))
         grey = None if grey is None else cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
         alpha = None if alpha is None else cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
         plane = grey if grey is not None else alpha
@@ -258,7 +263,7 @@ def _to_arrays(image: Image.Image) -> tuple[npt.NDArray[np.uint8] | None, npt.ND
             return None, np.ascontiguousarray(planes[1])
         return np.ascontiguousarray(planes[0]), None
     if mode in ("RGBA", "LA", "PA", "RGBa") or ("transparency" in image.info and mode in ("P", "L", "RGB")):
-        rgba = np.asarray(image.convert("RGBA"))
+        rgba = np.asarray(image if mode == "RGBA" else image.convert("RGBA"))  # convert() would copy
         alpha = rgba[..., 3]
         if int(alpha.min()) < 250:
             return None, np.ascontiguousarray(alpha)

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     """Threads ONNX Runtime may use inside one inference (0 = one per core). The models are tiny,
     so one thread per call keeps latency low under concurrency without oversubscribing cores."""
 
+    work_threads: int = Field(default=2, ge=1, le=256)
+    """Threads per worker that decode, prepare and run models for requests too large to answer on
+    the event loop. CPU-bound work: about the cores one worker may use; more only raises memory."""
+
     inline_max_pixels: int = Field(default=128 * 128, ge=0)
     """Requests whose images declare at most this many pixels in all (from their headers) are
     decoded and inferred on the event loop: sub-millisecond work, cheaper than a hop to a worker

@@ -238,9 +238,10 @@ def test_in_flight_requests_finish_on_the_old_session_while_new_ones_get_the_new
     gate = Gate()
     in_flight = 6
     # inline_max_pixels=0: every inference runs in a worker thread, where the gate can hold it
-    # without stopping the event loop (a real request in flight is in that thread too).
+    # without stopping the event loop (a real request in flight is in that thread too); threads
+    # enough for the held requests and the new ones.
     with TestClient(app_factory(model_store=store, admin_token=TOKEN, session_factory=gate.factory,
-                                inline_max_pixels=0)) as client, \
+                                inline_max_pixels=0, work_threads=in_flight + 2)) as client, \
             ThreadPoolExecutor(in_flight) as pool:
         old = predict_version(client)
         gate.armed = True
