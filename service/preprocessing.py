@@ -659,8 +659,8 @@ def find_digit(
     # of 4 px steps at working size, and the desk shows between it and the true edge).
     edge = None if page is None else (cv2.dilate(1 - page, _kernel(PAGE_RIM * max(page.shape))) & page).astype(bool)
     groups: list[_Group] = []
-    # The 24 largest components are plenty: a digit is a handful of pieces, the rest is dust.
-    for index in np.argsort(-areas)[:24]:
+    # The 16 largest components are plenty: a digit is a handful of pieces, the rest is dust.
+    for index in np.argsort(-areas)[:16]:
         label = int(index) + 1
         x, y, w, h, area = (int(v) for v in stats[label])
         if area < max(3, SPECK * largest):
@@ -683,11 +683,7 @@ def find_digit(
                 continue  # a long straight hairline by the edge: what is left of a page edge
 
         # The 90th percentile, not the mean: a thin stroke is mostly soft edge, a shadow is flat.
-        strength = (
-            float(np.percentile(ink[y : y + h, x : x + w][labels[y : y + h, x : x + w] == label], 90))
-            if ink is not None
-            else 1.0
-        )
+        strength = _percentile_90(ink[y : y + h, x : x + w][labels[y : y + h, x : x + w] == label]) if ink is not None else 1.0
         groups.append(_Group([label], area, x, y, x + w, y + h, border=touches_border, ink=strength * area))
     if not groups:
         raise NoInk("no ink found: nothing in the image looks like writing")
@@ -707,6 +703,12 @@ def find_digit(
     mask = np.isin(window, chosen.labels).astype(np.uint8)
     box = (chosen.x0, chosen.y0, chosen.x1 - chosen.x0, chosen.y1 - chosen.y0)
     return FoundDigit(mask, box, others)
+
+
+def _percentile_90(values: npt.NDArray[np.float32]) -> float:
+    """The 90th percentile by partition (np.percentile costs ~20 us of overhead per call)."""
+    k = int(0.9 * (values.size - 1))
+    return float(np.partition(values, k)[k])
 
 
 def _grow(ranked: list[_Group], labels: npt.NDArray[np.int32]) -> list[_Group]:
