@@ -255,8 +255,6 @@ class DataPlane:
         )
 
 
-
-
 def _is_small(files: Sequence[ImageFile], max_pixels: int) -> bool:
     """Whether the images' headers declare few enough pixels to decode on the event loop.
 

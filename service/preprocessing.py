@@ -236,17 +236,12 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     if factor >= 2:
         oriented = oriented.reduce(factor)  # a box filter in Pillow's C code, before any conversion
     grey, alpha = _to_arrays(oriented)
-    plane = grey if grey is not None else alpha
-    assert plane is not None
-    side = max(plane.shape)
     # A canvas's strokes are clean: they need no more pixels than it takes to frame them well.
-    working = WORKING_SIDE if grey is not None else CANVAS_WORKING_SIDE
-    if side > working:
-        size = (max(1, plane.shape[1] * working // side), max(1, plane.shape[0] * working // side))
-        grey = None if grey is None else cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-        alpha = None if alpha is None else cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
-        plane = grey if grey is not None else alpha
-        assert plane is not None
+    if grey is not None:
+        grey = plane = _shrink(grey, WORKING_SIDE)
+    else:
+        assert alpha is not None
+        alpha = plane = _shrink(alpha, CANVAS_WORKING_SIDE)
     # Orientation swaps the sides at most, so the longest side maps working pixels to the original's.
     scale = max(width, height) / max(plane.shape)
     return DecodedImage(grey, alpha, source_format, width, height, source_mode, scale=scale)
@@ -278,9 +273,7 @@ def _to_arrays(image: Image.Image) -> tuple[npt.NDArray[np.uint8] | None, npt.ND
         elif top > 255.0:
             values = values / 257.0  # 16-bit samples: 65535 -> 255
         return np.clip(np.rint(values), 0, 255).astype(np.uint8), None
-    if mode == "1":
-        return np.asarray(image.convert("L")), None
-    # RGB, P, CMYK, YCbCr, LAB, HSV: Pillow's ITU-R 601-2 luma.
+    # 1, RGB, P, CMYK, YCbCr, LAB, HSV: Pillow's ITU-R 601-2 luma.
     return np.asarray(image.convert("L")), None
 
 
@@ -289,10 +282,14 @@ def _to_arrays(image: Image.Image) -> tuple[npt.NDArray[np.uint8] | None, npt.ND
 
 def is_mnist_like(grey: npt.NDArray[np.uint8]) -> bool:
     """A 28x28 image on a dark background is taken to be an MNIST digit already."""
-    if grey.shape != (IMAGE_SIDE, IMAGE_SIDE):
-        return False
-    ring = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
-    return float(np.median(ring)) < 128.0
+    return grey.shape == (IMAGE_SIDE, IMAGE_SIDE) and float(np.median(_outer_ring(grey, 1))) < 128.0
+
+
+def _outer_ring(grey: npt.NDArray[np.uint8], width: int) -> npt.NDArray[np.uint8]:
+    """The pixels within `width` of the image's edge (corners counted twice: they barely move a median)."""
+    return np.concatenate(
+        [grey[:width].ravel(), grey[-width:].ravel(), grey[:, :width].ravel(), grey[:, -width:].ravel()]
+    )
 
 
 def ink_map(decoded: DecodedImage) -> tuple[npt.NDArray[np.float32], bool, npt.NDArray[np.uint8] | None]:
@@ -347,8 +344,7 @@ def _uniform_surround(grey: npt.NDArray[np.uint8]) -> float | None:
     ring = max(2, round(0.03 * min(height, width)))
     if height <= 2 * ring or width <= 2 * ring:
         return None
-    values = np.concatenate([grey[:ring].ravel(), grey[-ring:].ravel(), grey[:, :ring].ravel(), grey[:, -ring:].ravel()])
-    low, median, high = np.percentile(values, (5, 50, 95))
+    low, median, high = np.percentile(_outer_ring(grey, ring), (5, 50, 95))
     if high - low > UNIFORM_SPREAD:
         return None
     # And it must be what most of the image is: a flat desk around a sheet of paper is not the paper.
