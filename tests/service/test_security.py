@@ -186,3 +186,20 @@ def test_the_image_runs_unprivileged_over_a_store_it_does_not_own(dockerfile: st
     assert "chown" not in text and "chmod" not in text
     assert ["COPY", "model_store/ model_store/"] in instructions
 
+
+
+# -- every response tells the browser not to sniff, frame or load from elsewhere --------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/models", 200), ("GET", "/health/live", 200), ("GET", "/metrics", 200),
+     ("POST", "/predict", 415), ("GET", "/no-such-route", 404)],
+)
+def test_every_response_carries_the_security_headers(client: TestClient, method: str, path: str, status: int) -> None:
+    response = client.request(method, path)
+    assert response.status_code == status
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
