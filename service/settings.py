@@ -99,11 +99,41 @@ class Settings(BaseSettings):
     decoded and inferred on the event loop: sub-millisecond work, cheaper than a hop to a worker
     thread. Larger ones run in a worker thread. 0: always use a worker thread."""
 
+    header_timeout: float = Field(default=10.0, gt=0, le=600)
+    """Seconds a connection has to send a request's line and headers, counted from when it opens
+    (or from the first byte of its next request). A connection that sends nothing is closed; one
+    that has sent part of its headers gets 408. The keep-alive timeout (5 s) covers the wait
+    between requests."""
+
+    body_timeout: float = Field(default=60.0, gt=0, le=3600)
+    """Seconds a request body may take to arrive in full; slower gets 408 and the connection closed.
+    An 8 MiB photo at 1 Mbit/s takes about 67 s: raise this for clients on slow links."""
+
+    body_idle_timeout: float = Field(default=10.0, gt=0, le=600)
+    """Longest pause, in seconds, between two pieces of a request body (including a body that is
+    shorter than its `Content-Length`) before the request gets 408."""
+
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    """Largest request line plus headers, in bytes; more gets 431 and the connection closed."""
+
+    max_headers: int = Field(default=100, ge=8, le=10_000)
+    """Most header fields in one request; more gets 431."""
+
+    max_connections: int = Field(default=2048, ge=8, le=1_000_000)
+    """Open client connections one worker keeps. At the limit, the connection that has waited
+    longest without a request in progress is closed to make room, so idle sockets can neither
+    exhaust the file descriptors nor lock out health probes. Kept below the process's
+    descriptor limit (raised to its hard limit at start-up)."""
+
+    metrics_token: SecretStr | None = None
+    """Bearer token that `GET /metrics` requires when set (Prometheus: `authorization` in the
+    scrape config). Unset or empty: the metrics are open to anyone who can reach the port."""
+
     warmup_runs: int = Field(default=20, ge=1, le=10_000)
     """Single-image inferences run per model at start-up; their latency is what /models/compare
     reports as measured on this server."""
 
-    @field_validator("admin_token", mode="before")
+    @field_validator("admin_token", "metrics_token", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
         # `DIGITS_ADMIN_TOKEN=` (empty) must mean "off", never "the empty string is the token".
