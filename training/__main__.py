@@ -1,4 +1,4 @@
-"""Command line: `python -m training train ...` and `python -m training report ...`."""
+"""Command line: `python -m training train|replicate|report ...`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from training.data import DATA_DIR_ENV, DatasetNotFound, IdxFormatError
+from training.replicates import REPLICATE_SEEDS
 from training.variants import VARIANTS, VARIANTS_BY_NAME
 
 DEFAULT_STORE = Path("model_store")
@@ -20,6 +21,16 @@ def _variant_names(text: str) -> list[str]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS_BY_NAME)}")
     return names
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError("give at least one seed")
+    return seeds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +60,28 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"directory with the four MNIST IDX files (else ${DATA_DIR_ENV}, the cache, a download)",
     )
     train.add_argument("--no-download", action="store_true", help="fail instead of downloading MNIST")
+
+    replicate = commands.add_parser(
+        "replicate",
+        help="retrain variants with other seeds and record their test figures beside the served models",
+    )
+    replicate.add_argument(
+        "--variants",
+        type=_variant_names,
+        default=[s.name for s in VARIANTS],
+        help="comma-separated subset of: " + ", ".join(VARIANTS_BY_NAME) + " (default: the six seed variants)",
+    )
+    replicate.add_argument(
+        "--seeds",
+        type=_seeds,
+        default=list(REPLICATE_SEEDS),
+        help="comma-separated seeds (default: " + ",".join(map(str, REPLICATE_SEEDS)) + "); recorded runs are skipped",
+    )
+    replicate.add_argument("--epochs", type=int, default=None, help="epochs per run (default: the variant's protocol)")
+    replicate.add_argument("--batch-size", type=int, default=128)
+    replicate.add_argument("--store", type=Path, default=DEFAULT_STORE, help="store whose replicates/ gets the records")
+    replicate.add_argument("--data-dir", type=Path, default=None, help="directory with the four MNIST IDX files")
+    replicate.add_argument("--no-download", action="store_true", help="fail instead of downloading MNIST")
 
     report = commands.add_parser("report", help="render figures and a results table from the cards")
     report.add_argument("--store", type=Path, default=DEFAULT_STORE)
@@ -82,6 +115,22 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_replicate(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from training.data import load_mnist
+    from training.replicates import train_replicates
+    from training.trainer import TrainingConfig
+
+    data = load_mnist(args.data_dir, download=not args.no_download)
+    specs = [VARIANTS_BY_NAME[name] for name in args.variants]
+    written = train_replicates(
+        specs, args.seeds, data, TrainingConfig(batch_size=args.batch_size), args.store, epochs=args.epochs
+    )
+    for path in written:
+        print(path)
+    return 0
+
+
 def run_report(args: argparse.Namespace) -> int:
     from training.report import render_report
 
@@ -95,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        return run_train(args) if args.command == "train" else run_report(args)
+        commands = {"train": run_train, "replicate": run_replicate, "report": run_report}
+        return commands[args.command](args)
     except (DatasetNotFound, IdxFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
