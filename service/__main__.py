@@ -47,19 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.workers > 1:
         _prepare_multiprocess_metrics()
 
-    import uvicorn
+    from service.http_server import serve
 
-    uvicorn.run(
-        "service.app:create_app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        server_header=False,
-        timeout_graceful_shutdown=30,
-    )
-    return 0
+    return serve(settings)
 
 
 def _prepare_multiprocess_metrics() -> None:

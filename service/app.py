@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from service.dataplane import DataPlane
 from service.errors import DeviceUnavailable, ErrorBody, StoreUnavailable, install_error_handlers
 from service.headers import SecurityHeadersMiddleware
-from service.limits import BodySizeLimitMiddleware, QueryLengthLimitMiddleware
+from service.limits import BodyLimitMiddleware, QueryLengthLimitMiddleware
 from service.memory import return_large_buffers_to_os
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.providers import plan_providers
@@ -120,8 +120,13 @@ def create_app(
         app.include_router(admin_router)  # without a token the admin routes do not exist at all
     # Added innermost first: CORS (outermost) answers preflights and decorates every response, the
     # security headers go on every answer including errors,
-    # metrics see every request including 413s and 414s, and the size limit wraps the body reads.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    # metrics see every request including 413s, 414s and 499s, and the body limits wrap the body reads.
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_upload_bytes,
+        timeout=settings.body_timeout,
+        idle_timeout=settings.body_idle_timeout,
+    )
     app.add_middleware(QueryLengthLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -91,6 +91,13 @@ class PayloadTooLarge(ServiceError):
     title = "body too large"
 
 
+class RequestTimeout(ServiceError):
+    """The request body did not arrive in time (`body_timeout`, `body_idle_timeout`)."""
+
+    status_code = 408
+    title = "request body too slow"
+
+
 class TooManyPixels(PayloadTooLarge):
     """The image declares more than `max_image_pixels` pixels (checked before decoding)."""
 

@@ -22,11 +22,14 @@ clients that read while they write (curl, httpx, browsers) get the answer.
 from __future__ import annotations
 
 import json
+import logging
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLarge
+from service.errors import PayloadTooLarge, RequestTimeout, ServiceError
+
+log = logging.getLogger(__name__)
 
 DRAIN_FACTOR = 4
 """A 413 keeps the connection (and the server drains the body) up to this many times the limit."""
@@ -43,12 +46,26 @@ def too_large_message(limit: int) -> str:
     return f"request body is larger than the limit of {limit:,} bytes"
 
 
-class BodySizeLimitMiddleware:
-    """Refuse (413) any HTTP request whose body exceeds `max_bytes`."""
+CLIENT_CLOSED_REQUEST = 499
+"""Status recorded (nginx's convention) for a request whose client went away before its body ended.
+Nothing is sent: there is no one to send it to."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodyLimitMiddleware:
+    """Refuse a request body over `max_bytes` (413) or too slow to arrive (408); count a client that
+    leaves mid-body as 499, without an error.
+
+    The time limits start at the application's first read, not when the headers arrived: a large
+    upload may wait its turn (`max_large_uploads`) with its body unread in the socket. After that the
+    whole body must arrive within `timeout` seconds with no pause longer than `idle_timeout`, so a
+    body shorter than its `Content-Length`, or one sent a byte at a time, cannot hold a request open.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 60.0, idle_timeout: float = 10.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
+        self.idle_timeout = idle_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,38 +73,66 @@ class BodySizeLimitMiddleware:
             return
         declared = _content_length(scope)
         received = 0
-        exceeded = False
+        failure: ServiceError | None = None  # the answer that replaces the application's
         ended = False
+        disconnected = False
         started = False
+        deadline: float | None = None
 
         async def limited_receive() -> Message:
-            nonlocal received, exceeded, ended
+            nonlocal received, failure, ended, disconnected, deadline
             if declared is not None and declared > self.max_bytes:
-                exceeded = True
-                raise PayloadTooLarge(too_large_message(self.max_bytes))
-            message = await receive()
-            if message["type"] == "http.request":
+                failure = PayloadTooLarge(too_large_message(self.max_bytes))
+                raise failure
+            if ended or disconnected:
+                return await receive()  # after the body: waiting for a disconnect is not slow sending
+            now = anyio.current_time()
+            if deadline is None:
+                deadline = now + self.timeout
+            with anyio.move_on_after(min(self.idle_timeout, deadline - now)) as waited:
+                message = await receive()
+            if waited.cancelled_caught:
+                limit = "in full" if anyio.current_time() >= deadline else "without a pause"
+                seconds = self.timeout if limit == "in full" else self.idle_timeout
+                failure = RequestTimeout(f"the request body did not arrive {limit} within {seconds:g} s")
+                raise failure
+            if message["type"] == "http.disconnect":
+                disconnected = True
+            elif message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 ended = not message.get("more_body", False)
                 if received > self.max_bytes:
-                    exceeded = True
-                    raise PayloadTooLarge(too_large_message(self.max_bytes))
+                    failure = PayloadTooLarge(too_large_message(self.max_bytes))
+                    raise failure
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if exceeded and not started:
-                return  # the app's own answer to the aborted read is replaced by the 413 below
+            if (failure is not None or disconnected) and not started:
+                return  # the app's own answer to the aborted read is replaced below
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
         try:
             await self.app(scope, limited_receive, guarded_send)
-        except PayloadTooLarge:
-            if not exceeded:
+        except Exception as exc:
+            # Whatever the app made of the aborted read (FastAPI wraps some into a 400 of its own, and
+            # Starlette raises ClientDisconnect), the answer is decided here.
+            ours = failure is not None and _caused_by(exc, failure)
+            if not (ours or disconnected):
                 raise
-        if exceeded and not started:
+        if started:
+            return
+        if disconnected and failure is None:
+            log.info("%s %s: the client closed the connection before its request body ended",
+                     scope.get("method"), scope.get("path"))
+            # Nobody receives this; it tells the metrics (and any middleware outside) what happened.
+            await send({"type": "http.response.start", "status": CLIENT_CLOSED_REQUEST, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+        elif isinstance(failure, RequestTimeout):
+            await _send_error(send, failure.status_code, failure.message, close=True)
+        elif failure is not None:
             budget = DRAIN_FACTOR * self.max_bytes
             if declared is not None:
                 # Known length: answer now; if the rest is moderate uvicorn discards it afterwards.
@@ -97,6 +142,16 @@ class BodySizeLimitMiddleware:
                 # and time, before answering; a body that does not end within it gets a close.
                 keep = ended or await _drain(receive, budget - received, DRAIN_SECONDS)
             await _send_error(send, 413, too_large_message(self.max_bytes), close=not keep)
+
+
+def _caused_by(exc: BaseException, cause: BaseException) -> bool:
+    """Whether `cause` is in `exc`'s chain (FastAPI re-raises body errors wrapped in its own)."""
+    seen = exc
+    while seen is not None:
+        if seen is cause:
+            return True
+        seen = seen.__cause__ or seen.__context__  # type: ignore[assignment]
+    return False
 
 
 class QueryLengthLimitMiddleware:

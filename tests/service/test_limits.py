@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.limits import DRAIN_FACTOR, BodySizeLimitMiddleware
+from service.limits import DRAIN_FACTOR, BodyLimitMiddleware
 from service.routes.inputs import upload_slot
 
 from .conftest import bar_digit, encode, multipart
@@ -49,7 +49,7 @@ async def _stream_through_limit(app: ASGIApp, chunks: int, chunk_size: int) -> t
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": "/predict", "headers": [(b"content-type", b"image/png")]}
-    await BodySizeLimitMiddleware(app, max_bytes=LIMIT)(scope, receive, send)
+    await BodyLimitMiddleware(app, max_bytes=LIMIT)(scope, receive, send)
     return pulled, sent
 
 

@@ -6,7 +6,6 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -42,14 +41,16 @@ def test_invalid_settings_exit_with_a_message(capsys: pytest.CaptureFixture[str]
 
 def test_the_command_line_reaches_the_workers_through_the_environment(monkeypatch: pytest.MonkeyPatch,
                                                                      tmp_path: Path) -> None:
-    calls: list[dict[str, Any]] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **kwargs: calls.append({"app": app, **kwargs}))
+    calls: list[Settings] = []
+    monkeypatch.setattr("service.http_server.serve", lambda settings: calls.append(settings) or 0)
     for key in ("DIGITS_MODEL_STORE", "DIGITS_DEVICE", "DIGITS_WORKERS", "DIGITS_PORT", MULTIPROC_ENV):
         monkeypatch.setenv(key, "")  # so that monkeypatch restores (removes) what main() sets
         monkeypatch.delenv(key)
     assert cli.main(["--port", "9123", "--workers", "2", "--model-store", str(tmp_path), "--device", "cpu"]) == 0
-    assert calls == [{"app": "service.app:create_app_from_env", "factory": True, "host": "127.0.0.1", "port": 9123,
-                      "workers": 2, "log_level": "info", "server_header": False, "timeout_graceful_shutdown": 30}]
+    [settings] = calls
+    assert (settings.port, settings.workers, settings.model_store, settings.device) == (9123, 2, tmp_path, "cpu")
+    # The workers build their own settings from the environment: the same values must be there.
+    assert Settings().port == 9123 and Settings().workers == 2
     assert (os.environ["DIGITS_MODEL_STORE"], os.environ["DIGITS_DEVICE"]) == (str(tmp_path), "cpu")
     assert Path(os.environ[MULTIPROC_ENV]).is_dir()  # metrics shared between the two workers
 

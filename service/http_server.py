@@ -1,0 +1,329 @@
+"""The HTTP server: uvicorn, with the connection limits an exposed service needs, and a lossless SIGHUP.
+
+uvicorn parses HTTP well and fast (httptools), but leaves the connection itself unguarded. Each of
+these was measured against a live server (issue 9):
+
+- a connection that never sends a byte is never closed: its keep-alive timer starts only after a
+  first answer, so ~20,000 silent sockets exhaust the file descriptors;
+- the request line and headers have no size limit, and httptools joins the pieces of one long
+  header by repeated concatenation: a 128 MiB header costs 17 s of CPU on the event loop;
+- a body shorter than its `Content-Length`, or one that trickles in, is waited for forever;
+- on shutdown, idle keep-alive connections are closed at once, so a request a client had just
+  sent on one is reset instead of answered;
+- with several workers, SIGHUP makes the supervisor replace every worker (each then shuts down as
+  above) instead of reloading the models, which every worker already does without a restart.
+
+`GuardedHttpProtocol` adds the missing limits to uvicorn's own protocol class: one deadline per
+connection for the request line and headers (408, or a quiet close when nothing was sent), a cap
+on header bytes and count (431), a cap on open connections that closes the longest-waiting idle
+one to make room, and a drain on shutdown that answers a request arriving on an idle connection
+(with `Connection: close`) before closing it, and closes the others with a FIN rather than a reset.
+The body's own timeouts live in the ASGI layer (`service.limits`), which can answer with the
+service's JSON error while the application waits for the body. `serve` runs it all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import resource
+import signal
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "service.http_server:GuardedHttpProtocol"
+"""The import string uvicorn is given, so that every worker process finds the class."""
+
+DRAIN_GRACE_SECONDS = 0.5
+"""On shutdown, how long an idle keep-alive connection stays open for a request already on its way."""
+
+LINGER_SECONDS = 1.0
+"""After sending FIN, how long unread bytes are still read and dropped before the socket closes, so
+that the kernel sends no reset (a close with unread data in the buffer resets the connection)."""
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    header_timeout: float
+    max_header_bytes: int
+    max_headers: int
+    max_connections: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectionLimits:
+        return cls(settings.header_timeout, settings.max_header_bytes, settings.max_headers, settings.max_connections)
+
+
+@cache
+def connection_limits() -> ConnectionLimits:
+    """The limits of this process, from its `DIGITS_*` environment (uvicorn builds a protocol object
+    per connection from an import string, in every worker, so they cannot be passed in)."""
+    return ConnectionLimits.from_settings(Settings())
+
+
+class _HeadersTooLarge(Exception):
+    pass
+
+
+_waiting: dict[GuardedHttpProtocol, None] = {}
+"""Connections with no request in progress (new, between requests, or still sending headers), oldest
+first: the ones a full server closes to make room. A dict keeps insertion order and O(1) moves."""
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header limits, a header deadline, a connection cap and a clean drain."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = connection_limits()
+        self._deadline: asyncio.TimerHandle | None = None
+        self._in_headers = False  # a request has begun and its headers are not complete
+        self._in_request = False  # headers complete, answer not complete: the application's time
+        self._message_complete = True  # the parser is not inside a request body
+        self._header_bytes = 0  # of the current request's line and headers, so far
+        self._header_count = 0
+        self._tail = b""  # last bytes fed while in headers: the blank line may straddle two reads
+        self._draining = False
+        self._closing = False  # FIN sent or close decided: anything more is dropped
+
+    # -- connection life ---------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections and not _evict_longest_waiting(self):
+            self._answer_and_close(503, "the server has too many open connections; retry shortly")
+            return
+        _waiting[self] = None
+        self._arm(self.limits.header_timeout, self._header_deadline_passed)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        _waiting.pop(self, None)
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return  # lingering after FIN, or answered and closing: read and drop
+        self._unset_keepalive_if_required()
+        if not self._in_request and (self._in_headers or self._message_complete) and not self._headers_fit(data):
+            self._answer_and_close(431, f"the request line and headers exceed {self.limits.max_header_bytes:,} bytes")
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _HeadersTooLarge):
+                self._answer_and_close(431, str(exc.__context__))
+            else:
+                # The client's bytes are not HTTP; one line at debug, not a warning per attempt.
+                log.debug("invalid HTTP request from %s: %s", self.client, exc)
+                self._answer_and_close(400, "invalid HTTP request")
+
+    def _headers_fit(self, data: bytes) -> bool:
+        """Whether `data` keeps the request line and headers within the limit (checked before httptools
+        sees it, so an oversized header is never accumulated)."""
+        allowed = self.limits.max_header_bytes - self._header_bytes
+        if len(data) <= allowed:
+            self._header_bytes += len(data)
+            self._tail = data[-3:]
+            return True
+        # More than the limit arrived at once: fine only if the headers end within it (a body follows).
+        return b"\r\n\r\n" in self._tail + data[: allowed + 4]
+
+    # -- the parser's callbacks --------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers = True
+        self._message_complete = False
+        self._header_count = 0
+        self._arm(self.limits.header_timeout, self._header_deadline_passed)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.max_headers:
+            raise _HeadersTooLarge(f"the request has more than {self.limits.max_headers} header fields")
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._in_request = True
+        self._header_bytes = 0
+        self._tail = b""
+        _waiting.pop(self, None)
+        self._disarm()  # from here the body's timeouts apply (service.limits)
+        super().on_headers_complete()
+        if self._draining and self.cycle is not None:
+            self.cycle.keep_alive = False  # answered, then closed: the server is going away
+
+    def on_message_complete(self) -> None:
+        self._message_complete = True
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        self._in_request = False
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            _waiting[self] = None
+            # uvicorn's keep-alive timer closes a silent connection; this one bounds a connection that
+            # keeps sending bytes that never begin a request (the rest of an unread body, say).
+            self._arm(self.config.timeout_keep_alive + self.limits.header_timeout, self._header_deadline_passed)
+
+    # -- deadlines and shutdown --------------------------------------------------------------
+
+    def _arm(self, delay: float, action: Any) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(delay, action)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _header_deadline_passed(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing() or self._in_request:
+            return
+        if self._in_headers:
+            self._answer_and_close(408, f"the request headers did not arrive within {self.limits.header_timeout:g} s")
+        else:
+            self._close_cleanly()
+
+    def shutdown(self) -> None:
+        """The server is stopping: finish what is in progress, answer what is on its way, then close."""
+        self._draining = True
+        if self._in_request:
+            super().shutdown()  # the answer goes out with `Connection: close`
+        elif not self._in_headers:
+            # Idle between requests: a request may already be in flight towards us.
+            self._arm(DRAIN_GRACE_SECONDS, self._drain_grace_passed)
+        # Mid-headers: the header deadline still applies, and the answer will close.
+
+    def _drain_grace_passed(self) -> None:
+        self._deadline = None
+        if not (self._in_request or self._in_headers):
+            self._close_cleanly()
+
+    def _close_cleanly(self) -> None:
+        """FIN, then drop whatever the client still sends until it closes or `LINGER_SECONDS` pass."""
+        if self.transport.is_closing():
+            return
+        self._closing = True
+        _waiting.pop(self, None)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self._arm(LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
+
+    def _answer_and_close(self, status: int, message: str) -> None:
+        """Answer from below the application (no request reached it) with the service's error body."""
+        self._closing = True
+        _waiting.pop(self, None)
+        self._disarm()
+        body = json.dumps({"error": message}).encode()
+        head = [
+            STATUS_LINE[status],
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"x-content-type-options: nosniff\r\n",
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # the client reads its answer; the linger avoids a reset
+            self._deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
+
+
+def _evict_longest_waiting(newcomer: GuardedHttpProtocol) -> bool:
+    """Close the connection that has waited longest without a request in progress; False if none has."""
+    for connection in _waiting:
+        if connection is not newcomer:
+            log.debug("connection limit reached: closing the longest-waiting connection from %s", connection.client)
+            _waiting.pop(connection)
+            connection._closing = True
+            connection._disarm()
+            connection.transport.close()
+            return True
+    return False
+
+
+class ReloadingMultiprocess(Multiprocess):
+    """uvicorn's worker supervisor, except that SIGHUP reloads the model store instead of restarting.
+
+    Each worker reloads its store on SIGHUP and swaps the models atomically (`service.reloader`);
+    restarting the workers instead would drop every connection they hold. So the supervisor passes
+    the signal on to each worker and keeps them.
+    """
+
+    def handle_hup(self) -> None:
+        log.info("Received SIGHUP, asking %d workers to reload the model store.", len(self.processes))
+        for process in self.processes:
+            if process.pid is not None:
+                # One that just exited is replaced by the supervisor, and the new one reads the new store.
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGHUP)
+
+
+def raise_descriptor_limit(settings: Settings) -> None:
+    """Raise this process's open-file limit to its hard limit, and warn if the connection cap exceeds it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    # Model files, the listening socket, logs, threads' pipes: keep room for them above the cap.
+    if soft != resource.RLIM_INFINITY and settings.max_connections > soft - 256:
+        log.warning("max_connections (%d) is close to the open-file limit (%d): lower DIGITS_MAX_CONNECTIONS",
+                    settings.max_connections, soft)
+
+
+def serve(settings: Settings) -> int:
+    """Run the service with uvicorn as configured: one process, or a supervisor and its workers.
+
+    Returns the exit status: uvicorn's start-up failure status (3) when a single process could not
+    start, else 0, as `uvicorn.run` does.
+    """
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+
+    raise_descriptor_limit(settings)
+    config = uvicorn.Config(
+        "service.app:create_app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        server_header=False,
+        http=PROTOCOL,
+        timeout_graceful_shutdown=30,
+    )
+    server = uvicorn.Server(config)
+    if config.workers > 1:
+        ReloadingMultiprocess(config, sockets=[config.bind_socket()]).run()
+        return 0
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    return 0 if server.started else STARTUP_FAILURE
