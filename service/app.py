@@ -21,7 +21,7 @@ from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.providers import plan_providers
 from service.registry import ModelRegistry, SessionFactory, create_onnx_session
 from service.reloader import StoreReloader
-from service.routes import admin_router, api_router
+from service.routes import admin_router, api_router, web
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,10 @@ def create_app(
         version=_package_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        # FastAPI's own /docs and /redoc load from a CDN with an inline script; service/routes/web.py
+        # serves them from vendored copies instead.
+        docs_url=None,
+        redoc_url=None,
         # Documents the one error body on every route, and replaces FastAPI's own 422 schema
         # (the handlers reshape validation errors into this body too).
         responses={"default": {"model": ErrorBody, "description": "Error (any other status)"}},
@@ -116,6 +120,8 @@ def create_app(
     app.state.large_uploads = asyncio.Semaphore(settings.max_large_uploads)
     install_error_handlers(app)
     app.include_router(api_router)
+    app.include_router(web.router)
+    web.mount_static(app)
     if settings.admin_token is not None:
         app.include_router(admin_router)  # without a token the admin routes do not exist at all
     # Added innermost first: CORS (outermost) answers preflights and decorates every response, the

@@ -1,0 +1,275 @@
+// "Explore": one view per experiment of the zoo, rendered from the cards (GET /models/{name}) and
+// the comparison (GET /models/compare). Sections the cards or the comparison gain later (the
+// honest-comparison results: significance, seed spread, calibration, robustness) are rendered from
+// whatever they hold, under their own names.
+
+import { getJSON } from "./api.js";
+import { confusionMatrix, lineChart, PALETTE } from "./charts.js";
+import { h, percent } from "./dom.js";
+
+// The card fields this view draws itself; any other field gets a generic section.
+const CARD_FIELDS = new Set([
+  "schema_version", "name", "version", "architecture", "description", "hyperparameters", "parameter_count", "seed",
+  "history", "training_seconds", "test_accuracy", "test_loss", "test_errors", "per_class", "macro_avg",
+  "confusion_matrix", "misclassified", "onnx", "dataset", "library_versions", "created_at",
+]);
+const COMPARISON_FIELDS = new Set([
+  "best", "models", "cnn_vs_mlp", "regularisation_effects", "per_class_f1", "findings", "unavailable",
+]);
+const MISTAKES_SHOWN = 48;
+const THUMB = 56; // px: a 28x28 digit at twice its size
+
+let loaded = null;
+
+/** Fetch everything once (the cards are ~40 KB each), then show the experiment named in the hash. */
+export async function showExplore(experimentId) {
+  const panel = document.getElementById("experiment");
+  if (!loaded) {
+    panel.replaceChildren(h("p", { class: "status", text: "Loading the cards…" }));
+    loaded = load().catch((error) => {
+      loaded = null;
+      throw error;
+    });
+  }
+  let data;
+  try {
+    data = await loaded;
+  } catch (error) {
+    panel.replaceChildren(h("p", { class: "status", text: `Could not load the experiments: ${error.message}` }));
+    return;
+  }
+  const experiment = data.experiments.find((e) => e.id === experimentId) || data.experiments[0];
+  renderTabs(data.experiments, experiment);
+  panel.setAttribute("aria-labelledby", `tab-${experiment.id}`);
+  panel.replaceChildren(...(experiment.render ? experiment.render(data) : renderExperiment(experiment, data)));
+}
+
+async function load() {
+  const [list, comparison, sprite] = await Promise.all([
+    getJSON("/models"),
+    getJSON("/models/compare"),
+    getJSON("/static/mistakes.json").catch(() => null),
+  ]);
+  const details = await Promise.all(list.models.map((m) => getJSON(`/models/${encodeURIComponent(m.name)}`)));
+  const cards = details.filter((d) => d.card).map((d) => d.card);
+  const colors = new Map(cards.map((card, i) => [card.name, PALETTE[i % PALETTE.length]]));
+  const spriteIndex = sprite ? new Map(sprite.indices.map((index, position) => [index, position])) : new Map();
+  const experiments = groupExperiments(cards);
+  const extras = Object.keys(comparison).filter((key) => !COMPARISON_FIELDS.has(key));
+  if (extras.length) {
+    experiments.push({
+      id: "comparison", title: "Across the zoo", members: [],
+      render: (data) => renderComparisonExtras(data.comparison, extras),
+    });
+  }
+  return { cards, comparison, colors, sprite, spriteIndex, experiments };
+}
+
+/**
+ * Models trained with the same protocol are one experiment: they differ only in what the cards'
+ * variants table changes (architecture, Dropout, noise). A card that names its experiment wins.
+ */
+function groupExperiments(cards) {
+  const groups = new Map();
+  for (const card of cards) {
+    const hp = card.hyperparameters;
+    const key = card.experiment ?? `${hp.augmentation ?? "clean"}-${hp.epochs}-${hp.batch_size}-${hp.optimizer}`;
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(card);
+  }
+  return [...groups.entries()].map(([key, members], i) => {
+    const hp = members[0].hyperparameters;
+    const protocol = `${hp.epochs} epochs, batch ${hp.batch_size}, ${hp.optimizer}` +
+      (hp.augmentation ? `, "${hp.augmentation}" augmentation` : ", clean MNIST images");
+    const architectures = new Set(members.map((c) => c.architecture));
+    let title = typeof members[0].experiment === "string" ? members[0].experiment : null;
+    if (!title) {
+      title = hp.augmentation ? `Augmentation: ${hp.augmentation}`
+        : architectures.size > 1 ? "Architecture and regularisation" : `${members[0].architecture.toUpperCase()} variants`;
+    }
+    members.sort((a, b) => b.test_accuracy - a.test_accuracy);
+    return { id: slug(key) || `experiment-${i}`, title, protocol, members };
+  });
+}
+
+function slug(text) {
+  return String(text).toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
+}
+
+function renderTabs(experiments, current) {
+  const tabs = document.getElementById("experiment-tabs");
+  tabs.replaceChildren(...experiments.map((e) => {
+    const tab = h("a", {
+      href: `#explore/${e.id}`, role: "tab", id: `tab-${e.id}`, class: "tab",
+      "aria-selected": String(e === current), "aria-controls": "experiment",
+      text: e.members.length ? `${e.title} (${e.members.length})` : e.title,
+    });
+    return tab;
+  }));
+}
+
+function renderExperiment(experiment, data) {
+  const { members } = experiment;
+  const names = new Set(members.map((c) => c.name));
+  const rows = data.comparison.models.filter((row) => names.has(row.name));
+  const series = (pick) => members.map((card) => ({
+    name: card.name, color: data.colors.get(card.name), points: card.history.map((e) => [e.epoch, pick(e)]),
+  }));
+  const out = [
+    h("h2", { text: experiment.title }),
+    h("p", { class: "protocol", text: `Trained the same way: ${experiment.protocol}. ` +
+      members.map((c) => `${c.name}: ${c.description}`).join("; ") + "." }),
+    summaryTable(members, rows),
+  ];
+
+  const findings = data.comparison.findings.filter((text) => [...names].some((n) => new RegExp(`\\b${n}\\b`).test(text)));
+  if (findings.length) out.push(h("section", { class: "findings" }, h("h3", { text: "Findings" }), h("ul", {}, findings.map((f) => h("li", { text: f })))));
+  const deltas = [...data.comparison.cnn_vs_mlp, ...data.comparison.regularisation_effects]
+    .filter((d) => names.has(d.model) && names.has(d.baseline));
+  if (deltas.length) out.push(deltaTable(deltas));
+
+  out.push(h("section", { class: "curves" }, h("h3", { text: "Learning curves" }),
+    h("div", { class: "chart-pair" },
+      lineChart({ title: "Validation accuracy by epoch", series: series((e) => e.val_accuracy), format: (y) => percent(y, 1), yFrom: 2, xLabel: "epoch" }),
+      lineChart({ title: "Validation loss by epoch", series: series((e) => e.val_loss), format: (y) => y.toFixed(2), xLabel: "epoch" }))));
+
+  out.push(modelDetails(members, data));
+  out.push(...cardExtras(members));
+  return out;
+}
+
+function summaryTable(members, rows) {
+  const byName = new Map(rows.map((r) => [r.name, r]));
+  const head = ["model", "test accuracy", "errors", "test loss", "macro F1", "parameters", "latency p50", "training"];
+  return h("div", { class: "scroll" }, h("table", { class: "summary" },
+    h("caption", { text: "On the 10,000 MNIST test images, as exported ONNX files; latency measured on this server" }),
+    h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col", text: t })))),
+    h("tbody", {}, members.map((card) => {
+      const row = byName.get(card.name);
+      return h("tr", {},
+        h("th", { scope: "row", text: card.name }),
+        h("td", { text: percent(card.test_accuracy, 2) }),
+        h("td", { text: card.test_errors }),
+        h("td", { text: card.test_loss.toFixed(4) }),
+        h("td", { text: card.macro_avg.f1.toFixed(4) }),
+        h("td", { text: card.parameter_count.toLocaleString("en") }),
+        h("td", { text: row?.latency_p50_ms != null ? `${row.latency_p50_ms.toFixed(2)} ms` : "–" }),
+        h("td", { text: `${(card.training_seconds / 60).toFixed(1)} min` }));
+    }))));
+}
+
+function deltaTable(deltas) {
+  const signed = (v, digits) => `${v > 0 ? "+" : ""}${v.toFixed(digits)}`;
+  return h("section", {}, h("h3", { text: "What changing one thing did" }), h("div", { class: "scroll" },
+    h("table", { class: "summary" },
+      h("thead", {}, h("tr", {}, ["model", "against", "accuracy", "errors", "test loss", "macro F1"].map((t) => h("th", { scope: "col", text: t })))),
+      h("tbody", {}, deltas.map((d) => h("tr", {},
+        h("th", { scope: "row", text: d.model }), h("td", { text: d.baseline }),
+        h("td", { text: `${signed(d.test_accuracy_delta * 100, 2)} pt` }), h("td", { text: signed(d.test_errors_delta, 0) }),
+        h("td", { text: signed(d.test_loss_delta, 4) }), h("td", { text: signed(d.macro_f1_delta, 4) })))))));
+}
+
+/** One model at a time: its confusion matrix and its misclassified test digits. */
+function modelDetails(members, data) {
+  const section = h("section", { class: "model-details" }, h("h3", { text: "Each model's mistakes" }));
+  const body = h("div", { class: "model-body" });
+  const picker = h("div", { class: "picker", role: "group", "aria-label": "Model" });
+  const choose = (card) => {
+    for (const button of picker.children) button.setAttribute("aria-pressed", String(button.dataset.model === card.name));
+    body.replaceChildren(
+      confusionMatrix(card.confusion_matrix, `${card.name}: confusion matrix (rows: true digit, columns: predicted)`),
+      mistakes(card, data),
+    );
+  };
+  for (const card of members) {
+    const swatch = h("span", { class: "swatch" });
+    swatch.style.backgroundColor = data.colors.get(card.name);
+    picker.append(h("button", { type: "button", "data-model": card.name, onclick: () => choose(card) }, swatch, card.name));
+  }
+  section.append(picker, body);
+  choose(members[0]);
+  return section;
+}
+
+function mistakes(card, data) {
+  // The most confident mistakes first: the ones a user would least expect.
+  const wrong = [...card.misclassified].sort((a, b) => b.confidence - a.confidence);
+  const grid = h("ol", { class: "mistakes", "aria-label": `${card.name}: misclassified test digits` });
+  const more = h("button", { type: "button", class: "more" });
+  let shown = 0;
+  const showMore = (count) => {
+    for (const m of wrong.slice(shown, shown + count)) grid.append(thumbnail(m, data));
+    shown = Math.min(wrong.length, shown + count);
+    more.hidden = shown >= wrong.length;
+    more.textContent = `Show all ${wrong.length}`;
+  };
+  more.addEventListener("click", () => showMore(wrong.length));
+  showMore(MISTAKES_SHOWN);
+  return h("figure", { class: "mistakes-figure" },
+    h("figcaption", { text: `${card.name}: ${wrong.length} misclassified test digits, most confident first (true → predicted, confidence)` }),
+    grid, more);
+}
+
+function thumbnail(m, data) {
+  const position = data.spriteIndex.get(m.index);
+  const tile = h("span", { class: "thumb", role: "img", "aria-label": `test digit ${m.index}, a ${m.label} read as ${m.predicted}` });
+  if (position === undefined || !data.sprite) {
+    tile.classList.add("missing");
+    tile.textContent = `#${m.index}`;
+  } else {
+    const { columns } = data.sprite;
+    tile.style.backgroundSize = `${columns * THUMB}px auto`;
+    tile.style.backgroundPosition = `-${(position % columns) * THUMB}px -${Math.floor(position / columns) * THUMB}px`;
+  }
+  return h("li", { title: `test image ${m.index}` }, tile,
+    h("span", { class: "thumb-label" }, h("strong", { text: `${m.label}→${m.predicted}` }), ` ${percent(m.confidence, 0)}`));
+}
+
+/** Card fields this page does not know (issue 12's results): one section each, every model that has it. */
+function cardExtras(members) {
+  const keys = [...new Set(members.flatMap((c) => Object.keys(c).filter((k) => !CARD_FIELDS.has(k) && k !== "experiment")))];
+  return keys.map((key) => h("section", { class: "extra", "data-section": key }, h("h3", { text: title(key) }),
+    members.filter((c) => c[key] !== undefined && c[key] !== null).map((c) =>
+      h("div", { class: "extra-model" }, h("h4", { text: c.name }), renderValue(c[key], 0)))));
+}
+
+function renderComparisonExtras(comparison, keys) {
+  return [
+    h("h2", { text: "Across the zoo" }),
+    h("p", { class: "protocol", text: "Results of GET /models/compare that compare models across experiments." }),
+    ...keys.map((key) => h("section", { class: "extra", "data-section": key }, h("h3", { text: title(key) }), renderValue(comparison[key], 0))),
+  ];
+}
+
+function title(key) {
+  const words = key.replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** Any JSON as readable HTML: lists of records as tables, objects as definition lists. */
+function renderValue(value, depth) {
+  if (value === null || value === undefined) return h("span", { text: "–" });
+  if (typeof value === "number") return h("span", { text: formatNumber(value) });
+  if (typeof value !== "object") return h("span", { text: String(value) });
+  if (depth > 3) return h("code", { text: JSON.stringify(value) });
+  if (Array.isArray(value)) {
+    if (value.length && value.every((v) => v && typeof v === "object" && !Array.isArray(v))) {
+      const columns = [...new Set(value.flatMap(Object.keys))];
+      return h("div", { class: "scroll" }, h("table", { class: "summary" },
+        h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", text: c.replace(/_/g, " ") })))),
+        h("tbody", {}, value.slice(0, 100).map((row) => h("tr", {}, columns.map((c) => h("td", {}, renderValue(row[c], depth + 1))))))));
+    }
+    if (value.every((v) => typeof v !== "object" || v === null)) {
+      return h("span", { text: value.map((v) => (typeof v === "number" ? formatNumber(v) : String(v))).join(", ") });
+    }
+    return h("ol", {}, value.map((v) => h("li", {}, renderValue(v, depth + 1))));
+  }
+  return h("dl", { class: "facts" }, Object.entries(value).flatMap(([k, v]) => [
+    h("dt", { text: k.replace(/_/g, " ") }), h("dd", {}, renderValue(v, depth + 1))]));
+}
+
+function formatNumber(v) {
+  if (Number.isInteger(v)) return v.toLocaleString("en");
+  return Math.abs(v) < 1e-3 ? v.toExponential(2) : v.toPrecision(4);
+}
+

@@ -1,0 +1,279 @@
+// "Try it": send the drawing or an uploaded image to POST /models/compare and show every ready
+// model's answer side by side, with what the models saw.
+
+import { compareImage } from "./api.js";
+import { h, percent } from "./dom.js";
+import { Pad } from "./pad.js";
+
+// While a stroke is being drawn, ask at most this often; the end of a stroke asks at once.
+const DRAW_DEBOUNCE_MS = 150;
+
+export function setUpTry(models) {
+  const $ = (id) => document.getElementById(id);
+  const status = $("status");
+  const answers = $("answers");
+  const agreement = $("agreement");
+  const undo = $("undo");
+  const clear = $("clear");
+  const cards = new AnswerCards(answers, models);
+  const seen = new SeenPanel();
+
+  // One request at a time; what changed meanwhile is sent when it returns (the latest wins).
+  let inFlight = false;
+  let queued = null; // {image, source, strokeEnd}
+  let timer = null;
+  let strokeEnd = null; // performance.now() of the last stroke end not yet sent
+
+  const pad = new Pad($("pad"), {
+    onChange(final) {
+      undo.disabled = clear.disabled = pad.empty;
+      clearTimeout(timer);
+      if (pad.empty) {
+        queued = null;
+        cards.reset();
+        seen.hide();
+        agreement.textContent = "";
+        status.textContent = "Draw a digit to see every model's answer.";
+        return;
+      }
+      if (final) {
+        strokeEnd = performance.now();
+        submitDrawing();
+      } else {
+        timer = setTimeout(submitDrawing, DRAW_DEBOUNCE_MS);
+      }
+    },
+  });
+
+  async function submitDrawing() {
+    const image = await pad.toBlob();
+    const request = { image, source: "drawing", strokeEnd };
+    strokeEnd = null;
+    submit(request);
+  }
+
+  function submit(request) {
+    if (inFlight) {
+      // Keep the earliest unsent stroke end, so the measure covers the user's whole wait.
+      queued = { ...request, strokeEnd: queued?.strokeEnd ?? request.strokeEnd };
+      return;
+    }
+    inFlight = true;
+    status.textContent = "Asking every model…";
+    const started = performance.now();
+    compareImage(request.image)
+      .then((comparison) => {
+        if (queued && request.source === "drawing" && queued.source === "drawing") return; // stale
+        if (request.source === "drawing" && pad.empty) return; // cleared meanwhile
+        show(comparison, request, performance.now() - started);
+      })
+      .catch((error) => {
+        cards.reset();
+        seen.hide();
+        agreement.textContent = "";
+        status.textContent = error.message;
+      })
+      .finally(() => {
+        inFlight = false;
+        if (queued) {
+          const next = queued;
+          queued = null;
+          submit(next);
+        }
+      });
+  }
+
+  function show(comparison, request, roundTripMs) {
+    cards.show(comparison);
+    const { majority_digit: digit, votes, unanimous } = comparison.agreement;
+    const count = comparison.predictions.length;
+    const agreeing = votes[String(digit)].length;
+    agreement.textContent = unanimous
+      ? `All ${count} models say ${digit}.`
+      : `${agreeing} of ${count} models say ${digit}; ` +
+        Object.entries(votes)
+          .filter(([d]) => Number(d) !== digit)
+          .map(([d, names]) => `${names.join(", ")} ${names.length > 1 ? "say" : "says"} ${d}`)
+          .join("; ") + ".";
+    agreement.classList.toggle("split", !unanimous);
+    const missing = comparison.unavailable.length ? ` ${comparison.unavailable.length} model(s) not ready.` : "";
+    status.textContent = `Answered in ${roundTripMs.toFixed(0)} ms (round trip).${missing}`;
+    seen.show(comparison.predictions[0].image, request);
+    requestAnimationFrame(() => {
+      // The frame that shows the answers: the page's stroke-to-answers time (bench/page.py reads it).
+      if (request.strokeEnd !== null && request.strokeEnd !== undefined) {
+        performance.measure("stroke-to-answers", { start: request.strokeEnd, end: performance.now() });
+      }
+      document.body.dataset.answered = String(Number(document.body.dataset.answered || 0) + 1);
+    });
+  }
+
+  undo.addEventListener("click", () => pad.undo());
+  clear.addEventListener("click", () => pad.clear());
+  $("pen-width").addEventListener("input", (event) => {
+    pad.width = Number(event.target.value);
+  });
+  for (const input of [$("file"), $("photo")]) {
+    input.addEventListener("change", () => {
+      const [file] = input.files;
+      if (!file) return;
+      pad.strokes = [];
+      pad.redraw();
+      undo.disabled = clear.disabled = true;
+      submit({ image: file, source: "upload", strokeEnd: null });
+      input.value = ""; // choosing the same file again is a new request
+    });
+  }
+
+  status.textContent = models.some((m) => m.state === "ready")
+    ? "Draw a digit to see every model's answer."
+    : "No model is ready to answer.";
+}
+
+/** One card per model, kept in place between answers so that the page does not jump as you draw. */
+class AnswerCards {
+  constructor(list, models) {
+    this.list = list;
+    this.cards = new Map();
+    // Best first, the way the comparison ranks them; the default for uploads is marked.
+    const ready = models.filter((m) => m.state === "ready");
+    ready.sort((a, b) => (b.test_accuracy ?? 0) - (a.test_accuracy ?? 0) || a.name.localeCompare(b.name));
+    for (const model of ready) {
+      const card = answerCard(model);
+      this.cards.set(model.name, card);
+      list.append(card.element);
+    }
+  }
+
+  reset() {
+    for (const card of this.cards.values()) card.clear();
+  }
+
+  show(comparison) {
+    for (const prediction of comparison.predictions) {
+      let card = this.cards.get(prediction.model);
+      if (!card) {
+        // A model that became ready after the page loaded (the store was reloaded).
+        card = answerCard({ name: prediction.model, architecture: null, test_accuracy: null, default_for_uploads: false });
+        this.cards.set(prediction.model, card);
+        this.list.append(card.element);
+      }
+      card.fill(prediction, comparison.agreement.majority_digit);
+    }
+  }
+}
+
+function answerCard(model) {
+  const digit = h("span", { class: "digit", text: "–" });
+  const confidence = h("span", { class: "confidence", text: "" });
+  const latency = h("span", { class: "latency", text: "" });
+  const bars = [];
+  const barList = h("ol", { class: "bars", "aria-label": `${model.name}: probability of each digit` });
+  for (let d = 0; d < 10; d++) {
+    const fill = h("span", { class: "fill" });
+    const value = h("span", { class: "value", text: "" });
+    const row = h("li", {}, h("span", { class: "label", text: d }), h("span", { class: "track" }, fill), value);
+    bars.push({ row, fill, value });
+    barList.append(row);
+  }
+  const facts = [model.architecture?.toUpperCase(), model.test_accuracy ? `test ${percent(model.test_accuracy, 2)}` : null]
+    .filter(Boolean).join(" · ");
+  const element = h(
+    "li",
+    { class: "answer", "data-model": model.name },
+    h("div", { class: "answer-head" },
+      h("span", { class: "name", text: model.name }),
+      model.default_for_uploads ? h("span", { class: "badge", title: "Uploads without ?model= get this model's answer", text: "default" }) : null),
+    h("div", { class: "answer-main" }, digit, h("span", { class: "answer-side" }, confidence, latency)),
+    barList,
+    facts ? h("p", { class: "answer-facts", text: facts }) : null,
+  );
+  return {
+    element,
+    clear() {
+      element.classList.remove("has-answer", "dissent");
+      digit.textContent = "–";
+      confidence.textContent = latency.textContent = "";
+      for (const bar of bars) {
+        bar.fill.style.width = "0%";
+        bar.value.textContent = "";
+        bar.row.classList.remove("best");
+      }
+    },
+    fill(prediction, majority) {
+      element.classList.add("has-answer");
+      element.classList.toggle("dissent", prediction.digit !== majority);
+      digit.textContent = String(prediction.digit);
+      confidence.textContent = percent(prediction.confidence);
+      latency.textContent = `${prediction.timings.inference_ms.toFixed(2)} ms`;
+      latency.title = "Inference time on the server";
+      prediction.probabilities.forEach((p, d) => {
+        bars[d].fill.style.width = `${(p * 100).toFixed(1)}%`;
+        bars[d].value.textContent = p >= 0.005 ? percent(p, 0) : "";
+        bars[d].row.classList.toggle("best", d === prediction.digit);
+      });
+      element.setAttribute("aria-label", `${prediction.model} says ${prediction.digit}, ${percent(prediction.confidence)} sure`);
+    },
+  };
+}
+
+/** The 28x28 image the models saw and the box where the digit was found in the original. */
+class SeenPanel {
+  constructor() {
+    this.panel = document.getElementById("seen");
+    this.prepared = document.getElementById("prepared");
+    this.original = document.getElementById("original");
+    this.facts = document.getElementById("seen-facts");
+    this.objectUrl = null;
+  }
+
+  hide() {
+    this.panel.hidden = true;
+  }
+
+  show(report, request) {
+    if (!report) return this.hide();
+    this.panel.hidden = false;
+    if (report.prepared_png) this.prepared.src = `data:image/png;base64,${report.prepared_png}`;
+    const [x, y, w, hgt] = report.box;
+    this.facts.replaceChildren(
+      ...fact("Read as", `${report.format}, ${report.width}×${report.height}${report.inverted ? ", inverted (dark ink)" : ""}`),
+      ...fact("Digit box", `x ${x}, y ${y}, ${w}×${hgt} px`),
+      ...(report.other_digits ? fact("Other ink", `${report.other_digits} other group(s) ignored`) : []),
+      ...(report.lines_removed ? fact("Lines removed", String(report.lines_removed)) : []),
+    );
+    // Draw the original with its box. The service reports the box after EXIF rotation; the browser
+    // draws images EXIF-rotated too (image-orientation: from-image), so the two agree.
+    if (this.objectUrl) URL.revokeObjectURL(this.objectUrl);
+    this.objectUrl = URL.createObjectURL(request.image);
+    const image = new Image();
+    image.addEventListener("load", () => this.drawOriginal(image, report));
+    image.addEventListener("error", () => {
+      this.original.getContext("2d").clearRect(0, 0, this.original.width, this.original.height);
+    });
+    image.src = this.objectUrl;
+  }
+
+  drawOriginal(image, report) {
+    const canvas = this.original;
+    const c = canvas.getContext("2d");
+    const scale = Math.min(canvas.width / image.naturalWidth, canvas.height / image.naturalHeight);
+    const w = image.naturalWidth * scale;
+    const hgt = image.naturalHeight * scale;
+    const left = (canvas.width - w) / 2;
+    const top = (canvas.height - hgt) / 2;
+    c.fillStyle = "#e8ecf0";
+    c.fillRect(0, 0, canvas.width, canvas.height);
+    c.drawImage(image, left, top, w, hgt);
+    const sx = w / report.width;
+    const sy = hgt / report.height;
+    const [x, y, bw, bh] = report.box;
+    c.strokeStyle = "#e8590c";
+    c.lineWidth = 3;
+    c.strokeRect(left + x * sx, top + y * sy, Math.max(bw * sx, 2), Math.max(bh * sy, 2));
+  }
+}
+
+function fact(term, description) {
+  return [h("dt", { text: term }), h("dd", { text: description })];
+}
