@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     """TCP port to listen on."""
 
+    grpc_port: int | None = Field(default=None, ge=1, le=65535)
+    """TCP port of the Open Inference Protocol's gRPC service (`inference.GRPCInferenceService`,
+    on `host`; Triton's default is 8001). Unset, the default: no gRPC server is started. The REST
+    side of the protocol (`/v2/...`) is always served on `port`."""
+
     workers: int = Field(default=1, ge=1, le=64)
     """Uvicorn worker processes. Each loads every model; metrics are aggregated across workers
     through `PROMETHEUS_MULTIPROC_DIR`, which `python -m service` sets up when workers > 1."""
