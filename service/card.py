@@ -112,6 +112,28 @@ class DatasetInfo(_Strict):
     test_samples: int = Field(gt=0)
 
 
+class Calibration(_Strict):
+    """Temperature scaling of this model's probabilities, fitted on the validation split only.
+
+    Written by `python -m training assess` (service/calibration.py has the arithmetic). The test
+    figures are final measurements, never used to choose T or whether to apply it.
+    """
+
+    method: Literal["temperature"] = "temperature"
+    temperature: float = Field(gt=0.0, description="Logits are divided by T: softmax(log(p) / T).")
+    applied: bool = Field(description="Whether the service applies T by default: only where it lowered "
+                                      "the validation negative log-likelihood.")
+    fitted_on: Literal["validation"] = "validation"
+    validation_samples: int = Field(gt=0)
+    validation_nll_before: float = Field(ge=0.0)
+    validation_nll_after: float = Field(ge=0.0)
+    ece_bins: int = Field(gt=0)
+    test_ece_before: Fraction = Field(description="Expected calibration error on the test set, raw probabilities.")
+    test_ece_after: Fraction = Field(description="The same with T applied.")
+    test_nll_before: float = Field(ge=0.0)
+    test_nll_after: float = Field(ge=0.0)
+
+
 class ModelCard(_Strict):
     """Everything known about one exported model version."""
 
@@ -139,6 +161,8 @@ class ModelCard(_Strict):
     dataset: DatasetInfo
     library_versions: dict[str, str]
     created_at: datetime
+    # Optional, so cards written before calibration existed still validate unchanged.
+    calibration: Calibration | None = Field(default=None, description="Temperature scaling; null: not fitted.")
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:

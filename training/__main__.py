@@ -83,6 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
     replicate.add_argument("--data-dir", type=Path, default=None, help="directory with the four MNIST IDX files")
     replicate.add_argument("--no-download", action="store_true", help="fail instead of downloading MNIST")
 
+    assess = commands.add_parser(
+        "assess",
+        help="calibrate the served models (temperature on the validation split), store their test predictions, "
+        "and with --robustness score them on corrupted test images",
+    )
+    assess.add_argument("--store", type=Path, default=DEFAULT_STORE)
+    assess.add_argument("--data-dir", type=Path, default=None, help="directory with the four MNIST IDX files")
+    assess.add_argument("--no-download", action="store_true", help="fail instead of downloading MNIST")
+    assess.add_argument("--robustness", action="store_true", help="also write robustness.json (a few minutes)")
+    assess.add_argument("--no-calibration", action="store_true", help="skip the calibration step")
+
     report = commands.add_parser("report", help="render figures and a results table from the cards")
     report.add_argument("--store", type=Path, default=DEFAULT_STORE)
     report.add_argument("--out", type=Path, default=Path("docs/report"), help="output directory")
@@ -131,6 +142,21 @@ def run_replicate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_assess(args: argparse.Namespace) -> int:
+    from training.assess import assess_calibration, assess_robustness
+    from training.data import load_mnist
+
+    data = load_mnist(args.data_dir, download=not args.no_download)
+    if not args.no_calibration:
+        for name, c in assess_calibration(args.store, data).items():
+            print(f"{name}: T={c.temperature:.3f} applied={c.applied} "
+                  f"test ECE {c.test_ece_before:.4f} -> {c.test_ece_after:.4f}")
+    if args.robustness:
+        assess_robustness(args.store, data)
+        print(args.store / "robustness.json")
+    return 0
+
+
 def run_report(args: argparse.Namespace) -> int:
     from training.report import render_report
 
@@ -144,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        commands = {"train": run_train, "replicate": run_replicate, "report": run_report}
+        commands = {"train": run_train, "replicate": run_replicate, "assess": run_assess, "report": run_report}
         return commands[args.command](args)
     except (DatasetNotFound, IdxFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
