@@ -1,0 +1,215 @@
+"""The protocol's gRPC service, `inference.GRPCInferenceService`, on its own port.
+
+Off unless `DIGITS_GRPC_PORT` is set. It runs in the worker's own event loop (grpc.aio), started
+and stopped by the app's lifespan, and calls the same `InferencePlane` as the REST routes: one
+registry, one set of limits, one metrics registry (plus a request counter of its own). With
+several workers each one binds the port (gRPC sets SO_REUSEPORT), and the kernel spreads
+connections over them as it does for HTTP.
+
+Handlers are registered from the generated messages' (de)serialisers directly, so the typed
+`_pb2` module is all that is generated. Errors are the protocol's: the HTTP statuses of
+`errors.protocol_status`, as gRPC codes, with the same message as the REST body's `error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import grpc
+import numpy as np
+from grpc import aio
+from prometheus_client import Counter
+
+from service.errors import ServiceError
+from service.inference_protocol.errors import InvalidInferRequest, grpc_status, protocol_status
+from service.inference_protocol.plane import InferencePlane
+from service.inference_protocol.proto import open_inference_grpc_pb2 as pb
+from service.inference_protocol.tensors import (
+    CLASSIFICATION,
+    InferRequest,
+    InferResponse,
+    InputTensor,
+    Parameter,
+    Parameters,
+    RequestedOutput,
+    check_datatype,
+    check_outputs,
+    check_shape,
+    join_bytes,
+    tensor_from_binary,
+    tensor_from_values,
+)
+
+log = logging.getLogger(__name__)
+
+SERVICE = "inference.GRPCInferenceService"
+
+# Which `InferTensorContents` field carries each datatype's explicit values.
+_CONTENTS_FIELD = {
+    "BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
+    "INT64": "int64_contents", "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
+    "UINT64": "uint64_contents", "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents",
+}
+
+_Request = TypeVar("_Request")
+_Response = TypeVar("_Response")
+
+
+class GrpcInferenceServer:
+    """The gRPC server of one worker: `await start()`, `await stop()`."""
+
+    def __init__(self, plane: InferencePlane, *, host: str, port: int, max_message_bytes: int) -> None:
+        self.plane = plane
+        self.address = f"{host}:{port}"
+        self.port = port
+        self._max_message_bytes = max_message_bytes
+        self._server: aio.Server | None = None
+        self.requests = Counter(
+            "digits_grpc_requests", "gRPC requests answered, by method and status code.",
+            ["method", "code"], registry=plane.dataplane.metrics.registry,
+        )
+
+    async def start(self) -> None:
+        options = [
+            ("grpc.max_receive_message_length", self._max_message_bytes),
+            ("grpc.max_send_message_length", self._max_message_bytes),
+        ]
+        server = aio.server(options=options)
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, self._handlers()),))
+        bound = server.add_insecure_port(self.address)
+        if bound == 0:
+            raise OSError(f"gRPC cannot listen on {self.address}")
+        self.port = bound
+        await server.start()
+        self._server = server
+        log.info("gRPC inference service listening on %s", self.address)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+    def _handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+        def unary(method: str, handle: Callable[[Any], Awaitable[Any]], request_type: Any) -> grpc.RpcMethodHandler:
+            async def call(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+                return await self._answer(method, handle, request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                call, request_deserializer=request_type.FromString, response_serializer=lambda m: m.SerializeToString()
+            )
+
+        return {
+            "ServerLive": unary("ServerLive", self._server_live, pb.ServerLiveRequest),
+            "ServerReady": unary("ServerReady", self._server_ready, pb.ServerReadyRequest),
+            "ModelReady": unary("ModelReady", self._model_ready, pb.ModelReadyRequest),
+            "ServerMetadata": unary("ServerMetadata", self._server_metadata, pb.ServerMetadataRequest),
+            "ModelMetadata": unary("ModelMetadata", self._model_metadata, pb.ModelMetadataRequest),
+            "ModelInfer": unary("ModelInfer", self._model_infer, pb.ModelInferRequest),
+        }
+
+    async def _answer(self, method: str, handle: Callable[[Any], Awaitable[Any]], request: Any,
+                      context: aio.ServicerContext[Any, Any]) -> Any:
+        """Run a handler; a service error becomes the protocol's status, anything else INTERNAL."""
+        start = time.perf_counter()
+        code = "OK"
+        try:
+            return await handle(request)
+        except ServiceError as exc:
+            code = grpc_status(protocol_status(exc))
+            await context.abort(getattr(grpc.StatusCode, code), exc.message)
+        except aio.AbortError:
+            raise
+        except Exception:
+            code = "INTERNAL"
+            log.exception("unhandled error in gRPC %s", method)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal server error")
+        finally:
+            self.requests.labels(method=method, code=code).inc()
+            log.debug("gRPC %s %s in %.3f ms", method, code, (time.perf_counter() - start) * 1000)
+
+    # -- the service's methods ---------------------------------------------------------------
+
+    async def _server_live(self, _: pb.ServerLiveRequest) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    async def _server_ready(self, _: pb.ServerReadyRequest) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.plane.server_ready())
+
+    async def _model_ready(self, request: pb.ModelReadyRequest) -> pb.ModelReadyResponse:
+        return pb.ModelReadyResponse(ready=self.plane.model_ready(request.name, request.version or None))
+
+    async def _server_metadata(self, _: pb.ServerMetadataRequest) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(**self.plane.server_metadata())
+
+    async def _model_metadata(self, request: pb.ModelMetadataRequest) -> pb.ModelMetadataResponse:
+        metadata = self.plane.model_metadata(request.name, request.version or None)
+        tensor = pb.ModelMetadataResponse.TensorMetadata
+        return pb.ModelMetadataResponse(
+            name=metadata["name"], versions=metadata["versions"], platform=metadata["platform"],
+            inputs=[tensor(**t) for t in metadata["inputs"]], outputs=[tensor(**t) for t in metadata["outputs"]],
+        )
+
+    async def _model_infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
+        answer = await self.plane.infer(request.model_name, request.model_version or None, decode_request(request))
+        return encode_response(answer)
+
+
+# -- messages <-> the protocol's request and response ------------------------------------------------
+
+
+def decode_request(message: pb.ModelInferRequest) -> InferRequest:
+    """A `ModelInferRequest` as the plane's request: raw contents or explicit contents per input.
+
+    As in Triton, `raw_input_contents` is either empty or holds one entry per input, in order.
+    """
+    raw = message.raw_input_contents
+    if raw and len(raw) != len(message.inputs):
+        raise InvalidInferRequest(f"raw_input_contents has {len(raw)} entries for {len(message.inputs)} inputs: "
+                                  "send one per input, or none and the values in `contents`")
+    inputs: list[InputTensor] = []
+    for index, tensor in enumerate(message.inputs):
+        name = tensor.name[:64]
+        datatype = check_datatype(name, tensor.datatype)
+        shape = check_shape(name, list(tensor.shape))
+        parameters = _parameters(tensor.parameters)
+        if raw:
+            inputs.append(tensor_from_binary(name, datatype, shape, raw[index], parameters))
+            continue
+        field = _CONTENTS_FIELD.get(datatype)
+        if field is None:
+            raise InvalidInferRequest(f"input {name!r}: {datatype} can only be sent in raw_input_contents")
+        values = getattr(tensor.contents, field)
+        data = list(values) if datatype == "BYTES" else np.asarray(values)
+        inputs.append(tensor_from_values(name, datatype, shape, data, parameters))
+    outputs = []
+    for output in message.outputs:
+        parameters = _parameters(output.parameters)
+        classes = parameters.get(CLASSIFICATION, 0)
+        if type(classes) is not int:
+            raise InvalidInferRequest(f"output {output.name[:64]!r}: {CLASSIFICATION} must be an integer")
+        outputs.append(RequestedOutput(output.name, True, classes))
+    check_outputs(outputs)
+    return InferRequest(message.id or None, inputs, outputs, _parameters(message.parameters))
+
+
+def encode_response(response: InferResponse) -> pb.ModelInferResponse:
+    """The plane's response as a `ModelInferResponse`, every output in `raw_output_contents` (as Triton)."""
+    message = pb.ModelInferResponse(model_name=response.model_name, model_version=response.model_version,
+                                    id=response.id or "")
+    for output in response.outputs:
+        message.outputs.add(name=output.name, datatype=output.datatype, shape=list(output.shape))
+        data = output.data
+        message.raw_output_contents.append(join_bytes(data) if isinstance(data, list) else data.tobytes())
+    return message
+
+
+def _parameters(parameters: Mapping[str, pb.InferParameter]) -> Parameters:
+    values: dict[str, Parameter] = {}
+    for key, parameter in parameters.items():
+        choice = parameter.WhichOneof("parameter_choice")
+        if choice is not None:
+            values[key] = getattr(parameter, choice)
+    return values

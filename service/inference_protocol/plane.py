@@ -1,0 +1,139 @@
+"""What the protocol's endpoints do, for both transports, over the service's data plane.
+
+Model names are the registry's; a model's versions are the ones the registry holds for it. A
+request without a version gets the model's current (latest loaded) version, as `/predict` does.
+
+Image files (`image_file`) go through `DataPlane.predict_files`, the very path of `POST /predict`,
+so they get the same preprocessing, limits (`max_files_per_request`, the pixel limit), metrics and
+errors. Tensors (`image`) skip preprocessing and go to the model as they are, in batches of up to
+`MAX_BATCH` (the `max_batch_size` of the Triton configs in the store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from service.dataplane import INLINE_MAX_IMAGES, DataPlane, ImageFile
+from service.digit_input import INPUT_NAME
+from service.errors import ModelNotFound, ModelNotReady
+from service.inference_protocol.errors import VersionNotFound
+from service.inference_protocol.tensors import (
+    MODEL_INPUTS,
+    MODEL_OUTPUTS,
+    PLATFORM,
+    InferRequest,
+    InferResponse,
+    build_outputs,
+    image_files,
+    model_images,
+    single_input,
+)
+from service.metrics import label_request_model
+from service.registry import ServedModel
+
+SERVER_NAME = "digit-serving"
+
+EXTENSIONS = ("binary_tensor_data", "classification")
+"""Triton's protocol extensions this server implements (announced in the server metadata)."""
+
+MAX_BATCH = 1024
+"""Most images in one tensor inference request (FP32 `image`): 3.2 MB of binary data."""
+
+BatchRunner = Callable[[ServedModel, npt.NDArray[np.float32]], Awaitable[npt.NDArray[np.float32]]]
+"""Runs a batch of model input through a model: the data plane directly, or an adaptive batcher."""
+
+
+class InferencePlane:
+    """The protocol's operations over one data plane (and so one registry, settings and metrics)."""
+
+    def __init__(self, dataplane: DataPlane, version: str, *, run_batch: BatchRunner | None = None) -> None:
+        self.dataplane = dataplane
+        self.version = version
+        self._run_batch = run_batch or self._run_directly
+
+    # -- server ------------------------------------------------------------------------------
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": SERVER_NAME, "version": self.version, "extensions": list(EXTENSIONS)}
+
+    def server_ready(self) -> bool:
+        """Ready when every model is (the specification's "all the models are ready", as Triton's
+        default strict readiness). The native `/health/ready` also reports a degraded state."""
+        models = self.dataplane.registry.models
+        return bool(models) and all(model.ready for model in models.values())
+
+    # -- models ------------------------------------------------------------------------------
+
+    def model(self, name: str, version: str | None) -> ServedModel:
+        """The model `name` at `version` (the current one when None or empty), ready or not.
+
+        Raises:
+            ModelNotFound: no such model. VersionNotFound: the model has no such version.
+        """
+        models = self.dataplane.registry.models
+        if name not in models:
+            raise ModelNotFound(name, models)
+        model = models[name]
+        if version and version != str(model.version):
+            shown = repr(version) if len(version) <= 20 and version.isalnum() else "with that number"
+            raise VersionNotFound(f"model {name!r} has no version {shown}; versions: {model.version}",
+                                  versions=[str(model.version)])
+        return model
+
+    def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        model = self.model(name, version)
+        return {
+            "name": model.name,
+            "versions": [str(model.version)],
+            "platform": PLATFORM,
+            "inputs": [{"name": n, "datatype": d, "shape": list(s)} for n, d, s in MODEL_INPUTS],
+            "outputs": [{"name": n, "datatype": d, "shape": list(s)} for n, d, s in MODEL_OUTPUTS],
+        }
+
+    def model_ready(self, name: str, version: str | None) -> bool:
+        return self.model(name, version).ready
+
+    # -- inference ---------------------------------------------------------------------------
+
+    async def infer(self, name: str, version: str | None, request: InferRequest) -> InferResponse:
+        """Run one inference request.
+
+        Raises:
+            ModelNotFound, VersionNotFound: no such model or version.
+            ModelNotReady: the model failed to load.
+            InvalidInferRequest, BatchTooLarge: the request does not fit the model.
+            the errors of `DataPlane.predict_files` for image files.
+        """
+        model = self.model(name, version)
+        label_request_model(model.name)
+        if not model.ready:
+            raise ModelNotReady(model.name, model.reason or "not loaded")
+        tensor = single_input(request)  # checks before any work: a wrong request costs nothing
+        if tensor.name == INPUT_NAME:
+            images = model_images(tensor, MAX_BATCH)
+            probabilities = await self._run_batch(model, images)
+            self._observe(model, probabilities)
+        else:
+            files = [ImageFile(data) for data in image_files(tensor, MAX_BATCH)]
+            answers = await self.dataplane.predict_files(files, model.name)
+            probabilities = np.asarray([answer.probabilities for answer in answers], dtype=np.float32)
+        outputs = build_outputs(request, probabilities)
+        return InferResponse(model.name, str(model.version), request.id, outputs)
+
+    async def _run_directly(self, model: ServedModel, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        # As the data plane runs JSON pixels: a few images on the event loop, more in a worker thread.
+        dataplane = self.dataplane
+        probabilities, _ = await dataplane._run_blocking(
+            lambda: dataplane._infer(model, images),
+            inline=dataplane.settings.inline_max_pixels > 0 and len(images) <= INLINE_MAX_IMAGES,
+        )
+        return probabilities
+
+    def _observe(self, model: ServedModel, probabilities: npt.NDArray[np.float32]) -> None:
+        digits = [int(d) for d in probabilities.argmax(axis=1)]
+        confidences = [float(row[d]) for row, d in zip(probabilities, digits, strict=True)]
+        self.dataplane.metrics.observe_prediction(model.name, digits, confidences)

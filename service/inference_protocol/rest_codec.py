@@ -1,0 +1,211 @@
+"""The protocol's HTTP documents, with Triton's binary tensor data extension.
+
+A request body is a JSON inference request, optionally followed by binary tensor data: then the
+`Inference-Header-Content-Length` header gives the JSON's length, and each input sent as binary
+data says how many of the bytes after it are its own (`"parameters": {"binary_data_size": n}`),
+in the order of the inputs. tritonclient's HTTP client sends every input this way by default and
+asks for every output as binary data (`binary_data_output`, or `binary_data` per output), so
+without the extension the most common client fails. Whatever does not add up is a 400.
+
+Parsing uses orjson and builds numpy arrays straight from the data (no pydantic model per
+element): a JSON batch of 1,024 images holds 802,816 numbers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+
+from service.inference_protocol.errors import InvalidInferRequest
+from service.inference_protocol.tensors import (
+    CLASSIFICATION,
+    InferRequest,
+    InferResponse,
+    InputTensor,
+    Parameters,
+    RequestedOutput,
+    check_datatype,
+    check_outputs,
+    check_shape,
+    join_bytes,
+    tensor_from_binary,
+    tensor_from_values,
+)
+
+HEADER_LENGTH = "inference-header-content-length"
+"""The binary extension's header: how many bytes of the body are the JSON document."""
+
+BINARY_SIZE = "binary_data_size"
+BINARY_OUTPUT = "binary_data"
+JSON_TYPE = "application/json"
+BINARY_TYPE = "application/octet-stream"
+
+
+def parse_header_length(value: str | None, body_length: int) -> int | None:
+    """The JSON part's length from `Inference-Header-Content-Length`, or None when absent."""
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise InvalidInferRequest(f"{HEADER_LENGTH} must be a byte count, got {value[:32]!r}")
+    length = int(value)
+    if length > body_length:
+        raise InvalidInferRequest(f"{HEADER_LENGTH} is {length} but the body has only {body_length} bytes")
+    if length == 0:
+        # The extension's "raw binary request" (a body of tensor data and no JSON) fits models whose
+        # one input's shape follows from the byte count; these models take two kinds of input.
+        raise InvalidInferRequest(f"{HEADER_LENGTH}: 0 (a body without a JSON request) is not supported: "
+                                  "send the JSON inference request before the binary data")
+    return length
+
+
+def decode_request(body: bytes, header_length: int | None) -> InferRequest:
+    """Parse an inference request body (JSON, then binary data when `header_length` is given)."""
+    document_bytes = body if header_length is None else body[:header_length]
+    binary = memoryview(body)[len(document_bytes):]
+    try:
+        document = orjson.loads(document_bytes)
+    except orjson.JSONDecodeError as exc:
+        where = "the body" if header_length is None else f"the first {header_length} bytes of the body"
+        raise InvalidInferRequest(f"{where}: not a JSON inference request ({exc.msg})") from exc
+    if not isinstance(document, dict):
+        raise InvalidInferRequest("the inference request must be a JSON object with `inputs`")
+    request_id = document.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInferRequest("`id` must be a string")
+    parameters = _parameters(document.get("parameters"), "the request")
+    raw_inputs = document.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise InvalidInferRequest("`inputs` must be a non-empty list of input tensors")
+    inputs, offset = [], 0
+    for index, raw in enumerate(raw_inputs):
+        tensor, used = _input(raw, index, binary[offset:])
+        inputs.append(tensor)
+        offset += used
+    if offset != len(binary):
+        raise InvalidInferRequest(
+            f"the body has {len(binary)} bytes of binary data after the JSON, but the inputs' "
+            f"{BINARY_SIZE} add up to {offset}"
+        )
+    raw_outputs = document.get("outputs", [])
+    if not isinstance(raw_outputs, list):
+        raise InvalidInferRequest("`outputs` must be a list of requested outputs")
+    outputs = [_output(raw, index) for index, raw in enumerate(raw_outputs)]
+    check_outputs(outputs)
+    return InferRequest(request_id, inputs, outputs, parameters)
+
+
+def _input(raw: object, index: int, binary: memoryview) -> tuple[InputTensor, int]:
+    """One input and the number of binary bytes it took."""
+    if not isinstance(raw, dict):
+        raise InvalidInferRequest(f"inputs[{index}] must be an object with name, shape, datatype and data")
+    name = raw.get("name")
+    if not isinstance(name, str):
+        raise InvalidInferRequest(f"inputs[{index}]: `name` must be a string")
+    shown = name[:64]
+    datatype = check_datatype(shown, raw.get("datatype"))
+    shape = check_shape(shown, raw.get("shape"))
+    parameters = _parameters(raw.get("parameters"), f"input {shown!r}")
+    size = parameters.get(BINARY_SIZE)
+    if size is not None:
+        if type(size) is not int or size < 0:
+            raise InvalidInferRequest(f"input {shown!r}: {BINARY_SIZE} must be a non-negative integer")
+        if "data" in raw:
+            raise InvalidInferRequest(f"input {shown!r} has both `data` and {BINARY_SIZE}: send one")
+        if size > len(binary):
+            raise InvalidInferRequest(
+                f"input {shown!r}: {BINARY_SIZE} is {size} but only {len(binary)} bytes of binary data are left"
+            )
+        return tensor_from_binary(shown, datatype, shape, binary[:size], parameters), size
+    if "data" not in raw:
+        raise InvalidInferRequest(f"input {shown!r} has no `data` (nor a {BINARY_SIZE} for binary data)")
+    data = raw["data"]
+    if not isinstance(data, list):
+        raise InvalidInferRequest(f"input {shown!r}: `data` must be a list")
+    if datatype == "BYTES":
+        return tensor_from_values(shown, datatype, shape, _json_bytes(shown, data, parameters), parameters), 0
+    return tensor_from_values(shown, datatype, shape, data, parameters), 0
+
+
+def _json_bytes(name: str, data: list[Any], parameters: Parameters) -> list[bytes]:
+    """BYTES elements given as JSON strings (nested lists flattened).
+
+    A string is its UTF-8 bytes, as Triton reads it. Image files are not text: send them as binary
+    data (tritonclient does by default), or as base64 strings with the input parameter
+    `"content_type": "base64"` (MLServer's convention for BYTES in JSON).
+    """
+    base64_strings = parameters.get("content_type") == "base64"
+    flat: list[bytes] = []
+    stack: list[Any] = [iter(data)]
+    while stack:
+        item = next(stack[-1], _END)
+        if item is _END:
+            stack.pop()
+        elif isinstance(item, list):
+            if len(stack) > 8:
+                raise InvalidInferRequest(f"input {name!r}: `data` is nested too deeply")
+            stack.append(iter(item))
+        elif not isinstance(item, str):
+            raise InvalidInferRequest(f"input {name!r}: BYTES data must be strings")
+        elif base64_strings:
+            try:
+                flat.append(base64.b64decode(item, validate=True))
+            except binascii.Error as exc:
+                raise InvalidInferRequest(f"input {name!r}: element {len(flat)} is not valid base64") from exc
+        else:
+            flat.append(item.encode())
+    return flat
+
+
+_END = object()
+
+
+def _output(raw: object, index: int) -> RequestedOutput:
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise InvalidInferRequest(f"outputs[{index}] must be an object with a string `name`")
+    name: str = raw["name"]
+    parameters = _parameters(raw.get("parameters"), f"output {name[:64]!r}")
+    binary = parameters.get(BINARY_OUTPUT)
+    if binary is not None and not isinstance(binary, bool):
+        raise InvalidInferRequest(f"output {name[:64]!r}: {BINARY_OUTPUT} must be true or false")
+    classes = parameters.get(CLASSIFICATION, 0)
+    if type(classes) is not int:
+        raise InvalidInferRequest(f"output {name[:64]!r}: {CLASSIFICATION} must be an integer")
+    return RequestedOutput(name, binary, classes)
+
+
+def _parameters(raw: object, where: str) -> Parameters:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidInferRequest(f"{where}: `parameters` must be an object")
+    for key, value in raw.items():
+        if not isinstance(value, bool | int | float | str):
+            raise InvalidInferRequest(f"{where}: parameter {key[:64]!r} must be a string, number or boolean")
+    return raw
+
+
+def encode_response(response: InferResponse) -> tuple[bytes, dict[str, str]]:
+    """The response body and its headers: JSON alone, or JSON then binary data (binary extension)."""
+    document: dict[str, Any] = {"model_name": response.model_name, "model_version": response.model_version}
+    if response.id is not None:
+        document["id"] = response.id
+    outputs, chunks = [], []
+    for output in response.outputs:
+        entry: dict[str, Any] = {"name": output.name, "datatype": output.datatype, "shape": list(output.shape)}
+        if output.binary:
+            raw = join_bytes(output.data) if isinstance(output.data, list) else output.data.tobytes()
+            entry["parameters"] = {BINARY_SIZE: len(raw)}
+            chunks.append(raw)
+        elif isinstance(output.data, list):
+            entry["data"] = [item.decode() for item in output.data]
+        else:
+            entry["data"] = output.data
+        outputs.append(entry)
+    document["outputs"] = outputs
+    header = orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not chunks:
+        return header, {"content-type": JSON_TYPE}
+    return b"".join([header, *chunks]), {"content-type": BINARY_TYPE, HEADER_LENGTH: str(len(header))}

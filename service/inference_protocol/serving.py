@@ -1,0 +1,40 @@
+"""How the app serves the protocol: `mount` adds the REST routes, `serve_protocol` runs in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.dataplane import DataPlane
+from service.inference_protocol import rest
+from service.inference_protocol.plane import InferencePlane
+from service.settings import Settings
+
+
+def mount(app: FastAPI) -> None:
+    """Add the `/v2/...` routes (they find the plane on `app.state` once the lifespan has started)."""
+    app.include_router(rest.router)
+
+
+@asynccontextmanager
+async def serve_protocol(app: FastAPI, dataplane: DataPlane, settings: Settings, version: str) -> AsyncIterator[None]:
+    """Make the plane the routes use and, when `grpc_port` is set, run the gRPC server meanwhile."""
+    plane = InferencePlane(dataplane, version)
+    app.state.inference_plane = plane
+    app.state.grpc_server = None
+    if settings.grpc_port is None:
+        yield
+        return
+    # Imported here: grpcio is only loaded by a server that serves gRPC.
+    from service.inference_protocol.grpc_server import GrpcInferenceServer
+
+    server = GrpcInferenceServer(plane, host=settings.host, port=settings.grpc_port,
+                                 max_message_bytes=settings.max_upload_bytes)
+    await server.start()
+    app.state.grpc_server = server
+    try:
+        yield
+    finally:
+        await server.stop()
