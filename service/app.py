@@ -15,6 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from service.dataplane import DataPlane
 from service.errors import DeviceUnavailable, ErrorBody, StoreUnavailable, install_error_handlers
 from service.headers import SecurityHeadersMiddleware
+from service.inference_protocol.serving import mount as mount_protocol
+from service.inference_protocol.serving import serve_protocol
 from service.limits import BodyLimitMiddleware, QueryLengthLimitMiddleware
 from service.memory import return_large_buffers_to_os
 from service.metrics import MetricsMiddleware, ServiceMetrics
@@ -97,7 +99,9 @@ def create_app(
         app.state.reloader = reloader = StoreReloader(registry, metrics)
         restore_signal_handler = reloader.install_signal_handler()  # SIGHUP reloads the store
         try:
-            yield
+            # The Open Inference Protocol's plane, and its gRPC server when DIGITS_GRPC_PORT is set.
+            async with serve_protocol(app, app.state.dataplane, settings, app.version):
+                yield
         finally:
             restore_signal_handler()
             registry.close()
@@ -120,6 +124,7 @@ def create_app(
     app.state.large_uploads = asyncio.Semaphore(settings.max_large_uploads)
     install_error_handlers(app)
     app.include_router(api_router)
+    mount_protocol(app)  # /v2/...: the Open Inference Protocol (KServe V2, Triton's clients)
     app.include_router(web.router)
     web.mount_static(app)
     if settings.admin_token is not None:
