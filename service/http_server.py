@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 PROTOCOL = "service.http_server:GuardedHttpProtocol"
 """The import string uvicorn is given, so that every worker process finds the class."""
 
-DRAIN_GRACE_SECONDS = 0.5
+DRAIN_GRACE_SECONDS = 1.0
 """On shutdown, how long an idle keep-alive connection stays open for a request already on its way."""
 
 LINGER_SECONDS = 1.0
@@ -324,6 +324,9 @@ def serve(settings: Settings) -> int:
     if config.workers > 1:
         ReloadingMultiprocess(config, sockets=[config.bind_socket()]).run()
         return 0
+    # uvicorn re-raises the SIGTERM it handled once it has drained, which would end the process "by
+    # signal"; a drained shutdown is a success, as it is with several workers (the supervisor exits 0).
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     with contextlib.suppress(KeyboardInterrupt):
         server.run()
     return 0 if server.started else STARTUP_FAILURE

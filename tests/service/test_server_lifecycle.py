@@ -31,6 +31,15 @@ def request_head(target: str, content_type: str, length: int | None) -> bytes:
     return f"POST {target} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\n{framing}\r\n\r\n".encode()
 
 
+def refused(server: LiveServer) -> bool:
+    """Whether the server no longer accepts connections (it has begun to shut down)."""
+    try:
+        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def publish_copy(store: Path, name: str, *, broken: bool = False) -> int:
     current = latest_version(store, name)
     assert current is not None
@@ -169,14 +178,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(store: Path
 
         server.signal(signal.SIGTERM)
 
-        def refused() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
-            except ConnectionRefusedError:
-                return True
-            return False
-
-        wait_for(refused, timeout=10, what="the listening socket to close")
+        wait_for(lambda: refused(server), timeout=10, what="the listening socket to close")
         idle.settimeout(10)
         assert idle.recv(1) == b""  # the idle connection is closed cleanly (FIN, no half answer)
         idle.close()
@@ -194,3 +196,101 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(store: Path
     assert code in (0, -signal.SIGTERM), output
     assert "Traceback" not in output and "ERROR" not in output, output
     assert "Waiting for application shutdown." in output and "Application shutdown complete." in output
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_answers_requests_sent_on_idle_keep_alive_connections(store: Path, workers: str) -> None:
+    """A client that sends its next request just as the server starts to stop gets an answer, not a reset."""
+    with live_server(store, workers=workers) as server:
+        wait_for(lambda: httpx.get(f"{server.base}/health/ready", timeout=2).status_code == 200,
+                 what="every worker to be ready")
+        idle = [server.connect() for _ in range(8)]
+        for sock in idle:
+            sock.sendall(request_head("/predict?model=cnn", "image/png", len(DIGIT)) + DIGIT)
+            assert read_response(sock)[0] == 200
+        server.signal(signal.SIGTERM)
+        if workers == "1":
+            wait_for(lambda: refused(server), timeout=10, what="the shutdown to begin")
+        else:
+            time.sleep(0.6)  # the supervisor passes the signal on within 0.5 s
+        for sock in idle:  # the clients send their next requests as the server starts to stop
+            sock.sendall(request_head("/predict?model=cnn", "image/png", len(DIGIT)) + DIGIT)
+        answers = [read_response(sock) for sock in idle]  # a reset would raise here
+        for sock in idle:
+            assert sock.recv(1) == b""  # then a clean close (FIN), within the drain
+            sock.close()
+        code, output = server.wait_exit(timeout=30)
+    assert [(status, json.loads(body)["digit"]) for status, _, body in answers] == [(200, 1)] * 8
+    if workers == "1":  # sent once the drain had begun: answered, with notice that it closes
+        assert all(headers["connection"] == "close" for _, headers, _ in answers)
+    assert code == 0, output  # the same status whatever the worker count
+    assert "Traceback" not in output, output
+
+
+def test_a_stalled_upload_gets_408_and_does_not_hold_up_shutdown(store: Path) -> None:
+    with live_server(store, body_idle_timeout="2") as server:
+        stalled = server.connect()
+        stalled.sendall(request_head("/predict", "image/png", len(DIGIT)) + DIGIT[:10])
+        time.sleep(0.3)
+        server.signal(signal.SIGTERM)
+        start = time.monotonic()
+        status, headers, body = read_response(stalled, timeout=10)
+        code, output = server.wait_exit(timeout=30)
+    assert status == 408 and headers["content-type"] == "application/json" and "error" in json.loads(body)
+    assert time.monotonic() - start < 5
+    assert code == 0, output
+
+
+def test_sighup_with_two_workers_reloads_both_and_drops_no_request(store: Path) -> None:
+    with live_server(store, workers="2", log_level="info") as server:
+        wait_for(lambda: httpx.get(f"{server.base}/health/ready", timeout=2).status_code == 200,
+                 what="every worker to be ready")
+        failures: list[str] = []
+        answered = [0]
+        stop = threading.Event()
+
+        def keep_alive_client() -> None:
+            with httpx.Client(base_url=server.base, timeout=10) as client:
+                while not stop.is_set():
+                    try:
+                        response = client.post("/predict?model=mlp", content=DIGIT,
+                                               headers={"content-type": "image/png"})
+                        if response.status_code != 200:
+                            failures.append(f"status {response.status_code}")
+                        answered[0] += 1
+                    except httpx.TransportError as exc:
+                        failures.append(repr(exc))
+
+        clients = [threading.Thread(target=keep_alive_client) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        for _ in range(3):
+            time.sleep(1.0)
+            server.signal(signal.SIGHUP)
+        time.sleep(1.5)
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=30)
+        output = server.output()
+    assert failures == [], failures[:5]
+    assert answered[0] > 50
+    assert output.count("SIGHUP received: reloading the model store") == 6  # 3 signals x 2 workers
+    assert "Child process" not in output and "Started server process" in output
+    assert output.count("Started server process") == 2  # no worker was replaced
+
+
+def test_a_client_leaving_mid_body_is_counted_499_and_logged_once(store: Path) -> None:
+    with live_server(store, log_level="info") as server:
+        for _ in range(3):
+            with server.connect() as sock:
+                sock.sendall(request_head("/predict", "image/png", 100_000) + DIGIT)
+                time.sleep(0.2)
+        time.sleep(0.5)
+        metrics = httpx.get(f"{server.base}/metrics", timeout=5).text
+        output = server.output()
+    counted = [line for line in metrics.splitlines() if line.startswith("digits_http_requests_total{")
+               and 'route="/predict"' in line]
+    assert any('status="499"' in line and line.endswith(" 3.0") for line in counted), counted
+    assert not any('status="500"' in line for line in counted), counted
+    assert "Traceback" not in output and "ERROR" not in output, output
+    assert output.count("the client closed the connection before its request body ended") == 3
