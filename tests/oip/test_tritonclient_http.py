@@ -143,6 +143,14 @@ def test_errors_are_client_errors_with_the_message(client: httpclient.InferenceS
     assert not client.is_model_ready("no_such_model")
 
 
+def test_a_batch_over_the_limit_is_413(client: httpclient.InferenceServerClient) -> None:
+    images = np.zeros((1025, 28, 28, 1), dtype=np.float32)  # 3.2 MB: within the body limit, one image too many
+    with pytest.raises(InferenceServerException) as error:
+        client.infer(MODEL, [image_input(images)])
+    assert error.value.status() == "413"
+    assert error.value.message() == "batch of 1025 images; the limit is 1024 per request"
+
+
 def test_a_body_over_the_limit_is_413(client: httpclient.InferenceServerClient) -> None:
     images = np.zeros((1400, 28, 28, 1), dtype=np.float32)  # 4.4 MB, over the server's 4 MiB
     with pytest.raises(InferenceServerException) as error:
