@@ -1,19 +1,58 @@
-"""The variants compared: ranks, architecture gap and regularisation effects, from cards and this server.
+"""The variants compared, honestly: ranks within noise, deltas with their significance, the spread
+over training seeds, calibration and robustness.
 
 The seed asked which helps more on MNIST, a CNN over an MLP, or Dropout / Gaussian noise over no
-regularisation. The answer is computed from the cards of the ready models (their figures are those
-of the ONNX files being served) and the latency the registry measured here. Variants are
-recognised from their card (architecture, dropout rate, noise stddev), not from their names.
+regularisation. One training run per variant and one test set cannot answer that by a difference
+of a few errors, so every delta here comes with a test:
+
+- on the test set, two served models are compared image by image (exact McNemar on the images
+  only one of them got right, from the `misclassified` lists of their cards), Holm-adjusted over
+  the family of comparisons made; each accuracy has a 95% Wilson interval;
+- over training seeds, each seed variant's replicate runs (model_store/replicates/) give a mean,
+  a spread and an exact permutation test of the seed's claims, Holm-adjusted over the claims.
+
+Everything is computed from the cards of the ready models and the records beside them (the
+figures of the ONNX files being served); the service needs neither the dataset nor SciPy.
+Variants are recognised from their card (architecture, dropout rate, noise stddev), not their names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import itertools
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import fmean
+from typing import Any, Literal
 
 from service.card import ModelCard
+from service.comparison_schemas import CalibrationRow, PairedTest, RobustnessSummary, SeedClaim, SeedSpread
+from service.experiments import ReplicateRun, RobustnessRecord, read_replicates, read_robustness
 from service.registry import ServedModel
 from service.schemas import ArchitectureGap, ComparisonRow, ModelComparison, RegularisationEffect, Unavailable
+from service.statistics import (
+    ALPHA,
+    McNemarResult,
+    compare_paired,
+    holm_adjust,
+    permutation_test,
+    spread_of,
+    wilson_interval,
+)
+
+METHODS = (
+    "Test-set comparisons: exact McNemar test (two-sided binomial test on the test images exactly one of the "
+    "two models got right), Holm-adjusted within its family: the ranking compares every pair of models, the "
+    "significance section the deltas listed (CNN vs MLP, each regularisation vs none, noise vs dropout); "
+    "significant means adjusted p < 0.05. Accuracy intervals: 95% Wilson score intervals. Seed spread: the "
+    "served run plus the replicate runs of the same protocol with other seeds (n per variant given); mean, "
+    "sample standard deviation, range. Seed claims: exact two-sided permutation test on the mean test accuracy "
+    "over runs, Holm-adjusted over the claims; with few runs the smallest attainable p is given. Calibration: "
+    "expected calibration error over 15 equal-width confidence bins on the test set; temperature fitted on the "
+    "validation split by minimising the NLL. Robustness: accuracy on the 10,000 test images corrupted at each "
+    "strength (seeded)."
+)
 
 
 def regularisation_of(card: ModelCard) -> str:
@@ -31,14 +70,46 @@ def regularisation_of(card: ModelCard) -> str:
     return "+".join(parts) or "none"
 
 
-def compare_models(models: Mapping[str, ServedModel]) -> ModelComparison:
-    """Rank the ready models and compute the deltas the seed's question is about."""
+@dataclass(frozen=True)
+class _Pairs:
+    """Exact McNemar tests of every comparable pair of models, Holm-adjusted together."""
+
+    tests: dict[tuple[str, str], McNemarResult]
+    adjusted: dict[tuple[str, str], float]
+
+    def significant(self, a: str, b: str) -> bool:
+        key = (a, b) if (a, b) in self.adjusted else (b, a)
+        return key in self.adjusted and self.adjusted[key] < ALPHA
+
+
+def _comparable(a: ModelCard, b: ModelCard) -> bool:
+    # Paired tests need the same test images: same files, same count.
+    return a.dataset.file_sha256 == b.dataset.file_sha256 and a.dataset.test_samples == b.dataset.test_samples
+
+
+def _paired(cards: Mapping[str, ModelCard], pairs: Iterable[tuple[str, str]]) -> _Pairs:
+    tests = {
+        (a, b): compare_paired([m.index for m in cards[a].misclassified], [m.index for m in cards[b].misclassified])
+        for a, b in pairs
+        if _comparable(cards[a], cards[b])
+    }
+    keys = list(tests)
+    adjusted = dict(zip(keys, holm_adjust([tests[k].p_value for k in keys]), strict=True))
+    return _Pairs(tests, adjusted)
+
+
+def compare_models(models: Mapping[str, ServedModel], store: Path | None = None) -> ModelComparison:
+    """Rank the ready models within noise and compute, test and explain the deltas the seed's question is about.
+
+    `store` is the model store whose replicate and robustness records to include (none when None).
+    """
     cards = {name: m.card for name, m in models.items() if m.ready and m.card is not None}
     unavailable = [
         Unavailable(name=name, reason=m.reason or "not ready") for name, m in sorted(models.items()) if name not in cards
     ]
     ranked = sorted(cards, key=lambda name: (-cards[name].test_accuracy, cards[name].test_loss, name))
-    rows = [_row(rank, models[name], cards[name]) for rank, name in enumerate(ranked, start=1)]
+    everyone = _paired(cards, itertools.combinations(ranked, 2))
+    rows = [_row(models[name], cards[name], ranked, everyone) for name in ranked]
 
     # (architecture, regularisation) -> model name; the first (best-ranked) wins if two match.
     variants: dict[tuple[str, str], str] = {}
@@ -55,12 +126,29 @@ def compare_models(models: Mapping[str, ServedModel]) -> ModelComparison:
         for (arch, reg), name in sorted(variants.items(), key=lambda item: (item[0][0], _rank_of_reg(item[0][1])))
         if reg != "none" and (arch, "none") in variants
     ]
-    findings = [_say_gap(gap) for gap in gaps] + [_say_effect(effect) for effect in effects]
-    if rows:
-        best = rows[0]
-        samples = cards[best.name].dataset.test_samples
-        findings.insert(0, f"{best.name} ranks first: {best.test_accuracy:.2%} test accuracy "
-                           f"({best.test_errors} errors in {samples:,} test images)")
+    questions = [(_gap_question(g.regularisation), g.baseline, g.model) for g in gaps]
+    questions += [(_effect_question(e.architecture, e.regularisation), e.baseline, e.model) for e in effects]
+    questions += [
+        (f"noise vs dropout on the {arch.upper()}", variants[(arch, "dropout")], variants[(arch, "noise")])
+        for arch in ("mlp", "cnn")
+        if (arch, "dropout") in variants and (arch, "noise") in variants
+    ]
+    significance = _significance(cards, questions)
+
+    findings = [_say_best(rows, cards, everyone)] if rows else []
+    findings += [_say_test(cards, test) for test in significance]
+
+    replicates = read_replicates(store) if store is not None else {}
+    spreads = _seed_spreads(cards, replicates)
+    claims = _seed_claims(variants, cards, replicates)
+    findings += [_say_claim(claim, spreads) for claim in claims]
+    calibration = [_calibration_row(name, cards[name]) for name in ranked if cards[name].calibration is not None]
+    if calibration:
+        findings.append(_say_calibration(calibration))
+    robustness_record = read_robustness(store) if store is not None else None
+    robustness = _robustness(robustness_record, cards) if robustness_record is not None else []
+    findings += _say_robustness(robustness, cards)
+
     return ModelComparison(
         best=ranked[0] if ranked else None,
         models=rows,
@@ -69,12 +157,23 @@ def compare_models(models: Mapping[str, ServedModel]) -> ModelComparison:
         per_class_f1={name: [c.f1 for c in cards[name].per_class] for name in ranked},
         findings=findings,
         unavailable=unavailable,
+        tied_for_best=[row.name for row in rows if row.rank == 1],
+        significance=significance,
+        seed_spread=list(spreads.values()),
+        seed_claims=claims,
+        calibration=calibration,
+        robustness=robustness,
+        methods=METHODS,
     )
 
 
-def _row(rank: int, model: ServedModel, card: ModelCard) -> ComparisonRow:
+def _row(model: ServedModel, card: ModelCard, ranked: Sequence[str], pairs: _Pairs) -> ComparisonRow:
+    samples = card.dataset.test_samples
+    low, high = wilson_interval(samples - card.test_errors, samples)
+    others = [name for name in ranked if name != model.name]
+    better = [o for o in others if pairs.significant(o, model.name) and _errors(pairs, o, model.name) < 0]
     return ComparisonRow(
-        rank=rank,
+        rank=1 + len(better),
         name=model.name,
         version=model.version,
         architecture=card.architecture,
@@ -82,6 +181,9 @@ def _row(rank: int, model: ServedModel, card: ModelCard) -> ComparisonRow:
         dropout_rate=card.hyperparameters.dropout_rate,
         noise_stddev=card.hyperparameters.noise_stddev,
         test_accuracy=card.test_accuracy,
+        test_accuracy_low=low,
+        test_accuracy_high=high,
+        tied_with=[o for o in others if not pairs.significant(o, model.name)],
         test_errors=card.test_errors,
         test_loss=card.test_loss,
         macro_f1=card.macro_avg.f1,
@@ -92,6 +194,15 @@ def _row(rank: int, model: ServedModel, card: ModelCard) -> ComparisonRow:
         latency_p50_ms=model.latency.p50_ms if model.latency else None,
         latency_p95_ms=model.latency.p95_ms if model.latency else None,
     )
+
+
+def _errors(pairs: _Pairs, a: str, b: str) -> int:
+    """(errors of a) - (errors of b) on the images exactly one of them got right."""
+    if (a, b) in pairs.tests:
+        test = pairs.tests[(a, b)]
+        return test.only_b - test.only_a
+    test = pairs.tests[(b, a)]
+    return test.only_a - test.only_b
 
 
 def _delta(cards: Mapping[str, ModelCard], baseline: str, model: str) -> dict[str, Any]:
@@ -117,6 +228,208 @@ def _ordered(regs: Iterable[str]) -> list[str]:
     return sorted(regs, key=_rank_of_reg)
 
 
+def _gap_question(regularisation: str) -> str:
+    return "CNN vs MLP, " + ("unregularised" if regularisation == "none" else f"with {regularisation}")
+
+
+def _effect_question(architecture: str, regularisation: str) -> str:
+    return f"{regularisation} on the {architecture.upper()}"
+
+
+def _significance(cards: Mapping[str, ModelCard], questions: list[tuple[str, str, str]]) -> list[PairedTest]:
+    """McNemar on each (question, baseline, model), Holm-adjusted over these questions only."""
+    asked = [(q, b, m) for q, b, m in questions if _comparable(cards[b], cards[m])]
+    tests = _paired(cards, [(b, m) for _, b, m in asked])
+    results = []
+    for question, baseline, model in asked:
+        test, adjusted = tests.tests[(baseline, model)], tests.adjusted[(baseline, model)]
+        significant = adjusted < ALPHA
+        better = None
+        if significant:
+            better = baseline if test.only_a > test.only_b else model
+        results.append(
+            PairedTest(
+                question=question,
+                baseline=baseline,
+                model=model,
+                only_baseline_right=test.only_a,
+                only_model_right=test.only_b,
+                p_value=test.p_value,
+                p_holm=adjusted,
+                significant=significant,
+                better=better,
+            )
+        )
+    return results
+
+
+# -- seed spread -----------------------------------------------------------------------------
+
+
+def _runs_of(name: str, card: ModelCard, replicates: Mapping[str, list[ReplicateRun]]) -> list[tuple[int, float, int, float]]:
+    """(seed, accuracy, errors, loss) of the served run and every replicate of the same protocol."""
+    runs = [(card.seed, card.test_accuracy, card.test_errors, card.test_loss)]
+    for run in replicates.get(name, []):
+        same_protocol = (run.epochs, run.batch_size, run.test_samples) == (
+            card.hyperparameters.epochs, card.hyperparameters.batch_size, card.dataset.test_samples)
+        if same_protocol and run.seed != card.seed:
+            runs.append((run.seed, run.test_accuracy, run.test_errors, run.test_loss))
+    return runs
+
+
+def _seed_spreads(cards: Mapping[str, ModelCard], replicates: Mapping[str, list[ReplicateRun]]) -> dict[str, SeedSpread]:
+    spreads = {}
+    for name in sorted(cards, key=lambda n: (cards[n].architecture != "mlp", _rank_of_reg(regularisation_of(cards[n])), n)):
+        runs = _runs_of(name, cards[name], replicates)
+        accuracy = spread_of([r[1] for r in runs])
+        loss = spread_of([r[3] for r in runs])
+        spreads[name] = SeedSpread(
+            variant=name,
+            runs=accuracy.n,
+            seeds=[r[0] for r in runs],
+            test_accuracy_mean=accuracy.mean,
+            test_accuracy_std=accuracy.std,
+            test_accuracy_min=accuracy.low,
+            test_accuracy_max=accuracy.high,
+            test_errors_min=min(r[2] for r in runs),
+            test_errors_max=max(r[2] for r in runs),
+            test_loss_mean=loss.mean,
+            test_loss_std=loss.std,
+            served_seed=cards[name].seed,
+        )
+    return spreads
+
+
+SEED_CLAIMS = (
+    # (claim, (architecture, regularisation) of the baseline, of the model claimed better)
+    ("CNN beats MLP, unregularised", ("mlp", "none"), ("cnn", "none")),
+    ("CNN beats MLP, with dropout", ("mlp", "dropout"), ("cnn", "dropout")),
+    ("CNN beats MLP, with noise", ("mlp", "noise"), ("cnn", "noise")),
+    ("dropout helps the MLP", ("mlp", "none"), ("mlp", "dropout")),
+    ("noise helps the MLP", ("mlp", "none"), ("mlp", "noise")),
+    ("dropout helps the CNN", ("cnn", "none"), ("cnn", "dropout")),
+    ("noise helps the CNN", ("cnn", "none"), ("cnn", "noise")),
+    ("noise beats dropout on the CNN", ("cnn", "dropout"), ("cnn", "noise")),
+)
+
+
+def _seed_claims(
+    variants: Mapping[tuple[str, str], str],
+    cards: Mapping[str, ModelCard],
+    replicates: Mapping[str, list[ReplicateRun]],
+) -> list[SeedClaim]:
+    """The seed's claims over training runs: exact permutation tests, Holm-adjusted over the claims."""
+    rows: list[tuple[str, str, str, list[float], list[float], float | None]] = []
+    for claim, base_key, model_key in SEED_CLAIMS:
+        if base_key not in variants or model_key not in variants:
+            continue
+        baseline, model = variants[base_key], variants[model_key]
+        a = [r[1] for r in _runs_of(baseline, cards[baseline], replicates)]
+        b = [r[1] for r in _runs_of(model, cards[model], replicates)]
+        p = permutation_test(b, a) if len(a) > 1 and len(b) > 1 else None
+        rows.append((claim, baseline, model, a, b, p))
+    tested = [i for i, row in enumerate(rows) if row[5] is not None]
+    adjusted = dict(zip(tested, holm_adjust([rows[i][5] or 0.0 for i in tested]), strict=True))
+    claims = []
+    for i, (claim, baseline, model, a, b, p) in enumerate(rows):
+        delta = fmean(b) - fmean(a)
+        p_holm = adjusted.get(i)
+        verdict: Literal["supported", "contradicted", "not shown"] = "not shown"
+        if p_holm is not None and p_holm < ALPHA:
+            verdict = "supported" if delta > 0 else "contradicted"
+        claims.append(
+            SeedClaim(
+                claim=claim,
+                baseline=baseline,
+                model=model,
+                runs=[len(a), len(b)],
+                mean_accuracy_delta=delta,
+                separated=min(b) > max(a) if delta > 0 else max(b) < min(a),
+                p_value=p,
+                smallest_possible_p=_smallest_p(len(a), len(b)) if p is not None else None,
+                p_holm=p_holm,
+                verdict=verdict,
+            )
+        )
+    return claims
+
+
+def _smallest_p(n_a: int, n_b: int) -> float:
+    """The smallest two-sided permutation p-value n_a and n_b distinct values can give: the most
+    extreme split (and, with equal sizes, its mirror) out of all C(n_a + n_b, n_a)."""
+    return (2 if n_a == n_b else 1) / math.comb(n_a + n_b, n_a)
+
+
+# -- calibration and robustness --------------------------------------------------------------
+
+
+def _calibration_row(name: str, card: ModelCard) -> CalibrationRow:
+    c = card.calibration
+    assert c is not None
+    return CalibrationRow(
+        name=name,
+        temperature=c.temperature,
+        applied=c.applied,
+        test_ece_before=c.test_ece_before,
+        test_ece_after=c.test_ece_after,
+        test_nll_before=c.test_nll_before,
+        test_nll_after=c.test_nll_after,
+    )
+
+
+def _robustness(record: RobustnessRecord, cards: Mapping[str, ModelCard]) -> list[RobustnessSummary]:
+    # Only the models that were evaluated as the files now served (same ONNX hash).
+    served = [name for name in cards if record.models.get(name) == cards[name].onnx.sha256]
+    summaries = []
+    for curve in record.curves:
+        clean = 0  # the first strength of every curve leaves the images as they are
+        names = [n for n in served if n in curve.accuracy]
+        if not names:
+            continue
+        means = {n: fmean(a for i, a in enumerate(curve.accuracy[n]) if i != clean) for n in names}
+        summaries.append(
+            RobustnessSummary(
+                corruption=curve.corruption,
+                description=curve.description,
+                unit=curve.unit,
+                strengths=curve.strengths,
+                accuracy={n: curve.accuracy[n] for n in names},
+                mean_corrupted_accuracy=means,
+                most_robust=max(names, key=lambda n: (means[n], n)),
+            )
+        )
+    return summaries
+
+
+# -- findings in words -----------------------------------------------------------------------
+
+
+def _format_p(p: float) -> str:
+    if p >= 0.01:
+        return f"{p:.2f}"
+    if p >= 0.001:
+        return f"{p:.3f}"
+    return f"{p:.1e}"
+
+
+def _interval(card: ModelCard) -> str:
+    samples = card.dataset.test_samples
+    low, high = wilson_interval(samples - card.test_errors, samples)
+    return f"95% CI {low:.2%} to {high:.2%}"
+
+
+def _say_best(rows: Sequence[ComparisonRow], cards: Mapping[str, ModelCard], pairs: _Pairs) -> str:
+    best = rows[0]
+    card = cards[best.name]
+    text = (f"{best.name} has the highest test accuracy: {best.test_accuracy:.2%} ({_interval(card)}; "
+            f"{best.test_errors} errors in {card.dataset.test_samples:,} test images)")
+    tied = [row.name for row in rows[1:] if row.rank == 1]
+    if not tied:
+        return text + "; every other model is significantly less accurate (McNemar, Holm over all pairs)"
+    return text + (f"; not significantly better than {', '.join(tied)} (McNemar, Holm over all pairs), "
+                   "so these share rank 1")
+
+
 def _effect_words(accuracy_delta: float, errors_delta: int) -> str:
     points = accuracy_delta * 100
     if errors_delta == 0:
@@ -125,11 +438,51 @@ def _effect_words(accuracy_delta: float, errors_delta: int) -> str:
     return f"{points:+.2f} points of test accuracy ({abs(errors_delta)} {direction} errors)"
 
 
-def _say_gap(gap: ArchitectureGap) -> str:
-    label = "unregularised" if gap.regularisation == "none" else f"with {gap.regularisation}"
-    return f"CNN vs MLP, {label}: {gap.model} vs {gap.baseline}: {_effect_words(gap.test_accuracy_delta, gap.test_errors_delta)}"
+def _say_test(cards: Mapping[str, ModelCard], test: PairedTest) -> str:
+    base, model = cards[test.baseline], cards[test.model]
+    delta = _effect_words(model.test_accuracy - base.test_accuracy, model.test_errors - base.test_errors)
+    p = f"p = {_format_p(test.p_value)}, Holm-adjusted {_format_p(test.p_holm)}"
+    verdict = f"significant ({p})" if test.significant else f"not significant ({p})"
+    return f"{test.question}: {test.model} vs {test.baseline}: {delta}, {verdict}"
 
 
-def _say_effect(effect: RegularisationEffect) -> str:
-    return (f"{effect.regularisation} on the {effect.architecture.upper()}: {effect.model} vs {effect.baseline}: "
-            f"{_effect_words(effect.test_accuracy_delta, effect.test_errors_delta)}")
+def _say_claim(claim: SeedClaim, spreads: Mapping[str, SeedSpread]) -> str:
+    def figure(name: str) -> str:
+        s = spreads[name]
+        std = f" ± {100 * s.test_accuracy_std:.2f}" if s.test_accuracy_std is not None else ""
+        return f"{name} {100 * s.test_accuracy_mean:.2f}{std}% (n = {s.runs})"
+
+    text = f"Over training seeds, '{claim.claim}': {claim.verdict}: {figure(claim.model)} vs {figure(claim.baseline)}"
+    if claim.p_value is None:
+        return text + "; a single run has no spread, so there is nothing to test"
+    text += f", permutation p = {_format_p(claim.p_value)}, Holm-adjusted {_format_p(claim.p_holm or 1.0)}"
+    if claim.verdict == "not shown" and claim.smallest_possible_p is not None and claim.separated:
+        text += (f"; every run of the better one beats every run of the other, but {claim.runs[0]} + "
+                 f"{claim.runs[1]} runs cannot give p below {_format_p(claim.smallest_possible_p)}")
+    return text
+
+
+def _say_calibration(rows: Sequence[CalibrationRow]) -> str:
+    lowered = [r for r in rows if r.test_ece_after < r.test_ece_before]
+    parts = ", ".join(f"{r.name} {r.test_ece_before:.2%} -> {r.test_ece_after:.2%} (T = {r.temperature:.2f})" for r in rows)
+    return (f"Calibration: temperature scaling fitted on the validation split lowers the test ECE of "
+            f"{len(lowered)} of {len(rows)} models: {parts}")
+
+
+def _say_robustness(summaries: Sequence[RobustnessSummary], cards: Mapping[str, ModelCard]) -> list[str]:
+    if not summaries:
+        return []
+    by_arch: dict[str, list[str]] = {}
+    for name, card in cards.items():
+        if not card.hyperparameters.augmentation:  # the seed's variants only
+            by_arch.setdefault(card.architecture, []).append(name)
+    lines = []
+    for s in summaries:
+        arch_means = {arch: fmean(s.mean_corrupted_accuracy[n] for n in names if n in s.mean_corrupted_accuracy)
+                      for arch, names in by_arch.items()
+                      if any(n in s.mean_corrupted_accuracy for n in names)}
+        arch_text = ", ".join(f"{arch.upper()}s {mean:.1%}" for arch, mean in sorted(arch_means.items()))
+        lines.append(f"Robustness to {s.corruption} ({s.description}): most robust {s.most_robust} "
+                     f"({s.mean_corrupted_accuracy[s.most_robust]:.1%} mean over the corrupted strengths); "
+                     f"seed variants by architecture: {arch_text}")
+    return lines

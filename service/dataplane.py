@@ -234,7 +234,7 @@ class DataPlane:
         return ModelDetail(**dict(summary), card=model.card)
 
     def compare_models(self) -> ModelComparison:
-        return compare_models(self.registry.models)
+        return compare_models(self.registry.models, self.registry.store)
 
     # -- health ------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.card import ModelCard
+from service.comparison_schemas import CalibrationRow, PairedTest, RobustnessSummary, SeedClaim, SeedSpread
 from service.digit_input import IMAGE_SIDE, NUM_CLASSES
 
 # Strict: a JSON number only. Lax mode would take `true` as 1.0 and "0.5" as 0.5, which the schema
@@ -118,7 +119,9 @@ class ModelDetail(ModelSummary):
 class ComparisonRow(_Body):
     """One variant's figures, from its card and from this server."""
 
-    rank: int = Field(description="1 = highest test accuracy (ties: lower test loss).")
+    rank: int = Field(description="1 + the number of models significantly more accurate than this one (exact "
+                                  "McNemar over every pair, Holm-adjusted): models within noise share a rank. "
+                                  "The list is ordered by test accuracy, then lower test loss.")
     name: str
     version: int
     architecture: str
@@ -126,6 +129,9 @@ class ComparisonRow(_Body):
     dropout_rate: float
     noise_stddev: float
     test_accuracy: float
+    test_accuracy_low: float = Field(description="95% Wilson confidence interval of the test accuracy, low end.")
+    test_accuracy_high: float
+    tied_with: list[str] = Field(description="Models whose accuracy is not significantly different from this one's.")
     test_errors: int
     test_loss: float
     macro_f1: float
@@ -174,8 +180,15 @@ class ModelComparison(_Body):
     cnn_vs_mlp: list[ArchitectureGap]
     regularisation_effects: list[RegularisationEffect]
     per_class_f1: dict[str, list[float]] = Field(description="Per model, F1 of digits 0-9 on the test set.")
-    findings: list[str] = Field(description="The deltas above in words.")
+    findings: list[str] = Field(description="The deltas above in words, with their significance.")
     unavailable: list[Unavailable] = Field(description="Models left out because they are not ready.")
+    tied_for_best: list[str] = Field(description="Models not significantly less accurate than `best`, itself included.")
+    significance: list[PairedTest] = Field(description="The deltas above tested (exact McNemar, Holm over them).")
+    seed_spread: list[SeedSpread] = Field(description="Per variant, test figures over its training seeds.")
+    seed_claims: list[SeedClaim] = Field(description="The seed's claims, tested over training seeds.")
+    calibration: list[CalibrationRow] = Field(description="Per model, temperature scaling and test ECE.")
+    robustness: list[RobustnessSummary] = Field(description="Accuracy under corruptions of the test images.")
+    methods: str = Field(description="How the figures above were computed.")
 
 
 class Agreement(_Body):

@@ -40,8 +40,10 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # Clamp rounding: at p = 0 or 1 one end is exactly 0 or 1.
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At p = 0 (or 1) one end is exactly 0 (or 1); rounding would leave it a hair away.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return low, high
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,9 @@ def test_compare_ranks_the_variants_and_computes_the_deltas(client: TestClient, 
     cards = {name: card_of(store, name) for name in MODEL_NAMES}
     ranked = sorted(MODEL_NAMES, key=lambda n: (-cards[n].test_accuracy, cards[n].test_loss, n))
     assert body["best"] == ranked[0] == best_model(store)
-    assert [(row["rank"], row["name"]) for row in body["models"]] == list(enumerate(ranked, start=1))
+    # Listed by accuracy; ranks are shared within noise (tests/service/test_comparison.py checks how).
+    assert [row["name"] for row in body["models"]] == ranked
+    assert body["models"][0]["rank"] == 1
     for row in body["models"]:
         card = cards[row["name"]]
         assert (row["test_accuracy"], row["test_errors"], row["test_loss"], row["macro_f1"]) == (
@@ -93,8 +95,7 @@ def test_compare_ranks_the_variants_and_computes_the_deltas(client: TestClient, 
         assert effect["test_errors_delta"] == cards[model].test_errors - cards[baseline].test_errors
         assert effect["macro_f1_delta"] == pytest.approx(cards[model].macro_avg.f1 - cards[baseline].macro_avg.f1)
     assert {row["name"]: row["regularisation"] for row in body["models"]}["cnn_augmented"] == "dropout+augmented"
-    assert len(body["findings"]) == 1 + 3 + 5
-    assert body["findings"][0].startswith(f"{ranked[0]} ranks first: ")
+    assert body["findings"][0].startswith(f"{ranked[0]} has the highest test accuracy: ")
 
 
 def test_compare_an_image_gives_every_model_side_by_side(client: TestClient, mnist_test: RawSplit) -> None:

@@ -1,0 +1,236 @@
+"""GET /models/compare, the honest parts: significance, intervals, ties, seed spread, calibration, robustness."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.card import ModelCard
+from service.comparison import SEED_CLAIMS, compare_models
+from service.experiments import ROBUSTNESS_FILE, ReplicateRun, read_replicates, replicate_path
+from service.registry import ServedModel
+from service.statistics import holm_adjust, mcnemar_exact, permutation_test, wilson_interval
+from tests.factories import make_card
+
+from .conftest import MODEL_NAMES, model_files
+
+
+@pytest.fixture(scope="module")
+def compared(client: TestClient) -> dict[str, Any]:
+    response = client.get("/models/compare")
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.fixture(scope="module")
+def cards(store: Path) -> dict[str, ModelCard]:
+    return {name: ModelCard.read(model_files(store, name)[1]) for name in MODEL_NAMES}
+
+
+def errors_of(card: ModelCard) -> set[int]:
+    return {m.index for m in card.misclassified}
+
+
+def discordant(a: ModelCard, b: ModelCard) -> tuple[int, int]:
+    """(images only a got right, images only b got right)."""
+    return len(errors_of(b) - errors_of(a)), len(errors_of(a) - errors_of(b))
+
+
+# -- from the committed store ------------------------------------------------------------------
+
+
+def test_significance_is_mcnemar_on_the_cards_errors_with_holm_over_the_section(
+    compared: dict[str, Any], cards: dict[str, ModelCard]
+) -> None:
+    tests = compared["significance"]
+    # 3 architecture gaps, 5 regularisation effects (cnn_augmented's included), noise vs dropout x 2.
+    assert len(tests) == 3 + 5 + 2
+    p_values = []
+    for test in tests:
+        only_base, only_model = discordant(cards[test["baseline"]], cards[test["model"]])
+        assert (test["only_baseline_right"], test["only_model_right"]) == (only_base, only_model)
+        assert test["p_value"] == mcnemar_exact(only_base, only_model)
+        p_values.append(test["p_value"])
+    for test, adjusted in zip(tests, holm_adjust(p_values), strict=True):
+        assert test["p_holm"] == pytest.approx(adjusted)
+        assert test["significant"] is (adjusted < 0.05)
+        if test["significant"]:
+            fewer = min((test["baseline"], test["model"]), key=lambda n: cards[n].test_errors)
+            assert test["better"] == fewer
+        else:
+            assert test["better"] is None
+
+
+def test_findings_say_not_significant_where_that_is_the_truth(compared: dict[str, Any]) -> None:
+    for test in compared["significance"]:
+        [finding] = [f for f in compared["findings"] if f.startswith(f"{test['question']}: {test['model']} vs ")]
+        assert ("not significant (p = " in finding) is (not test["significant"])
+        assert f"p = {test['p_value']:.2f}" in finding or "e-" in finding or f"p = {test['p_value']:.3f}" in finding
+    # The seed's finding that started this issue: 9 errors between cnn_dropout and cnn.
+    [dropout] = [t for t in compared["significance"] if (t["baseline"], t["model"]) == ("cnn", "cnn_dropout")]
+    assert dropout["significant"] is False
+
+
+def test_ranks_are_shared_by_models_within_noise(compared: dict[str, Any], cards: dict[str, ModelCard]) -> None:
+    names = [row["name"] for row in compared["models"]]
+    pairs = list(itertools.combinations(names, 2))
+    adjusted = dict(zip(pairs, holm_adjust([mcnemar_exact(*discordant(cards[a], cards[b])) for a, b in pairs]),
+                        strict=True))
+
+    def significant(a: str, b: str) -> bool:
+        return adjusted.get((a, b), adjusted.get((b, a), 1.0)) < 0.05
+
+    for row in compared["models"]:
+        name = row["name"]
+        better = [o for o in names if o != name and significant(o, name) and cards[o].test_errors < cards[name].test_errors]
+        assert row["rank"] == 1 + len(better)
+        assert row["tied_with"] == [o for o in names if o != name and not significant(o, name)]
+    assert compared["tied_for_best"] == [row["name"] for row in compared["models"] if row["rank"] == 1]
+    assert compared["best"] in compared["tied_for_best"]
+    ranks = [row["rank"] for row in compared["models"]]
+    assert ranks == sorted(ranks)
+
+
+def test_every_accuracy_has_its_wilson_interval(compared: dict[str, Any], cards: dict[str, ModelCard]) -> None:
+    for row in compared["models"]:
+        card = cards[row["name"]]
+        n = card.dataset.test_samples
+        low, high = wilson_interval(n - card.test_errors, n)
+        assert (row["test_accuracy_low"], row["test_accuracy_high"]) == pytest.approx((low, high))
+        assert low < row["test_accuracy"] < high
+
+
+def test_seed_spread_counts_the_served_run_and_the_recorded_replicates(
+    compared: dict[str, Any], cards: dict[str, ModelCard], store: Path
+) -> None:
+    replicates = read_replicates(store)
+    spreads = {s["variant"]: s for s in compared["seed_spread"]}
+    assert set(spreads) == set(MODEL_NAMES)
+    for name, spread in spreads.items():
+        runs = [r for r in replicates.get(name, []) if r.epochs == cards[name].hyperparameters.epochs]
+        accuracies = [cards[name].test_accuracy] + [r.test_accuracy for r in runs]
+        assert spread["runs"] == len(accuracies)
+        assert spread["seeds"] == [cards[name].seed] + [r.seed for r in runs]
+        assert spread["test_accuracy_mean"] == pytest.approx(fmean(accuracies))
+        assert (spread["test_accuracy_min"], spread["test_accuracy_max"]) == (min(accuracies), max(accuracies))
+        assert (spread["test_accuracy_std"] is None) is (len(accuracies) == 1)
+    assert [c["claim"] for c in compared["seed_claims"]] == [claim for claim, _, _ in SEED_CLAIMS]
+    for claim in compared["seed_claims"]:
+        assert claim["runs"] == [spreads[claim["baseline"]]["runs"], spreads[claim["model"]]["runs"]]
+        if claim["verdict"] != "not shown":
+            assert claim["p_holm"] < 0.05
+
+
+def test_calibration_comes_from_the_cards(compared: dict[str, Any], cards: dict[str, ModelCard]) -> None:
+    rows = {row["name"]: row for row in compared["calibration"]}
+    assert set(rows) == set(MODEL_NAMES)
+    for name, row in rows.items():
+        calibration = cards[name].calibration
+        assert calibration is not None and calibration.fitted_on == "validation"
+        assert (row["temperature"], row["applied"]) == (calibration.temperature, calibration.applied)
+        assert (row["test_ece_before"], row["test_ece_after"]) == (calibration.test_ece_before, calibration.test_ece_after)
+        # On by default only where the fit lowered the validation NLL.
+        assert calibration.applied is (calibration.validation_nll_after < calibration.validation_nll_before)
+
+
+def test_robustness_summarises_the_stored_curves(compared: dict[str, Any], store: Path) -> None:
+    record = json.loads((store / ROBUSTNESS_FILE).read_text())
+    summaries = {s["corruption"]: s for s in compared["robustness"]}
+    assert list(summaries) == [c["corruption"] for c in record["curves"]]
+    for curve in record["curves"]:
+        summary = summaries[curve["corruption"]]
+        assert summary["accuracy"] == {n: curve["accuracy"][n] for n in MODEL_NAMES}
+        for name, values in curve["accuracy"].items():
+            assert summary["mean_corrupted_accuracy"][name] == pytest.approx(fmean(values[1:]))
+        assert summary["most_robust"] == max(summary["mean_corrupted_accuracy"],
+                                             key=lambda n: summary["mean_corrupted_accuracy"][n])
+    assert compared["methods"].startswith("Test-set comparisons: exact McNemar test")
+
+
+# -- from constructed cards --------------------------------------------------------------------
+
+
+def served(*cards: ModelCard) -> dict[str, ServedModel]:
+    return {c.name: ServedModel(name=c.name, version=c.version, state="ready", card=c) for c in cards}
+
+
+def wrong(indices: range) -> tuple[tuple[int, int, int], ...]:
+    return tuple((i, 1, 7) for i in indices)
+
+
+def test_three_errors_against_four_is_a_tie_not_a_win() -> None:
+    a, b = make_card("cnn", errors=wrong(range(3))), make_card("cnn_noise", errors=wrong(range(10, 14)),
+                                                               hyperparameters={**_hyper(), "noise_stddev": 0.2})
+    result = compare_models(served(a, b))
+    assert [(row.name, row.rank) for row in result.models] == [("cnn", 1), ("cnn_noise", 1)]
+    assert result.tied_for_best == ["cnn", "cnn_noise"]
+    assert result.significance[0].p_value == mcnemar_exact(4, 3) == 1.0
+    assert "not significantly better than cnn_noise" in result.findings[0]
+    assert result.findings[1].endswith("not significant (p = 1.00, Holm-adjusted 1.00)")
+    # No store given: no replicates, no robustness, and the served run alone has no spread.
+    assert result.robustness == [] and all(s.runs == 1 and s.test_accuracy_std is None for s in result.seed_spread)
+
+
+def test_a_large_difference_is_significant_and_ranks_apart() -> None:
+    a, b = make_card("cnn", errors=wrong(range(2))), make_card("mlp", errors=wrong(range(100, 140)))
+    result = compare_models(served(a, b))
+    assert [(row.name, row.rank) for row in result.models] == [("cnn", 1), ("mlp", 2)]
+    [gap] = result.significance
+    assert (gap.only_baseline_right, gap.only_model_right, gap.significant, gap.better) == (2, 40, True, "cnn")
+    assert "every other model is significantly less accurate" in result.findings[0]
+
+
+def _hyper(**changes: Any) -> dict[str, Any]:
+    return {**make_card().hyperparameters.model_dump(), **changes}
+
+
+def _replicate(variant: str, seed: int, errors: int, samples: int = 1000) -> ReplicateRun:
+    return ReplicateRun(
+        variant=variant, seed=seed, epochs=2, batch_size=128, test_accuracy=(samples - errors) / samples,
+        test_errors=errors, test_loss=0.05, test_samples=samples, macro_f1=0.98, misclassified=list(range(errors)),
+        final_val_accuracy=0.98, final_val_loss=0.05, best_val_accuracy=0.98, best_val_epoch=2,
+        training_seconds=60.0, onnx_sha256="a" * 64, library_versions={}, created_at=datetime(2026, 12, 1, tzinfo=UTC),
+    )
+
+
+def test_seed_claims_are_tested_over_the_replicates(tmp_path: Path) -> None:
+    cnn, mlp = make_card("cnn", errors=wrong(range(10))), make_card("mlp", errors=wrong(range(30)))
+    for seed, (cnn_errors, mlp_errors) in enumerate([(11, 31), (9, 29), (12, 33), (10, 28), (8, 35)], start=2):
+        _replicate("cnn", seed, cnn_errors).write(replicate_path(tmp_path, "cnn", seed))
+        _replicate("mlp", seed, mlp_errors).write(replicate_path(tmp_path, "mlp", seed))
+    # A record of another protocol (more epochs) is not a replicate of the served one.
+    other = _replicate("cnn", 9, 50).model_copy(update={"epochs": 5})
+    other.write(replicate_path(tmp_path, "cnn", 9))
+    (tmp_path / "replicates" / "mlp" / "seed-77.json").write_text("{not json")  # ignored, logged
+
+    result = compare_models(served(cnn, mlp), tmp_path)
+    spreads = {s.variant: s for s in result.seed_spread}
+    assert (spreads["cnn"].runs, spreads["cnn"].seeds) == (6, [1, 2, 3, 4, 5, 6])
+    assert (spreads["cnn"].test_errors_min, spreads["cnn"].test_errors_max) == (8, 12)
+    [claim] = result.seed_claims  # only "CNN beats MLP, unregularised" has both its variants here
+    cnn_acc = [0.99, 0.989, 0.991, 0.988, 0.99, 0.992]
+    mlp_acc = [0.97, 0.969, 0.971, 0.967, 0.972, 0.965]
+    assert claim.p_value == pytest.approx(permutation_test(cnn_acc, mlp_acc)) == pytest.approx(2 / 924)
+    assert (claim.runs, claim.separated, claim.verdict) == ([6, 6], True, "supported")
+    assert claim.mean_accuracy_delta == pytest.approx(fmean(cnn_acc) - fmean(mlp_acc))
+    assert any(f.startswith("Over training seeds, 'CNN beats MLP, unregularised': supported: cnn ") for f in result.findings)
+
+
+def test_too_few_replicates_cannot_support_a_claim_and_say_so(tmp_path: Path) -> None:
+    cnn, mlp = make_card("cnn", errors=wrong(range(10))), make_card("mlp", errors=wrong(range(30)))
+    _replicate("cnn", 2, 11).write(replicate_path(tmp_path, "cnn", 2))
+    _replicate("mlp", 2, 31).write(replicate_path(tmp_path, "mlp", 2))
+    [claim] = compare_models(served(cnn, mlp), tmp_path).seed_claims
+    # 2 runs against 2, fully separated: p = 2/6, which is the smallest 2 + 2 runs can give.
+    assert (claim.p_value, claim.smallest_possible_p, claim.verdict) == (pytest.approx(1 / 3), pytest.approx(1 / 3),
+                                                                         "not shown")
+    finding = next(f for f in compare_models(served(cnn, mlp), tmp_path).findings if f.startswith("Over training seeds"))
+    assert "2 + 2 runs cannot give p below 0.33" in finding
