@@ -1,7 +1,10 @@
-"""Render the seed's figures and results table from the model cards.
+"""Render the seed's figures and results tables from the model cards and the records beside them.
 
-Everything plotted comes from the cards; only the pixels of the misclassified digits come from
-the MNIST test set, which is checked against the SHA-256 recorded in the card before use.
+Everything plotted comes from the store: the cards, each model's stored test predictions
+(reliability diagrams), the replicate records (accuracy over seeds) and robustness.json; only the
+pixels of the misclassified digits come from the MNIST test set, which is checked against the
+SHA-256 recorded in the card before use. The significance, spread and claims are those of
+`GET /models/compare` (service/comparison.py): one definition serves both.
 """
 
 from __future__ import annotations
@@ -11,8 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from service.calibration import apply_temperature, reliability_bins, top_confidence
 from service.card import ModelCard
+from service.comparison import compare_models
+from service.comparison_schemas import SeedSpread
+from service.experiments import RobustnessRecord, read_replicates, read_robustness
 from service.model_store import CARD_FILE, latest_version, list_models, version_dir
+from service.registry import ServedModel
+from service.schemas import ModelComparison
+from training.assess import TEST_PREDICTIONS_FILE
 from training.data import TEST_IMAGES, TEST_LABELS, DatasetNotFound, load_split, resolve_data_dir
 from training.variants import VARIANTS
 
@@ -38,20 +48,89 @@ def best_card(cards: list[ModelCard]) -> ModelCard:
     return max(cards, key=lambda c: (c.test_accuracy, -c.test_loss))
 
 
-def results_table(cards: list[ModelCard]) -> str:
-    """Markdown table: accuracy, errors, loss, macro F1, parameters, training time."""
-    best = best_card(cards).name
+def comparison_of(cards: list[ModelCard], store: Path | None = None) -> ModelComparison:
+    """What `GET /models/compare` says about these cards (and the store's records, if given)."""
+    served = {c.name: ServedModel(name=c.name, version=c.version, state="ready", card=c) for c in cards}
+    return compare_models(served, store)
+
+
+def _spread_text(spread: SeedSpread | None) -> str:
+    if spread is None or spread.runs == 1:
+        return "1 run"
+    assert spread.test_accuracy_std is not None
+    return (f"{100 * spread.test_accuracy_mean:.2f} ± {100 * spread.test_accuracy_std:.2f}% "
+            f"(n = {spread.runs}, {100 * spread.test_accuracy_min:.2f}-{100 * spread.test_accuracy_max:.2f}%)")
+
+
+def results_table(cards: list[ModelCard], store: Path | None = None) -> str:
+    """Markdown table: accuracy with its 95% interval, errors, loss, macro F1, the accuracy over
+    training seeds, calibration, parameters, training time. Bold: the models tied for best."""
+    comparison = comparison_of(cards, store)
+    rows = {row.name: row for row in comparison.models}
+    spreads = {s.variant: s for s in comparison.seed_spread}
     lines = [
-        "| model | test accuracy | errors | test loss | macro F1 | parameters | best val accuracy (epoch) | training time |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| model | test accuracy (95% CI) | errors | test loss | macro F1 | over training seeds: mean ± sd (n, range) "
+        "| ECE raw → calibrated (T) | parameters | best val accuracy (epoch) | training time |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for c in cards:
+        row = rows[c.name]
         peak = max(c.history, key=lambda e: e.val_accuracy)
-        name = f"**{c.name}**" if c.name == best else c.name
+        name = f"**{c.name}**" if c.name in comparison.tied_for_best else c.name
+        calibration = "-"
+        if c.calibration is not None:
+            calibration = (f"{100 * c.calibration.test_ece_before:.2f}% → {100 * c.calibration.test_ece_after:.2f}% "
+                           f"({c.calibration.temperature:.2f})")
         lines.append(
-            f"| {name} | {100 * c.test_accuracy:.2f}% | {c.test_errors} | {c.test_loss:.4f} | {c.macro_avg.f1:.4f} "
-            f"| {c.parameter_count:,} | {100 * peak.val_accuracy:.2f}% ({peak.epoch}) | {c.training_seconds / 60:.1f} min |"
+            f"| {name} | {100 * c.test_accuracy:.2f}% ({100 * row.test_accuracy_low:.2f}-{100 * row.test_accuracy_high:.2f}) "
+            f"| {c.test_errors} | {c.test_loss:.4f} | {c.macro_avg.f1:.4f} | {_spread_text(spreads.get(c.name))} "
+            f"| {calibration} | {c.parameter_count:,} | {100 * peak.val_accuracy:.2f}% ({peak.epoch}) "
+            f"| {c.training_seconds / 60:.1f} min |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def _p(p: float | None) -> str:
+    if p is None:
+        return "-"
+    return f"{p:.2g}" if p < 0.01 else f"{p:.2f}"
+
+
+def significance_tables(comparison: ModelComparison) -> str:
+    """Markdown: the tested deltas (one run each, on the test set) and the seed's claims (over seeds)."""
+    lines = [
+        "| comparison (test set, one run each) | model vs baseline | only model right | only baseline right "
+        "| McNemar p | Holm p | verdict |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for t in comparison.significance:
+        verdict = f"significant: {t.better} better" if t.significant else "not significant"
+        lines.append(f"| {t.question} | {t.model} vs {t.baseline} | {t.only_model_right} | {t.only_baseline_right} "
+                     f"| {_p(t.p_value)} | {_p(t.p_holm)} | {verdict} |")
+    lines += [
+        "",
+        "| the seed's claim (over training seeds) | runs (baseline, model) | mean accuracy delta | runs separated "
+        "| permutation p | smallest possible p | Holm p | verdict |",
+        "| --- | ---: | ---: | --- | ---: | ---: | ---: | --- |",
+    ]
+    for c in comparison.seed_claims:
+        lines.append(f"| {c.claim} ({c.model} vs {c.baseline}) | {c.runs[0]}, {c.runs[1]} "
+                     f"| {100 * c.mean_accuracy_delta:+.2f} points | {'yes' if c.separated else 'no'} "
+                     f"| {_p(c.p_value)} | {_p(c.smallest_possible_p)} | {_p(c.p_holm)} | {c.verdict} |")
+    return "\n".join(lines) + "\n"
+
+
+def robustness_table(comparison: ModelComparison) -> str:
+    """Markdown: mean accuracy over the corrupted strengths, per corruption and model."""
+    if not comparison.robustness:
+        return ""
+    names = list(comparison.robustness[0].mean_corrupted_accuracy)
+    lines = ["| corruption (strengths) | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+    for s in comparison.robustness:
+        strengths = ", ".join(f"{v:g}" for v in s.strengths[1:])
+        cells = [f"**{100 * s.mean_corrupted_accuracy[n]:.1f}%**" if n == s.most_robust
+                 else f"{100 * s.mean_corrupted_accuracy[n]:.1f}%" for n in names]
+        lines.append(f"| {s.corruption} ({s.unit}: {strengths}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -117,6 +196,116 @@ def plot_misclassified(card: ModelCard, test_images: np.ndarray, path: Path) -> 
     plt.close(fig)
 
 
+def plot_seed_spread(cards: list[ModelCard], store: Path, path: Path) -> None:
+    """Test accuracy of every training run per variant: the served run (star, with its 95% Wilson
+    interval), the replicates (dots), and mean ± sample sd (bar) where there is more than one run."""
+    import matplotlib.pyplot as plt
+
+    comparison = comparison_of(cards, store)
+    rows = {row.name: row for row in comparison.models}
+    spreads = {s.variant: s for s in comparison.seed_spread}
+    replicates = read_replicates(store)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    for ax, architecture in zip(axes, ("mlp", "cnn"), strict=True):
+        chosen = [c for c in cards if c.architecture == architecture]
+        if not chosen:
+            ax.axis("off")
+            continue
+        for x, card in enumerate(chosen):
+            row, spread = rows[card.name], spreads[card.name]
+            runs = [r.test_accuracy for r in replicates.get(card.name, []) if r.seed != card.seed
+                    and r.epochs == card.hyperparameters.epochs]
+            ax.plot([x - 0.12] * 2, [100 * row.test_accuracy_low, 100 * row.test_accuracy_high], color="grey",
+                    linewidth=3, alpha=0.5, label="served run, 95% CI" if x == 0 else None)
+            ax.plot(x - 0.12, 100 * card.test_accuracy, "*", color="black", markersize=10,
+                    label="served run (seed 1234)" if x == 0 else None)
+            ax.plot([x + 0.12] * len(runs), [100 * a for a in runs], "o", color="tab:blue", alpha=0.7,
+                    label="replicate runs" if x == 0 else None)
+            if spread.test_accuracy_std is not None:
+                ax.errorbar(x + 0.25, 100 * spread.test_accuracy_mean, yerr=100 * spread.test_accuracy_std, fmt="D",
+                            color="tab:red", capsize=4, label="mean ± sd over runs" if x == 0 else None)
+        ax.set_xticks(range(len(chosen)), [f"{c.name}\n(n = {spreads[c.name].runs})" for c in chosen], fontsize=8)
+        ax.set(title=f"{architecture.upper()} variants: test accuracy per training run", ylabel="test accuracy (%)")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_reliability(cards: list[ModelCard], store: Path, path: Path) -> bool:
+    """Reliability diagram per model from its stored test predictions, raw and with its temperature.
+    Returns False (and draws nothing) when no model has stored predictions."""
+    import matplotlib.pyplot as plt
+
+    found = []
+    for card in cards:
+        file = version_dir(store, card.name, card.version) / TEST_PREDICTIONS_FILE
+        if file.is_file() and card.calibration is not None:
+            with np.load(file) as stored:
+                found.append((card, stored["probabilities"], stored["labels"]))
+    if not found:
+        return False
+    columns = 4
+    rows = -(-len(found) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.3 * columns, 3.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (card, probabilities, labels) in zip(axes.flat, found, strict=False):
+        calibration = card.calibration
+        assert calibration is not None
+        ax.axis("on")
+        ax.plot([0, 1], [0, 1], ":", color="grey", linewidth=1)
+        for label, p, ece in (
+            ("raw", probabilities, calibration.test_ece_before),
+            (f"T = {calibration.temperature:.2f}", apply_temperature(probabilities, calibration.temperature),
+             calibration.test_ece_after),
+        ):
+            bins = [b for b in reliability_bins(*top_confidence(p, labels), bins=calibration.ece_bins) if b.count]
+            ax.plot([b.confidence for b in bins], [b.accuracy for b in bins], "o-", markersize=3,
+                    label=f"{label}: ECE {100 * ece:.2f}%")
+        ax.set(title=card.name, xlim=(0, 1), ylim=(0, 1), xlabel="confidence", ylabel="accuracy")
+        ax.legend(fontsize=7, loc="upper left")
+        ax.grid(alpha=0.3)
+    fig.suptitle("Reliability on the test set (15 bins); temperature fitted on the validation split", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def plot_robustness(record: RobustnessRecord, cards: list[ModelCard], path: Path) -> None:
+    """Accuracy against corruption strength, one panel per corruption, one line per model."""
+    import matplotlib.pyplot as plt
+
+    curves = record.curves
+    columns = 4
+    rows = -(-len(curves) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    colours = {"none": "tab:blue", "dropout": "tab:orange", "noise": "tab:green"}
+    for ax, curve in zip(axes.flat, curves, strict=False):
+        ax.axis("on")
+        order = np.argsort(curve.strengths)
+        for card in cards:
+            if card.name not in curve.accuracy:
+                continue
+            style = "-" if card.architecture == "cnn" else "--"
+            augmented = bool(card.hyperparameters.augmentation)
+            regularisation = "dropout" if card.hyperparameters.dropout_rate else "noise" if card.hyperparameters.noise_stddev else "none"
+            ax.plot(np.array(curve.strengths)[order], 100 * np.array(curve.accuracy[card.name])[order],
+                    ":" if augmented else style, color="black" if augmented else colours[regularisation],
+                    marker="o", markersize=2.5, linewidth=1.2, label=card.name)
+        ax.set(title=curve.corruption, xlabel=curve.unit, ylabel="test accuracy (%)", ylim=(0, 100))
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("Accuracy on corrupted MNIST test images (CNN solid, MLP dashed, augmented dotted)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _test_images_matching(card: ModelCard, data_dir: Path | None) -> np.ndarray | None:
     try:
         directory = resolve_data_dir(data_dir, download=False)
@@ -132,7 +321,9 @@ def _test_images_matching(card: ModelCard, data_dir: Path | None) -> np.ndarray 
 
 
 def render_report(store: Path, out: Path, *, data_dir: Path | None = None) -> list[Path]:
-    """Write curves.png, confusion.png, misclassified.png (if MNIST is at hand) and results.md."""
+    """Write curves.png, confusion.png, misclassified.png (if MNIST is at hand), seed_spread.png,
+    reliability.png (if test predictions are stored), robustness.png (if robustness.json is) and
+    results.md (the results table, the tested comparisons and claims, robustness, the findings)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,7 +339,23 @@ def render_report(store: Path, out: Path, *, data_dir: Path | None = None) -> li
     if images is not None:
         written.append(out / "misclassified.png")
         plot_misclassified(best, images, written[-1])
+    spread_path = out / "seed_spread.png"
+    plot_seed_spread(cards, store, spread_path)
+    written.append(spread_path)
+    if plot_reliability(cards, store, out / "reliability.png"):
+        written.append(out / "reliability.png")
+    robustness = read_robustness(store)
+    if robustness is not None:
+        written.append(out / "robustness.png")
+        plot_robustness(robustness, cards, written[-1])
+    comparison = comparison_of(cards, store)
     table = out / "results.md"
-    table.write_text(results_table(cards), encoding="utf-8")
+    sections = [
+        results_table(cards, store),
+        significance_tables(comparison),
+        robustness_table(comparison),
+        "\n".join(f"- {finding}" for finding in comparison.findings) + "\n\n" + comparison.methods + "\n",
+    ]
+    table.write_text("\n".join(section for section in sections if section), encoding="utf-8")
     written.append(table)
     return written

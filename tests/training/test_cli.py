@@ -61,4 +61,5 @@ def test_training_one_epoch_from_the_command_line(sample_dir: Path, tmp_path: Pa
         "curves.png",
         "misclassified.png",
         "results.md",
+        "seed_spread.png",
     ]
