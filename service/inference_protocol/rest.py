@@ -12,10 +12,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Path, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from service.errors import ErrorBody, ServiceError
+from service.errors import ErrorBody, ServiceError, describe_validation_errors
 from service.inference_protocol.errors import protocol_status
 from service.inference_protocol.plane import InferencePlane
 from service.inference_protocol.rest_codec import HEADER_LENGTH, decode_request, encode_response, parse_header_length
@@ -33,6 +34,8 @@ class ProtocolRoute(APIRoute):
                 return await handler(request)
             except ServiceError as exc:
                 return JSONResponse(exc.body(), status_code=protocol_status(exc), headers=exc.headers)
+            except RequestValidationError as exc:  # a path parameter over its length: bad input, 400
+                return JSONResponse(describe_validation_errors(exc.errors()), status_code=400)
 
         return handle
 

@@ -152,3 +152,9 @@ def test_json_image_files_as_base64_and_the_request_id(v2_client: TestClient) ->
     assert response.status_code == 200, response.text
     assert response.json() == {"model_name": MODEL, "model_version": "1", "id": "req-7", "outputs": [
         {"name": "digit", "datatype": "INT64", "shape": [1], "data": [1]}]}
+
+
+def test_an_overlong_model_name_is_400_not_422(v2_client: TestClient) -> None:
+    response = v2_client.get("/v2/models/" + "a" * 65 + "/ready")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid request: path.model_name: String should have at most 64 characters"
