@@ -41,7 +41,7 @@ export async function showExplore(experimentId) {
   const experiment = data.experiments.find((e) => e.id === experimentId) || data.experiments[0];
   renderTabs(data.experiments, experiment);
   panel.setAttribute("aria-labelledby", `tab-${experiment.id}`);
-  panel.replaceChildren(...(experiment.render ? experiment.render(data) : renderExperiment(experiment, data)));
+  panel.replaceChildren(...renderExperiment(experiment, data));
 }
 
 async function load() {
@@ -52,17 +52,12 @@ async function load() {
   ]);
   const details = await Promise.all(list.models.map((m) => getJSON(`/models/${encodeURIComponent(m.name)}`)));
   const cards = details.filter((d) => d.card).map((d) => d.card);
+  for (const card of cards) KNOWN_MODELS.add(card.name);
   const colors = new Map(cards.map((card, i) => [card.name, PALETTE[i % PALETTE.length]]));
   const spriteIndex = sprite ? new Map(sprite.indices.map((index, position) => [index, position])) : new Map();
   const experiments = groupExperiments(cards);
   const extras = Object.keys(comparison).filter((key) => !COMPARISON_FIELDS.has(key));
-  if (extras.length) {
-    experiments.push({
-      id: "comparison", title: "Across the zoo", members: [],
-      render: (data) => renderComparisonExtras(data.comparison, extras),
-    });
-  }
-  return { cards, comparison, colors, sprite, spriteIndex, experiments };
+  return { cards, comparison, colors, sprite, spriteIndex, experiments, extras };
 }
 
 /**
@@ -102,7 +97,7 @@ function renderTabs(experiments, current) {
     const tab = h("a", {
       href: `#explore/${e.id}`, role: "tab", id: `tab-${e.id}`, class: "tab",
       "aria-selected": String(e === current), "aria-controls": "experiment",
-      text: e.members.length ? `${e.title} (${e.members.length})` : e.title,
+      text: `${e.title} (${e.members.length})`,
     });
     return tab;
   }));
@@ -133,8 +128,9 @@ function renderExperiment(experiment, data) {
       lineChart({ title: "Validation accuracy by epoch", series: series((e) => e.val_accuracy), format: (y) => percent(y, 1), yFrom: 2, xLabel: "epoch" }),
       lineChart({ title: "Validation loss by epoch", series: series((e) => e.val_loss), format: (y) => y.toFixed(2), xLabel: "epoch" }))));
 
+  out.push(...comparisonExtras(data, names));
   out.push(modelDetails(members, data));
-  out.push(...cardExtras(members));
+  out.push(...cardExtras(members, data));
   return out;
 }
 
@@ -226,20 +222,62 @@ function thumbnail(m, data) {
 }
 
 /** Card fields this page does not know (issue 12's results): one section each, every model that has it. */
-function cardExtras(members) {
+function cardExtras(members, data) {
   const keys = [...new Set(members.flatMap((c) => Object.keys(c).filter((k) => !CARD_FIELDS.has(k) && k !== "experiment")))];
-  return keys.map((key) => h("section", { class: "extra", "data-section": key }, h("h3", { text: title(key) }),
-    members.filter((c) => c[key] !== undefined && c[key] !== null).map((c) =>
-      h("div", { class: "extra-model" }, h("h4", { text: c.name }), renderValue(c[key], 0)))));
+  return keys.map((key) => {
+    const holders = members.filter((c) => c[key] !== undefined && c[key] !== null);
+    const flat = (v) => v && typeof v === "object" && !Array.isArray(v) && Object.values(v).every((x) => x === null || typeof x !== "object");
+    // Flat records (one per model, the same fields): one table, a row per model.
+    const body = holders.every((c) => flat(c[key]))
+      ? renderValue(holders.map((c) => ({ model: c.name, ...c[key] })), 0, data)
+      : holders.map((c) => h("div", { class: "extra-model" }, h("h4", { text: c.name }), renderValue(c[key], 0, data)));
+    return h("section", { class: "extra", "data-section": key }, h("h3", { text: `${title(key)} (from the cards)` }), body);
+  });
 }
 
-function renderComparisonExtras(comparison, keys) {
-  return [
-    h("h2", { text: "Across the zoo" }),
-    h("p", { class: "protocol", text: "Results of GET /models/compare that compare models across experiments." }),
-    ...keys.map((key) => h("section", { class: "extra", "data-section": key }, h("h3", { text: title(key) }), renderValue(comparison[key], 0))),
-  ];
+/**
+ * Sections of GET /models/compare this page does not know by name (significance, seed spread,
+ * calibration, robustness, ...), each cut down to the rows about this experiment's models.
+ */
+function comparisonExtras(data, names) {
+  return data.extras.flatMap((key) => {
+    const value = relevantTo(data.comparison[key], names);
+    if (value === null) return [];
+    return [h("section", { class: "extra", "data-section": key }, h("h3", { text: title(key) }), renderValue(value, 0, data))];
+  });
 }
+
+const MODEL_FIELDS = ["name", "variant", "model", "baseline"];
+
+/** The part of a value about `names`: rows that name one of them, per-model maps keyed by them. */
+function relevantTo(value, names) {
+  if (Array.isArray(value)) {
+    if (value.every((v) => typeof v === "string")) {
+      const kept = value.filter((v) => !allModelNames(value) || names.has(v));
+      return kept.length ? kept : null;
+    }
+    const records = value.filter((v) => v && typeof v === "object" && !Array.isArray(v));
+    const tagged = records.some((r) => MODEL_FIELDS.some((f) => typeof r[f] === "string"));
+    const kept = value.map((v) => {
+      if (!v || typeof v !== "object" || Array.isArray(v)) return v;
+      if (tagged && !MODEL_FIELDS.some((f) => names.has(v[f]))) return null;
+      return relevantTo(v, names);
+    }).filter((v) => v !== null);
+    return kept.length ? kept : null;
+  }
+  if (value && typeof value === "object") {
+    const keys = Object.keys(value);
+    if (keys.length && keys.some((k) => KNOWN_MODELS.has(k))) {
+      const kept = Object.fromEntries(keys.filter((k) => names.has(k)).map((k) => [k, value[k]]));
+      return Object.keys(kept).length ? kept : null;
+    }
+    return Object.fromEntries(keys.map((k) => [k, relevantTo(value[k], names) ?? value[k]]));
+  }
+  return value;
+}
+
+const KNOWN_MODELS = new Set();
+const allModelNames = (list) => list.length > 0 && list.every((v) => KNOWN_MODELS.has(v));
 
 function title(key) {
   const words = key.replace(/_/g, " ");
@@ -247,25 +285,60 @@ function title(key) {
 }
 
 /** Any JSON as readable HTML: lists of records as tables, objects as definition lists. */
-function renderValue(value, depth) {
+function renderValue(value, depth, data) {
   if (value === null || value === undefined) return h("span", { text: "–" });
+  if (typeof value === "string" && value.length > 120) return h("p", { class: "protocol", text: value });
   if (typeof value === "number") return h("span", { text: formatNumber(value) });
   if (typeof value !== "object") return h("span", { text: String(value) });
   if (depth > 3) return h("code", { text: JSON.stringify(value) });
   if (Array.isArray(value)) {
+    if (value.length && value.every((v) => curveOf(v))) {
+      return h("div", { class: "chart-pair" }, value.map((v) => curveChart(v, data)));
+    }
     if (value.length && value.every((v) => v && typeof v === "object" && !Array.isArray(v))) {
       const columns = [...new Set(value.flatMap(Object.keys))];
-      return h("div", { class: "scroll" }, h("table", { class: "summary" },
+      return h("div", { class: "scroll" }, h("table", { class: "summary generic" },
         h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", text: c.replace(/_/g, " ") })))),
-        h("tbody", {}, value.slice(0, 100).map((row) => h("tr", {}, columns.map((c) => h("td", {}, renderValue(row[c], depth + 1))))))));
+        h("tbody", {}, value.slice(0, 100).map((row) => h("tr", {}, columns.map((c) =>
+          h("td", { class: typeof row[c] === "number" ? "num" : null }, renderValue(row[c], depth + 1, data))))))));
     }
     if (value.every((v) => typeof v !== "object" || v === null)) {
       return h("span", { text: value.map((v) => (typeof v === "number" ? formatNumber(v) : String(v))).join(", ") });
     }
-    return h("ol", {}, value.map((v) => h("li", {}, renderValue(v, depth + 1))));
+    return h("ol", {}, value.map((v) => h("li", {}, renderValue(v, depth + 1, data))));
   }
   return h("dl", { class: "facts" }, Object.entries(value).flatMap(([k, v]) => [
-    h("dt", { text: k.replace(/_/g, " ") }), h("dd", {}, renderValue(v, depth + 1))]));
+    h("dt", { text: k.replace(/_/g, " ") }), h("dd", {}, renderValue(v, depth + 1, data))]));
+}
+
+/**
+ * A record that holds curves: one list of numbers (the x values, e.g. corruption strengths) and a
+ * map from model names to lists of the same length (e.g. accuracy at each strength).
+ */
+function curveOf(record) {
+  if (!record || typeof record !== "object" || Array.isArray(record)) return null;
+  const entries = Object.entries(record);
+  const isNumbers = (v) => Array.isArray(v) && v.length > 1 && v.every((n) => typeof n === "number");
+  const xs = entries.find(([, v]) => isNumbers(v));
+  if (!xs) return null;
+  const ys = entries.find(([, v]) => v && typeof v === "object" && !Array.isArray(v) && Object.keys(v).length &&
+    Object.keys(v).every((k) => KNOWN_MODELS.has(k)) && Object.values(v).every((a) => isNumbers(a) && a.length === xs[1].length));
+  if (!ys) return null;
+  return { xName: xs[0], xs: xs[1], yName: ys[0], ys: ys[1] };
+}
+
+function curveChart(record, data) {
+  const curve = curveOf(record);
+  const label = Object.values(record).find((v) => typeof v === "string") ?? curve.yName;
+  const unit = typeof record.unit === "string" ? record.unit : curve.xName;
+  const series = Object.entries(curve.ys).map(([name, ys]) => ({
+    name, color: data?.colors.get(name) ?? "#555", points: ys.map((y, i) => [curve.xs[i], y]).sort((a, b) => a[0] - b[0]),
+  }));
+  const fraction = series.every((one) => one.points.every(([, y]) => y >= 0 && y <= 1));
+  return lineChart({
+    title: `${title(curve.yName)}: ${label.replace(/_/g, " ")}`, series, xLabel: unit, yFrom: -Infinity,
+    format: fraction ? (y) => percent(y, 0) : (y) => formatNumber(y),
+  });
 }
 
 function formatNumber(v) {

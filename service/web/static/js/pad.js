@@ -3,6 +3,7 @@
 
 const INK = "#111";
 const PAPER = "#fff";
+const MIN_EXTENT = 0.1; // of the pad's side: 28 of 280 px, 3 pixels of a 28x28 digit
 
 export class Pad {
   /**
@@ -26,6 +27,19 @@ export class Pad {
 
   get empty() {
     return this.strokes.length === 0;
+  }
+
+  /**
+   * Whether the ink spans enough of the pad to be a digit: a dot or a tick at the start of a stroke
+   * is not one (the service would answer "no ink found"), so the page waits for more.
+   */
+  get digitSized() {
+    const points = this.strokes.flatMap((stroke) => stroke.points);
+    if (!points.length) return false;
+    const xs = points.map((p) => p.x);
+    const ys = points.map((p) => p.y);
+    const extent = Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys));
+    return extent >= this.canvas.width * MIN_EXTENT;
   }
 
   point(event) {

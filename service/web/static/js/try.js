@@ -23,24 +23,43 @@ export function setUpTry(models) {
   let queued = null; // {image, source, strokeEnd}
   let timer = null;
   let strokeEnd = null; // performance.now() of the last stroke end not yet sent
+  let waiting = 0; // drawings between a change and their request (debounce, PNG encoding)
+
+  // aria-busy: the answers are about to change; false once the latest drawing's answers are shown.
+  const updateBusy = () => answers.setAttribute("aria-busy", String(Boolean(inFlight || queued || waiting)));
 
   const pad = new Pad($("pad"), {
     onChange(final) {
       undo.disabled = clear.disabled = pad.empty;
-      clearTimeout(timer);
+      if (timer !== null) {
+        clearTimeout(timer);
+        timer = null;
+        waiting -= 1;
+      }
       if (pad.empty) {
         queued = null;
+        updateBusy();
         cards.reset();
         seen.hide();
         agreement.textContent = "";
         status.textContent = "Draw a digit to see every model's answer.";
         return;
       }
+      if (!pad.digitSized) {
+        if (final) strokeEnd = null;
+        status.textContent = "Keep drawing: that is too small to be a digit.";
+        return updateBusy();
+      }
+      waiting += 1;
+      updateBusy();
       if (final) {
         strokeEnd = performance.now();
         submitDrawing();
       } else {
-        timer = setTimeout(submitDrawing, DRAW_DEBOUNCE_MS);
+        timer = setTimeout(() => {
+          timer = null;
+          submitDrawing();
+        }, DRAW_DEBOUNCE_MS);
       }
     },
   });
@@ -49,6 +68,8 @@ export function setUpTry(models) {
     const image = await pad.toBlob();
     const request = { image, source: "drawing", strokeEnd };
     strokeEnd = null;
+    waiting -= 1;
+    if (pad.empty) return updateBusy();
     submit(request);
   }
 
@@ -56,9 +77,10 @@ export function setUpTry(models) {
     if (inFlight) {
       // Keep the earliest unsent stroke end, so the measure covers the user's whole wait.
       queued = { ...request, strokeEnd: queued?.strokeEnd ?? request.strokeEnd };
-      return;
+      return updateBusy();
     }
     inFlight = true;
+    updateBusy();
     status.textContent = "Asking every model…";
     const started = performance.now();
     compareImage(request.image)
@@ -80,6 +102,7 @@ export function setUpTry(models) {
           queued = null;
           submit(next);
         }
+        updateBusy();
       });
   }
 
@@ -120,11 +143,13 @@ export function setUpTry(models) {
       pad.strokes = [];
       pad.redraw();
       undo.disabled = clear.disabled = true;
+      queued = null; // a drawing still waiting is no longer what the user wants answered
       submit({ image: file, source: "upload", strokeEnd: null });
       input.value = ""; // choosing the same file again is a new request
     });
   }
 
+  updateBusy();
   status.textContent = models.some((m) => m.state === "ready")
     ? "Draw a digit to see every model's answer."
     : "No model is ready to answer.";
