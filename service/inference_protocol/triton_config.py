@@ -1,0 +1,77 @@
+"""Triton's model configuration (`config.pbtxt`) for each model of the store, so that Triton can serve
+the store as it is:
+
+    python -m service.inference_protocol.triton_config --store model_store   # (re)write them
+
+The store already has Triton's layout (`<name>/<version>/model.onnx`); Triton ignores the cards
+beside the ONNX files. A config declares what the service's own metadata declares for the model's
+tensor (`image` FP32 [-1, 28, 28, 1] in, `probabilities` FP32 [-1, 10] out; Triton writes the batch
+dimension as `max_batch_size` instead of -1), Triton's dynamic batcher, and a version policy of the
+latest version. The `image_file` input and the `digit` output are this service's (the preprocessing
+is Python); Triton serves the tensor only. `tests/oip/test_triton_config.py` parses every committed
+config with Triton's own `ModelConfig` message and checks it against the model's ONNX signature.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from service.digit_input import IMAGE_SIDE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
+from service.inference_protocol.plane import MAX_BATCH
+from service.model_store import list_models
+
+CONFIG_FILE = "config.pbtxt"
+
+MAX_QUEUE_DELAY_US = 500
+"""Triton's dynamic batcher waits at most this long to fill a batch (a CNN answers one image in
+~0.1 ms on a CPU core; on a GPU the batch is what makes the device worth having)."""
+
+
+def render_config(name: str, max_batch: int = MAX_BATCH) -> str:
+    """The `config.pbtxt` text of one model of the store."""
+    return f"""\
+# Triton model configuration, written by `python -m service.inference_protocol.triton_config`.
+name: "{name}"
+platform: "onnxruntime_onnx"
+max_batch_size: {max_batch}
+version_policy: {{ latest: {{ num_versions: 1 }} }}
+input [
+  {{
+    name: "{INPUT_NAME}"
+    data_type: TYPE_FP32
+    dims: [ {IMAGE_SIDE}, {IMAGE_SIDE}, 1 ]
+  }}
+]
+output [
+  {{
+    name: "{OUTPUT_NAME}"
+    data_type: TYPE_FP32
+    dims: [ {NUM_CLASSES} ]
+  }}
+]
+dynamic_batching {{
+  max_queue_delay_microseconds: {MAX_QUEUE_DELAY_US}
+}}
+"""
+
+
+def write_configs(store: Path) -> list[Path]:
+    """Write `<store>/<name>/config.pbtxt` for every model of the store."""
+    written = []
+    for name in list_models(store):
+        path = store / name / CONFIG_FILE
+        path.write_text(render_config(name))
+        written.append(path)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Write Triton's config.pbtxt for every model of a store.")
+    parser.add_argument("--store", type=Path, default=Path("model_store"))
+    for path in write_configs(parser.parse_args().store):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Every model of the store has a Triton `config.pbtxt` that Triton's own schema parses and that
+matches the model's ONNX graph (so `tritonserver --model-repository` can serve the store as is)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from service.inference_protocol.plane import MAX_BATCH
+from service.inference_protocol.triton_config import CONFIG_FILE, render_config
+from service.model_store import latest_version, list_models, version_dir
+from tests.service.conftest import MODEL_NAMES
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_config_parses_and_matches_the_graph(oip_store: Path, name: str) -> None:
+    text = (oip_store / name / CONFIG_FILE).read_text()
+    assert text == render_config(name), "stale: run python -m service.inference_protocol.triton_config"
+    config = text_format.Parse(text, model_config_pb2.ModelConfig())
+    assert config.name == name
+    assert config.platform == "onnxruntime_onnx"
+    assert config.max_batch_size == MAX_BATCH
+    version = latest_version(oip_store, name)
+    assert version is not None
+    session = ort.InferenceSession(str(version_dir(oip_store, name, version) / "model.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    for declared, actual in ((config.input, session.get_inputs()), (config.output, session.get_outputs())):
+        assert len(declared) == len(actual) == 1
+        assert declared[0].name == actual[0].name
+        assert model_config_pb2.DataType.Name(declared[0].data_type) == "TYPE_FP32" and actual[0].type == "tensor(float)"
+        # Triton's dims leave out the batch dimension, which max_batch_size stands for.
+        assert list(declared[0].dims) == list(actual[0].shape[1:])
+
+
+def test_every_model_has_one(oip_store: Path) -> None:
+    assert sorted(list_models(oip_store)) == sorted(MODEL_NAMES)
+    assert all((oip_store / name / CONFIG_FILE).is_file() for name in MODEL_NAMES)
