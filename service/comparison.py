@@ -326,7 +326,8 @@ def _seed_claims(
         baseline, model = variants[base_key], variants[model_key]
         a = [r[1] for r in _runs_of(baseline, cards[baseline], replicates)]
         b = [r[1] for r in _runs_of(model, cards[model], replicates)]
-        p = permutation_test(b, a) if len(a) > 1 and len(b) > 1 else None
+        # One run against one has a single relabelling pair: nothing to test.
+        p = permutation_test(b, a) if len(a) + len(b) >= 3 else None
         rows.append((claim, baseline, model, a, b, p))
     tested = [i for i, row in enumerate(rows) if row[5] is not None]
     adjusted = dict(zip(tested, holm_adjust([rows[i][5] or 0.0 for i in tested]), strict=True))
@@ -454,7 +455,7 @@ def _say_claim(claim: SeedClaim, spreads: Mapping[str, SeedSpread]) -> str:
 
     text = f"Over training seeds, '{claim.claim}': {claim.verdict}: {figure(claim.model)} vs {figure(claim.baseline)}"
     if claim.p_value is None:
-        return text + "; a single run has no spread, so there is nothing to test"
+        return text + "; one run against one: nothing to test"
     text += f", permutation p = {_format_p(claim.p_value)}, Holm-adjusted {_format_p(claim.p_holm or 1.0)}"
     if claim.verdict == "not shown" and claim.smallest_possible_p is not None and claim.separated:
         text += (f"; every run of the better one beats every run of the other, but {claim.runs[0]} + "

@@ -53,7 +53,7 @@ class SeedClaim(_Body):
     mean_accuracy_delta: float = Field(description="Mean test accuracy of the model minus the baseline's.")
     separated: bool = Field(description="Every run of the better variant beats every run of the other.")
     p_value: float | None = Field(description="Exact two-sided permutation test on the mean test accuracy; "
-                                              "null when a variant has a single run.")
+                                              "null for one run against one.")
     smallest_possible_p: float | None = Field(description="The smallest p this many runs can give.")
     p_holm: float | None = Field(description="Holm-adjusted over the claims.")
     verdict: Literal["supported", "contradicted", "not shown"] = Field(

@@ -17,7 +17,7 @@ import numpy as np
 from service.calibration import apply_temperature, reliability_bins, top_confidence
 from service.card import ModelCard
 from service.comparison import compare_models
-from service.comparison_schemas import SeedSpread
+from service.comparison_schemas import SeedClaim, SeedSpread
 from service.experiments import RobustnessRecord, read_replicates, read_robustness
 from service.model_store import CARD_FILE, latest_version, list_models, version_dir
 from service.registry import ServedModel
@@ -96,6 +96,12 @@ def _p(p: float | None) -> str:
     return f"{p:.2g}" if p < 0.01 else f"{p:.2f}"
 
 
+def _separated(claim: SeedClaim) -> str:
+    if claim.runs == [1, 1]:
+        return "-"  # one run against one is always "separated"
+    return "yes" if claim.separated else "no"
+
+
 def significance_tables(comparison: ModelComparison) -> str:
     """Markdown: the tested deltas (one run each, on the test set) and the seed's claims (over seeds)."""
     lines = [
@@ -115,7 +121,7 @@ def significance_tables(comparison: ModelComparison) -> str:
     ]
     for c in comparison.seed_claims:
         lines.append(f"| {c.claim} ({c.model} vs {c.baseline}) | {c.runs[0]}, {c.runs[1]} "
-                     f"| {100 * c.mean_accuracy_delta:+.2f} points | {'yes' if c.separated else 'no'} "
+                     f"| {100 * c.mean_accuracy_delta:+.2f} points | {_separated(c)} "
                      f"| {_p(c.p_value)} | {_p(c.smallest_possible_p)} | {_p(c.p_holm)} | {c.verdict} |")
     return "\n".join(lines) + "\n"
 

@@ -234,3 +234,11 @@ def test_too_few_replicates_cannot_support_a_claim_and_say_so(tmp_path: Path) ->
                                                                          "not shown")
     finding = next(f for f in compare_models(served(cnn, mlp), tmp_path).findings if f.startswith("Over training seeds"))
     assert "2 + 2 runs cannot give p below 0.33" in finding
+
+
+def test_one_run_against_one_is_not_tested() -> None:
+    cnn, mlp = make_card("cnn", errors=wrong(range(10))), make_card("mlp", errors=wrong(range(30)))
+    result = compare_models(served(cnn, mlp))
+    [claim] = result.seed_claims
+    assert (claim.runs, claim.p_value, claim.p_holm, claim.verdict) == ([1, 1], None, None, "not shown")
+    assert any(f.endswith("one run against one: nothing to test") for f in result.findings)
