@@ -138,6 +138,21 @@ class Settings(BaseSettings):
     """Single-image inferences run per model at start-up; their latency is what /models/compare
     reports as measured on this server."""
 
+    batching: bool = False
+    """Adaptive batching of the Open Inference Protocol's tensor requests (`/v2/.../infer` and
+    gRPC `ModelInfer` with the FP32 `image` input): concurrent requests for one model are merged
+    into one model run (`service.batching`). Off by default; the README says when it pays."""
+
+    batch_max_size: int = Field(default=256, ge=1, le=4096)
+    """Most images in one merged batch (a single request larger than this still runs, alone)."""
+
+    batch_max_delay_ms: float = Field(default=0.0, ge=0.0, le=1000.0)
+    """Longest a batch waits for more requests before it runs, in milliseconds. 0: never wait; a
+    batch takes whatever queued while the previous one ran (no added latency at low load)."""
+
+    batch_queue_limit: int = Field(default=4096, ge=1, le=1_000_000)
+    """Most images waiting for a batch per model; a request beyond it gets 503 at once."""
+
     @field_validator("admin_token", "metrics_token", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
