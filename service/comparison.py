@@ -19,6 +19,7 @@ Variants are recognised from their card (architecture, dropout rate, noise stdde
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,8 +28,16 @@ from statistics import fmean
 from typing import Any, Literal
 
 from service.card import ModelCard
-from service.comparison_schemas import CalibrationRow, PairedTest, RobustnessSummary, SeedClaim, SeedSpread
+from service.comparison_schemas import (
+    CalibrationRow,
+    PairedTest,
+    RobustnessSummary,
+    SeedClaim,
+    SeedSpread,
+    UploadAccuracy,
+)
 from service.experiments import ReplicateRun, RobustnessRecord, read_replicates, read_robustness
+from service.model_store import UPLOAD_EVALUATION_FILE, read_upload_accuracy
 from service.registry import ServedModel
 from service.schemas import ArchitectureGap, ComparisonRow, ModelComparison, RegularisationEffect, Unavailable
 from service.statistics import (
@@ -148,6 +157,9 @@ def compare_models(models: Mapping[str, ServedModel], store: Path | None = None)
     robustness_record = read_robustness(store) if store is not None else None
     robustness = _robustness(robustness_record, cards) if robustness_record is not None else []
     findings += _say_robustness(robustness, cards)
+    uploads = _uploads(store, cards) if store is not None else []
+    if len(uploads) > 1:
+        findings.append(_say_uploads(uploads))
 
     return ModelComparison(
         best=ranked[0] if ranked else None,
@@ -163,6 +175,7 @@ def compare_models(models: Mapping[str, ServedModel], store: Path | None = None)
         seed_claims=claims,
         calibration=calibration,
         robustness=robustness,
+        uploads=uploads,
         methods=METHODS,
     )
 
@@ -402,6 +415,22 @@ def _robustness(record: RobustnessRecord, cards: Mapping[str, ModelCard]) -> lis
     return summaries
 
 
+def _uploads(store: Path, cards: Mapping[str, ModelCard]) -> list[UploadAccuracy]:
+    accuracy = read_upload_accuracy(store)
+    try:
+        count = int(json.loads((store / UPLOAD_EVALUATION_FILE).read_text())["uploads"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # no count, no interval; read_upload_accuracy has logged a malformed file
+    rows = []
+    for name in sorted(accuracy, key=lambda n: (-accuracy[n], n)):
+        if name not in cards or count < 1:
+            continue
+        right = round(accuracy[name] * count)
+        low, high = wilson_interval(right, count)
+        rows.append(UploadAccuracy(name=name, accuracy=accuracy[name], low=low, high=high, uploads=count))
+    return rows
+
+
 # -- findings in words -----------------------------------------------------------------------
 
 
@@ -487,3 +516,15 @@ def _say_robustness(summaries: Sequence[RobustnessSummary], cards: Mapping[str, 
                      f"({s.mean_corrupted_accuracy[s.most_robust]:.1%} mean over the corrupted strengths); "
                      f"seed variants by architecture: {arch_text}")
     return lines
+
+
+def _say_uploads(rows: Sequence[UploadAccuracy]) -> str:
+    first, second = rows[0], rows[1]
+    overlap = second.high >= first.low
+    # Overlapping intervals do not prove a tie (a paired test can separate them), but no per-upload
+    # results are stored to run one, so the lead is unproven.
+    verdict = ("their 95% intervals overlap and no per-upload results are stored for a paired test, so the "
+               "lead is unproven") if overlap else "their 95% intervals do not overlap"
+    return (f"User-style validation uploads ({first.uploads:,}): {first.name} {first.accuracy:.2%} "
+            f"({first.low:.2%} to {first.high:.2%}) leads {second.name} {second.accuracy:.2%} "
+            f"({second.low:.2%} to {second.high:.2%}); {verdict}")

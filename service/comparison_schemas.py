@@ -84,3 +84,14 @@ class RobustnessSummary(_Body):
     mean_corrupted_accuracy: dict[str, float] = Field(description="Model -> mean accuracy over the corrupted "
                                                                   "strengths (the clean one left out).")
     most_robust: str = Field(description="Highest mean corrupted accuracy.")
+
+
+class UploadAccuracy(_Body):
+    """Accuracy on the user-style uploads rendered from the validation split (bench/realworld), with its
+    95% Wilson interval: what the registry ranks models for image uploads by."""
+
+    name: str
+    accuracy: float
+    low: float
+    high: float
+    uploads: int

@@ -8,7 +8,14 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.card import ModelCard
-from service.comparison_schemas import CalibrationRow, PairedTest, RobustnessSummary, SeedClaim, SeedSpread
+from service.comparison_schemas import (
+    CalibrationRow,
+    PairedTest,
+    RobustnessSummary,
+    SeedClaim,
+    SeedSpread,
+    UploadAccuracy,
+)
 from service.digit_input import IMAGE_SIDE, NUM_CLASSES
 
 # Strict: a JSON number only. Lax mode would take `true` as 1.0 and "0.5" as 0.5, which the schema
@@ -188,6 +195,7 @@ class ModelComparison(_Body):
     seed_claims: list[SeedClaim] = Field(description="The seed's claims, tested over training seeds.")
     calibration: list[CalibrationRow] = Field(description="Per model, temperature scaling and test ECE.")
     robustness: list[RobustnessSummary] = Field(description="Accuracy under corruptions of the test images.")
+    uploads: list[UploadAccuracy] = Field(description="Accuracy on the user-style validation uploads, with intervals.")
     methods: str = Field(description="How the figures above were computed.")
 
 

@@ -242,3 +242,14 @@ def test_one_run_against_one_is_not_tested() -> None:
     [claim] = result.seed_claims
     assert (claim.runs, claim.p_value, claim.p_holm, claim.verdict) == ([1, 1], None, None, "not shown")
     assert any(f.endswith("one run against one: nothing to test") for f in result.findings)
+
+
+def test_upload_accuracy_comes_with_wilson_intervals(compared: dict[str, Any], store: Path) -> None:
+    record = json.loads((store / "uploads-validation.json").read_text())
+    rows = compared["uploads"]
+    assert [r["name"] for r in rows] == sorted(record["accuracy"], key=lambda n: (-record["accuracy"][n], n))
+    for row in rows:
+        low, high = wilson_interval(round(row["accuracy"] * record["uploads"]), record["uploads"])
+        assert (row["accuracy"], row["low"], row["high"], row["uploads"]) == (
+            record["accuracy"][row["name"]], pytest.approx(low), pytest.approx(high), record["uploads"])
+    assert compared["findings"][-1].startswith(f"User-style validation uploads ({record['uploads']:,}): {rows[0]['name']} ")
