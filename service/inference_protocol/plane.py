@@ -53,7 +53,7 @@ class InferencePlane:
     def __init__(self, dataplane: DataPlane, version: str, *, run_batch: BatchRunner | None = None) -> None:
         self.dataplane = dataplane
         self.version = version
-        self._run_batch = run_batch or self._run_directly
+        self._run_batch = run_batch or self.run_model
 
     # -- server ------------------------------------------------------------------------------
 
@@ -124,14 +124,23 @@ class InferencePlane:
         outputs = build_outputs(request, probabilities)
         return InferResponse(model.name, str(model.version), request.id, outputs)
 
-    async def _run_directly(self, model: ServedModel, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        # As the data plane runs JSON pixels: a few images on the event loop, more in a worker thread.
+    def batch_with(self, run_batch: BatchRunner) -> None:
+        """Send tensor batches through `run_batch` (an adaptive batcher) instead of straight to the model."""
+        self._run_batch = run_batch
+
+    async def run_model(self, model: ServedModel, images: npt.NDArray[np.float32], *,
+                        inline: bool | None = None) -> npt.NDArray[np.float32]:
+        """Probabilities for model input, as the data plane runs JSON pixels: a few images on the event
+        loop, more in one of its worker threads (`inline` forces the choice)."""
         dataplane = self.dataplane
-        probabilities, _ = await dataplane._run_blocking(
-            lambda: dataplane._infer(model, images),
-            inline=dataplane.settings.inline_max_pixels > 0 and len(images) <= INLINE_MAX_IMAGES,
-        )
+        if inline is None:
+            inline = dataplane.settings.inline_max_pixels > 0 and len(images) <= INLINE_MAX_IMAGES
+        probabilities, _ = await dataplane._run_blocking(lambda: dataplane._infer(model, images), inline=inline)
         return probabilities
+
+    async def run_model_in_thread(self, model: ServedModel, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """`run_model` always in a worker thread (a batcher's runs: the event loop queues the next batch meanwhile)."""
+        return await self.run_model(model, images, inline=False)
 
     def _observe(self, model: ServedModel, probabilities: npt.NDArray[np.float32]) -> None:
         digits = [int(d) for d in probabilities.argmax(axis=1)]

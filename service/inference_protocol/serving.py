@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service.batching import Batcher
 from service.dataplane import DataPlane
 from service.inference_protocol import rest
 from service.inference_protocol.plane import InferencePlane
@@ -24,17 +25,27 @@ async def serve_protocol(app: FastAPI, dataplane: DataPlane, settings: Settings,
     plane = InferencePlane(dataplane, version)
     app.state.inference_plane = plane
     app.state.grpc_server = None
-    if settings.grpc_port is None:
-        yield
-        return
-    # Imported here: grpcio is only loaded by a server that serves gRPC.
-    from service.inference_protocol.grpc_server import GrpcInferenceServer
-
-    server = GrpcInferenceServer(plane, host=settings.host, port=settings.grpc_port,
-                                 max_message_bytes=settings.max_upload_bytes)
-    await server.start()
-    app.state.grpc_server = server
+    app.state.batcher = batcher = None
+    if settings.batching:
+        # One runner per work thread: as many batches in flight as there are threads to run them.
+        batcher = Batcher(plane.run_model_in_thread, max_size=settings.batch_max_size,
+                          max_delay=settings.batch_max_delay_ms / 1000, queue_limit=settings.batch_queue_limit,
+                          runners=settings.work_threads)
+        plane.batch_with(batcher.infer)
+        app.state.batcher = batcher
+    server = None
     try:
+        if settings.grpc_port is not None:
+            # Imported here: grpcio is only loaded by a server that serves gRPC.
+            from service.inference_protocol.grpc_server import GrpcInferenceServer
+
+            server = GrpcInferenceServer(plane, host=settings.host, port=settings.grpc_port,
+                                         max_message_bytes=settings.max_upload_bytes)
+            await server.start()
+            app.state.grpc_server = server
         yield
     finally:
-        await server.stop()
+        if server is not None:
+            await server.stop()
+        if batcher is not None:
+            await batcher.close()
