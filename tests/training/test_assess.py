@@ -11,6 +11,7 @@ import pytest
 from service.card import ModelCard
 from service.experiments import ROBUSTNESS_FILE, RobustnessRecord, read_replicates, replicate_path
 from service.model_store import list_models
+from tests.factories import make_card
 from training.__main__ import main
 from training.assess import TEST_PREDICTIONS_FILE, assess_calibration, assess_robustness
 from training.corruptions import CORRUPTIONS, CORRUPTIONS_BY_NAME, Corruption, corrupt
@@ -92,3 +93,9 @@ def test_seeds_must_be_integers(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["replicate", "--seeds", "1,two"])
     assert "seeds must be comma-separated integers, got '1,two'" in capsys.readouterr().err
+
+
+def test_a_card_written_before_calibration_existed_still_loads() -> None:
+    old = make_card().model_dump(mode="json")
+    del old["calibration"]  # the seed's cards had no such key
+    assert ModelCard.model_validate(old).calibration is None
