@@ -47,6 +47,11 @@ def browser() -> Iterator[Any]:
     executable = chromium_path()
     if executable is None:
         _unavailable("no system chromium (apt-get install -y chromium)")
+    from playwright.sync_api import expect
+
+    # Two cores shared with other work: waits are generous, and a test only fails when the page
+    # really never gets there.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as playwright:
         # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start.
         launched = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
@@ -88,6 +93,7 @@ class Watched:
 
 def open_watched(browser: Any, server: LiveServer, *, viewport: dict[str, int] = DESKTOP, **context: Any) -> Watched:
     page = browser.new_context(viewport=viewport, **context).new_page()
+    page.set_default_timeout(20_000)
     watched = Watched(page, server.base)
     page.on("console", lambda m: watched.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: watched.errors.append(f"uncaught: {e}"))

@@ -212,10 +212,10 @@ def test_the_page_works_from_the_keyboard(watched: Watched) -> None:
         focused.append(page.evaluate("document.activeElement.id || document.activeElement.textContent.trim()"))
     for control in ("pad", "pen-width", "file", "photo"):
         assert control in focused, f"{control} is not reachable with Tab: {focused}"
-    # Enter on the focused upload control opens the file chooser, like a click.
+    # Space on the focused upload control opens the file chooser, as on a button.
     page.locator("#file").focus()
     with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
+        page.keyboard.press("Space")
     photo, _ = upload_fixture("scan_colour")
     chooser.value.set_files(photo)
     answers_settled(page)
