@@ -27,6 +27,7 @@ from PIL import Image
 
 from service.comparison import compare_models
 from service.errors import NoInk, NoModelReady, TooManyFiles
+from service.image_structure import check_structure
 from service.metrics import ServiceMetrics, label_request_model
 from service.preprocessing import BLANK_LEVEL, SUPPORTED_FORMATS, PreparedImage, prepare_image, to_model_input
 from service.registry import ModelRegistry, ServedModel
@@ -255,17 +256,25 @@ class DataPlane:
         )
 
 
+INLINE_MAX_BYTES = 256 * 1024
+"""Largest request body whose images may be opened on the event loop at all. A drawn digit is a few
+KB; anything bigger is decided, and decoded, in a worker thread."""
+
+
 def _is_small(files: Sequence[ImageFile], max_pixels: int) -> bool:
     """Whether the images' headers declare few enough pixels to decode on the event loop.
 
-    Reads only the headers (Pillow opens lazily). Anything unreadable counts as large, so that the
-    full decode, and its error, happen in a worker thread.
+    Reads only the headers (Pillow opens lazily), and only for small files whose framing was
+    checked first: an image's header can cost more to walk than its pixels to decode (see
+    `service.image_structure`). Anything unreadable counts as large, so that the full decode, and
+    its error, happen in a worker thread.
     """
-    if len(files) > INLINE_MAX_IMAGES or max_pixels <= 0:
+    if len(files) > INLINE_MAX_IMAGES or max_pixels <= 0 or sum(len(f.data) for f in files) > INLINE_MAX_BYTES:
         return False
     total = 0
     for file in files:
         try:
+            check_structure(file.data)
             with Image.open(io.BytesIO(file.data), formats=SUPPORTED_FORMATS) as image:
                 width, height = image.size
         except Exception:

@@ -117,6 +117,14 @@ class NoInk(ServiceError):
     title = "no digit in image"
 
 
+class ImageTooComplex(ServiceError):
+    """The image file's structure (JPEG scans, PNG chunks, ...) would cost far more to decode than any
+    real image of its size (checked before decoding; see `service.image_structure`)."""
+
+    status_code = 422
+    title = "image too costly to decode"
+
+
 class InvalidInput(ServiceError):
     """The request is well-formed HTTP but its content is not what the endpoint takes."""
 

@@ -4,10 +4,12 @@ Users send phone photos of paper, scans and canvas drawings, not MNIST tensors: 
 shadows, ruled paper, pencil, chalk on a board. `prepare_image` finds the digit in such an image
 and frames it exactly as MNIST framed its digits. The stages, each a function below:
 
-1. **decode** (`decode_image`): Pillow reads the header only, refuses images over the pixel limit,
-   then decodes large JPEGs at a reduced DCT scale (1/2, 1/4, 1/8: libjpeg's own scaling, far
-   cheaper than decoding 12 MP and resizing), applies the EXIF orientation and shrinks the rest to
-   at most `WORKING_SIDE` px with an area filter. No per-pixel work ever runs at full resolution.
+1. **decode** (`decode_image`): the file's framing is checked for what it would cost to decode
+   (`service.image_structure`: JPEG scans, PNG chunks, ...), Pillow reads the header only,
+   refuses images over the pixel limit, then decodes large JPEGs at a reduced DCT scale (1/2, 1/4,
+   1/8: libjpeg's own scaling, far cheaper than decoding 12 MP and resizing), applies the EXIF
+   orientation and shrinks the rest to at most `WORKING_SIDE` px with an area filter. No per-pixel
+   work ever runs at full resolution.
 2. **ink map** (`ink_map`): a transparent canvas's alpha channel *is* the ink. Otherwise greyscale,
    then the polarity (dark ink on light paper or chalk on a board) from which of the two
    morphological hats (black-hat: thin dark structures; top-hat: thin light ones) is stronger,
@@ -49,6 +51,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from service.digit_input import IMAGE_SIDE, normalize_pixels
 from service.errors import InvalidImage, NoInk, TooManyPixels, UnsupportedImage
+from service.image_structure import check_structure
 
 # Requests run in worker processes and threads of their own; OpenCV's thread pool would only
 # oversubscribe the cores (and costs ~50 us per call to wake on small images).
@@ -201,6 +204,7 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     """Open, size-check, decode (reduced for big JPEGs), orient and shrink an image file's first frame."""
     if not data:
         raise InvalidImage("the image file is empty")
+    check_structure(data)  # before Pillow walks the header: its cost is in chunks and scans, not pixels
     try:
         # `formats` restricts the decoders tried; the header alone is read here, not the pixels.
         image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
@@ -234,8 +238,11 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
         oriented = image
     factor = max(oriented.size) // (2 * WORKING_SIDE)
     if factor >= 2:
-        oriented = oriented.reduce(factor)  # a box filter in Pillow's C code, before any conversion
-    grey, alpha = _to_arrays(oriented)
+        oriented = _reduce(oriented, factor)
+    try:
+        grey, alpha = _to_arrays(oriented)
+    except (ValueError, OSError) as exc:  # a decoded image in a layout Pillow cannot convert
+        raise InvalidImage("the image's pixel format cannot be read") from exc
     # A canvas's strokes are clean: they need no more pixels than it takes to frame them well.
     if grey is not None:
         grey = plane = _shrink(grey, WORKING_SIDE)
@@ -245,6 +252,25 @@ def decode_image(data: bytes, *, max_pixels: int) -> DecodedImage:
     # Orientation swaps the sides at most, so the longest side maps working pixels to the original's.
     scale = max(width, height) / max(plane.shape)
     return DecodedImage(grey, alpha, source_format, width, height, source_mode, scale=scale)
+
+
+def _reduce(image: Image.Image, factor: int) -> Image.Image:
+    """Shrink by an integer factor with a box filter in Pillow's C code, before any conversion.
+
+    Pillow's `reduce` handles the common 8-bit and 32-bit modes only; the rare others (16-bit
+    integer, say) are converted to 8-bit first, with the transparency kept where there is one.
+    """
+    try:
+        return image.reduce(factor)
+    except ValueError:
+        pass
+    try:
+        if image.mode.startswith("I;16"):
+            return image.convert("I").reduce(factor)  # 32-bit: the 16-bit values survive
+        transparent = "A" in image.mode or "transparency" in image.info
+        return image.convert("RGBA" if transparent else "L").reduce(factor)
+    except (ValueError, OSError) as exc:
+        raise InvalidImage("the image's pixel format cannot be read") from exc
 
 
 def _to_arrays(image: Image.Image) -> tuple[npt.NDArray[np.uint8] | None, npt.NDArray[np.uint8] | None]:
