@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
-from typing import Any, Literal
+from typing import Any
 
 from service.card import ModelCard
 from service.comparison_schemas import (
@@ -35,6 +35,7 @@ from service.comparison_schemas import (
     SeedClaim,
     SeedSpread,
     UploadAccuracy,
+    Verdict,
 )
 from service.experiments import ReplicateRun, RobustnessRecord, read_replicates, read_robustness
 from service.model_store import UPLOAD_EVALUATION_FILE, read_upload_accuracy
@@ -348,9 +349,13 @@ def _seed_claims(
     for i, (claim, baseline, model, a, b, p) in enumerate(rows):
         delta = fmean(b) - fmean(a)
         p_holm = adjusted.get(i)
-        verdict: Literal["supported", "contradicted", "not shown"] = "not shown"
+        separated = min(b) > max(a) if delta > 0 else max(b) < min(a)
+        verdict: Verdict = "not shown"
         if p_holm is not None and p_holm < ALPHA:
             verdict = "supported" if delta > 0 else "contradicted"
+        elif p is not None and separated:
+            # Not significant, yet no run contradicts the direction: say so rather than "nothing".
+            verdict = "consistent" if delta > 0 else "against"
         claims.append(
             SeedClaim(
                 claim=claim,
@@ -358,7 +363,7 @@ def _seed_claims(
                 model=model,
                 runs=[len(a), len(b)],
                 mean_accuracy_delta=delta,
-                separated=min(b) > max(a) if delta > 0 else max(b) < min(a),
+                separated=separated,
                 p_value=p,
                 smallest_possible_p=_smallest_p(len(a), len(b)) if p is not None else None,
                 p_holm=p_holm,
@@ -486,9 +491,9 @@ def _say_claim(claim: SeedClaim, spreads: Mapping[str, SeedSpread]) -> str:
     if claim.p_value is None:
         return text + "; one run against one: nothing to test"
     text += f", permutation p = {_format_p(claim.p_value)}, Holm-adjusted {_format_p(claim.p_holm or 1.0)}"
-    if claim.verdict == "not shown" and claim.smallest_possible_p is not None and claim.separated:
+    if claim.verdict in ("consistent", "against") and claim.smallest_possible_p is not None:
         text += (f"; every run of the better one beats every run of the other, but {claim.runs[0]} + "
-                 f"{claim.runs[1]} runs cannot give p below {_format_p(claim.smallest_possible_p)}")
+                 f"{claim.runs[1]} runs cannot give p below {_format_p(claim.smallest_possible_p)} before Holm")
     return text
 
 

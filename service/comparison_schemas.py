@@ -43,6 +43,9 @@ class SeedSpread(_Body):
     served_seed: int = Field(description="Seed of the run being served.")
 
 
+Verdict = Literal["supported", "contradicted", "consistent", "against", "not shown"]
+
+
 class SeedClaim(_Body):
     """One of the seed's claims, tested over training seeds rather than one run."""
 
@@ -56,9 +59,10 @@ class SeedClaim(_Body):
                                               "null for one run against one.")
     smallest_possible_p: float | None = Field(description="The smallest p this many runs can give.")
     p_holm: float | None = Field(description="Holm-adjusted over the claims.")
-    verdict: Literal["supported", "contradicted", "not shown"] = Field(
-        description="supported / contradicted: p_holm < 0.05 in / against the claimed direction; "
-                    "not shown: otherwise (too few runs, or the runs overlap).")
+    verdict: Verdict = Field(
+        description="supported / contradicted: p_holm < 0.05 in / against the claimed direction; consistent / "
+                    "against: not significant, but every run lies on the claimed / the other side (too few runs "
+                    "to show it); not shown: otherwise (the runs overlap, or one run against one).")
 
 
 class CalibrationRow(_Body):

@@ -125,8 +125,10 @@ def test_seed_spread_counts_the_served_run_and_the_recorded_replicates(
     assert [c["claim"] for c in compared["seed_claims"]] == [claim for claim, _, _ in SEED_CLAIMS]
     for claim in compared["seed_claims"]:
         assert claim["runs"] == [spreads[claim["baseline"]]["runs"], spreads[claim["model"]]["runs"]]
-        if claim["verdict"] != "not shown":
+        if claim["verdict"] in ("supported", "contradicted"):
             assert claim["p_holm"] < 0.05
+        if claim["verdict"] in ("consistent", "against"):
+            assert claim["separated"] and claim["p_holm"] >= 0.05
 
 
 def test_calibration_comes_from_the_cards(compared: dict[str, Any], cards: dict[str, ModelCard]) -> None:
@@ -231,9 +233,13 @@ def test_too_few_replicates_cannot_support_a_claim_and_say_so(tmp_path: Path) ->
     [claim] = compare_models(served(cnn, mlp), tmp_path).seed_claims
     # 2 runs against 2, fully separated: p = 2/6, which is the smallest 2 + 2 runs can give.
     assert (claim.p_value, claim.smallest_possible_p, claim.verdict) == (pytest.approx(1 / 3), pytest.approx(1 / 3),
-                                                                         "not shown")
+                                                                         "consistent")
     finding = next(f for f in compare_models(served(cnn, mlp), tmp_path).findings if f.startswith("Over training seeds"))
-    assert "2 + 2 runs cannot give p below 0.33" in finding
+    assert "2 + 2 runs cannot give p below 0.33 before Holm" in finding
+    # Overlapping runs are "not shown".
+    _replicate("mlp", 3, 5).write(replicate_path(tmp_path, "mlp", 3))
+    [claim] = compare_models(served(cnn, mlp), tmp_path).seed_claims
+    assert (claim.separated, claim.verdict) == (False, "not shown")
 
 
 def test_one_run_against_one_is_not_tested() -> None:
