@@ -130,7 +130,8 @@ class Calibration(_Strict):
     ece_bins: int = Field(gt=0)
     test_ece_before: Fraction = Field(description="Expected calibration error on the test set, raw probabilities.")
     test_ece_after: Fraction = Field(description="The same with T applied.")
-    test_nll_before: float = Field(ge=0.0)
+    test_nll_before: float = Field(ge=0.0, description="Test NLL with p floored at the smallest float32; "
+                                                      "test_loss clips p at 1e-7 as Keras does, so it is lower.")
     test_nll_after: float = Field(ge=0.0)
 
 
