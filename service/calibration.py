@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from service.card import ModelCard
+
 ECE_BINS = 15
 
 # Probabilities that underflowed to 0 in float32 would give log(0) = -inf; the smallest normal
@@ -139,3 +141,17 @@ def top_confidence(probabilities: npt.ArrayLike, labels: npt.ArrayLike) -> tuple
     """Each answer's confidence (its top probability) and whether it was right."""
     p = np.asarray(probabilities, dtype=np.float64)
     return p.max(axis=1), p.argmax(axis=1) == np.asarray(labels)
+
+
+def served_probabilities(
+    card: ModelCard | None, probabilities: npt.NDArray[np.float32], *, enabled: bool = True
+) -> tuple[npt.NDArray[np.float32], bool]:
+    """The probabilities to answer with, and whether they are calibrated.
+
+    Temperature-scaled where serving calibration is `enabled` and the model's card says its
+    temperature lowered the validation NLL (`calibration.applied`); otherwise the model's own.
+    """
+    calibration = card.calibration if card is not None else None
+    if not enabled or calibration is None or not calibration.applied:
+        return probabilities, False
+    return apply_temperature(probabilities, calibration.temperature), True

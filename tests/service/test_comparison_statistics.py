@@ -13,8 +13,10 @@ from service.calibration import (
     fit_temperature,
     negative_log_likelihood,
     reliability_bins,
+    served_probabilities,
     top_confidence,
 )
+from service.card import Calibration, ModelCard
 from service.statistics import (
     compare_paired,
     holm_adjust,
@@ -23,6 +25,7 @@ from service.statistics import (
     spread_of,
     wilson_interval,
 )
+from tests.factories import make_card
 
 # -- McNemar -------------------------------------------------------------------------------------
 
@@ -168,3 +171,23 @@ def test_fitted_temperature_recovers_the_one_that_made_the_labels() -> None:
     conf, right = top_confidence(apply_temperature(model, t), labels)
     raw_conf, raw_right = top_confidence(model, labels)
     assert expected_calibration_error(conf, right) < expected_calibration_error(raw_conf, raw_right)
+
+
+def _calibrated_card(temperature: float, applied: bool) -> ModelCard:
+    calibration = Calibration(
+        temperature=temperature, applied=applied, validation_samples=6000, validation_nll_before=0.1,
+        validation_nll_after=0.05, ece_bins=15, test_ece_before=0.01, test_ece_after=0.005, test_nll_before=0.1,
+        test_nll_after=0.05,
+    )
+    return make_card().model_copy(update={"calibration": calibration})
+
+
+def test_served_probabilities_are_scaled_only_where_the_card_says_so() -> None:
+    raw = np.array([[0.8, 0.2] + [0.0] * 8], dtype=np.float32)
+    scaled, calibrated = served_probabilities(_calibrated_card(2.0, applied=True), raw)
+    assert calibrated is True and scaled[0, :2] == pytest.approx([2 / 3, 1 / 3], abs=1e-6)
+    # Not applied by the card (the fit did not lower the validation NLL), switched off, or no card section.
+    for card, enabled in ((_calibrated_card(2.0, applied=False), True), (_calibrated_card(2.0, True), False),
+                          (make_card(), True), (None, True)):
+        same, calibrated = served_probabilities(card, raw, enabled=enabled)
+        assert calibrated is False and same is raw
