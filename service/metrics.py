@@ -14,6 +14,7 @@ next start (uvicorn has no per-worker exit hook to call `mark_process_dead` from
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -38,6 +39,14 @@ if TYPE_CHECKING:
     from service.registry import ServedModel
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+"""Methods counted under their own name; any other (a client may invent them) counts as `other`,
+so that no label takes values from the client: 408 invented methods once grew /metrics 15-fold."""
+
+RENDER_MAX_AGE = 1.0
+"""Seconds a rendered exposition is reused. Prometheus scrapes every 15-60 s; a client that asks
+hundreds of times a second gets the same text instead of costing a render each time."""
 
 # `*_created` timestamps double the series count and the text format shows them as extra gauge
 # families; scrapers get the same information from process start. (A process-wide setting.)
@@ -115,6 +124,8 @@ class ServiceMetrics:
             ["trigger", "outcome"], registry=r,
         )
         self._info_labels: dict[str, tuple[str, str, str]] = {}
+        self._rendered: tuple[float, bytes] | None = None
+        self._render_lock = threading.Lock()
 
     def observe_registry(self, models: Mapping[str, ServedModel]) -> None:
         """Set the ready and info gauges from the registry (at start-up and after a reload)."""
@@ -144,6 +155,14 @@ class ServiceMetrics:
         """Create each per-class series at 0 so that rates work from the first prediction."""
         for digit in range(NUM_CLASSES):
             self.predictions.labels(model=model, digit=str(digit))
+
+    def render_cached(self, max_age: float = RENDER_MAX_AGE) -> tuple[bytes, str]:
+        """`render`, reused for `max_age` seconds; concurrent callers wait for one render, not one each."""
+        with self._render_lock:
+            now = time.monotonic()
+            if self._rendered is None or now - self._rendered[0] >= max_age:
+                self._rendered = (now, self.render()[0])
+            return self._rendered[1], CONTENT_TYPE_LATEST
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type; summed over workers in multiprocess mode."""
@@ -189,6 +208,8 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
+            if method not in KNOWN_METHODS:
+                method = "other"
             elapsed = time.perf_counter() - start
             self.metrics.requests.labels(template, method, labels["model"], str(status)).inc()
             self.metrics.request_seconds.labels(template, method, labels["model"]).observe(elapsed)

@@ -1,22 +1,49 @@
-"""GET /metrics."""
+"""GET /metrics: the Prometheus exposition, optionally behind a bearer token."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import secrets
 
-from service.routes.dependencies import MetricsDep
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from service.errors import NotAuthenticated, NotAuthorized, error_responses
+from service.routes.dependencies import MetricsDep, SettingsDep
 
 router = APIRouter(tags=["metrics"])
+
+async def require_metrics_token(settings: SettingsDep, request: Request) -> None:
+    """Without `DIGITS_METRICS_TOKEN`, open; with it, 401 without a bearer token and 403 with a wrong one.
+
+    The header is read by hand rather than declared as a security scheme, which would document
+    the token as always required.
+    """
+    expected = settings.metrics_token
+    if expected is None:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthenticated("the metrics need the header `Authorization: Bearer <metrics token>`")
+    if not secrets.compare_digest(token.strip().encode(), expected.get_secret_value().encode()):
+        raise NotAuthorized("the metrics token is wrong")
 
 
 @router.get(
     "/metrics",
     response_class=Response,
     summary="Prometheus metrics",
+    description="Open, unless the service was started with `DIGITS_METRICS_TOKEN`: then send "
+    "`Authorization: Bearer <token>`.",
+    dependencies=[Depends(require_metrics_token)],
     responses={200: {"description": "Prometheus text exposition format.",
-                     "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                     "content": {"text/plain": {"schema": {"type": "string"}}}},
+               **error_responses(NotAuthenticated, NotAuthorized)},
 )
 async def metrics(metrics: MetricsDep) -> Response:
-    """Prometheus metrics: requests, latencies, predictions per class, confidence, model readiness."""
-    content, content_type = metrics.render()
+    """Prometheus metrics: requests, latencies, predictions per class, confidence, model readiness.
+
+    Rendered in a worker thread (summing the workers' files takes milliseconds) and reused for up to
+    a second, so scraping cannot hold up the event loop however often it is asked.
+    """
+    content, content_type = await run_in_threadpool(metrics.render_cached)
     return Response(content, media_type=content_type)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import pytest
@@ -10,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.metrics import KNOWN_METHODS, RENDER_MAX_AGE
 from training.data import RawSplit
 
 from .conftest import MODEL_NAMES, encode, multipart
@@ -87,3 +89,39 @@ def test_per_class_series_exist_before_the_first_prediction(app_factory: Callabl
         text = client.get("/metrics").text
     for digit in range(10):
         assert f'digits_predictions_total{{digit="{digit}",model="{name}"}} 0.0' in text
+
+
+def test_invented_methods_count_as_other_so_the_metrics_cannot_grow(app_factory: Callable[..., FastAPI]) -> None:
+    with TestClient(app_factory()) as client:
+        baseline = len(client.get("/metrics").content)
+        for index in range(300):
+            client.request(f"X{index:04d}", "/predict")
+        time.sleep(RENDER_MAX_AGE)
+        text = client.get("/metrics").text
+    methods = {label for _, labels in samples(text) for key, label in labels if key == "method"}
+    assert methods <= KNOWN_METHODS | {"other"}
+    assert value(text, "digits_http_requests_total", route="/predict", method="other", model="", status="405") == 300
+    assert len(text) < baseline + 4000  # a few new series, not 300 of them
+
+
+def test_a_flood_of_scrapes_shares_one_render(app_factory: Callable[..., FastAPI],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    app = app_factory()
+    with TestClient(app) as client:
+        metrics = app.state.metrics
+        renders = []
+        original = metrics.render
+        monkeypatch.setattr(metrics, "render", lambda: renders.append(1) or original())
+        bodies = {client.get("/metrics").content for _ in range(50)}
+    assert len(renders) <= 2 and len(bodies) <= 2  # within a second: one render (two if a second turned)
+
+
+def test_the_metrics_can_require_a_token(app_factory: Callable[..., FastAPI]) -> None:
+    with TestClient(app_factory(metrics_token="scrape-me")) as client:  # noqa: S106 (a test token)
+        missing = client.get("/metrics")
+        wrong = client.get("/metrics", headers={"authorization": "Bearer nope"})
+        right = client.get("/metrics", headers={"authorization": "Bearer scrape-me"})
+        assert client.get("/health/live").status_code == 200  # nothing else needs it
+    assert missing.status_code == 401 and "Authorization: Bearer" in missing.json()["error"]
+    assert wrong.status_code == 403
+    assert right.status_code == 200 and "digits_http_requests_total" in right.text
