@@ -21,6 +21,17 @@ export async function getJSON(path) {
   return parse(await fetch(path, { headers: { Accept: "application/json" } }));
 }
 
+let modelList = null;
+
+/** GET /models, once per page view (both views use it). */
+export function listModels() {
+  modelList ??= getJSON("/models").catch((error) => {
+    modelList = null;
+    throw error;
+  });
+  return modelList;
+}
+
 /** Every ready model's answer for one image (a Blob or File), with what the models saw. */
 export async function compareImage(image) {
   const response = await fetch("/models/compare?explain=true", {

@@ -3,7 +3,7 @@
 // honest-comparison results: significance, seed spread, calibration, robustness) are rendered from
 // whatever they hold, under their own names.
 
-import { getJSON } from "./api.js";
+import { getJSON, listModels } from "./api.js";
 import { confusionMatrix, lineChart, PALETTE } from "./charts.js";
 import { h, percent } from "./dom.js";
 
@@ -46,7 +46,7 @@ export async function showExplore(experimentId) {
 
 async function load() {
   const [list, comparison, sprite] = await Promise.all([
-    getJSON("/models"),
+    listModels(),
     getJSON("/models/compare"),
     getJSON("/static/mistakes.json").catch(() => null),
   ]);

@@ -1,7 +1,7 @@
 // The page: "Try it" and "Explore", switched by the address's fragment (#try, #explore/<id>), so
 // the back button and links work and nothing reloads.
 
-import { getJSON } from "./api.js";
+import { listModels } from "./api.js";
 import { showExplore } from "./explore.js";
 import { setUpTry } from "./try.js";
 
@@ -22,7 +22,7 @@ async function start() {
   window.addEventListener("hashchange", route);
   route();
   try {
-    const list = await getJSON("/models");
+    const list = await listModels();
     setUpTry(list.models);
   } catch (error) {
     document.getElementById("status").textContent = `Could not list the models: ${error.message}`;

@@ -66,7 +66,7 @@ export function setUpTry(models) {
 
   async function submitDrawing() {
     const image = await pad.toBlob();
-    const request = { image, source: "drawing", strokeEnd };
+    const request = { image, source: "drawing", strokeEnd, encoded: performance.now() };
     strokeEnd = null;
     waiting -= 1;
     if (pad.empty) return updateBusy();
@@ -83,8 +83,10 @@ export function setUpTry(models) {
     updateBusy();
     status.textContent = "Asking every model…";
     const started = performance.now();
+    request.sent = started;
     compareImage(request.image)
       .then((comparison) => {
+        request.parsed = performance.now();
         if (queued && request.source === "drawing" && queued.source === "drawing") return; // stale
         if (request.source === "drawing" && pad.empty) return; // cleared meanwhile
         show(comparison, request, performance.now() - started);
@@ -125,7 +127,13 @@ export function setUpTry(models) {
     requestAnimationFrame(() => {
       // The frame that shows the answers: the page's stroke-to-answers time (bench/page.py reads it).
       if (request.strokeEnd !== null && request.strokeEnd !== undefined) {
-        performance.measure("stroke-to-answers", { start: request.strokeEnd, end: performance.now() });
+        const shown = performance.now();
+        performance.measure("stroke-to-answers", { start: request.strokeEnd, end: shown });
+        // Where the time went: encoding the PNG (and waiting for a request in flight), the request
+        // until its JSON is parsed, and drawing the answers until the frame that shows them.
+        performance.measure("stroke-encode-and-wait", { start: request.strokeEnd, end: request.sent });
+        performance.measure("stroke-request", { start: request.sent, end: request.parsed });
+        performance.measure("stroke-render", { start: request.parsed, end: shown });
       }
       document.body.dataset.answered = String(Number(document.body.dataset.answered || 0) + 1);
     });
