@@ -98,3 +98,30 @@ def test_a_message_over_the_limit_is_refused(client: grpcclient.InferenceServerC
     with pytest.raises(InferenceServerException) as error:
         client.infer(MODEL, [image_input(np.zeros((1400, 28, 28, 1), dtype=np.float32))])
     assert error.value.status() == "StatusCode.RESOURCE_EXHAUSTED"
+
+
+def test_grpc_requests_are_counted_in_the_shared_metrics(protocol_server: ProtocolServer,
+                                                         client: grpcclient.InferenceServerClient,
+                                                         digits: RawSplit) -> None:
+    import re
+    import time
+
+    import httpx
+
+    from service.metrics import RENDER_MAX_AGE
+
+    def inferences() -> float:
+        text = httpx.get(f"{protocol_server.base}/metrics", timeout=10).text
+        found = re.search(rf'^digits_inference_duration_seconds_count{{model="{MODEL}"}} (\S+)$', text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    before = inferences()
+    client.infer(MODEL, [image_input(as_model_input(digits.images[:1]))])
+    with pytest.raises(InferenceServerException):
+        client.get_model_metadata("no_such_model")
+    time.sleep(RENDER_MAX_AGE + 0.1)  # /metrics reuses its rendering for up to this long
+    # The data plane's own metrics see gRPC inferences too: one registry for both transports.
+    assert inferences() == before + 1
+    text = httpx.get(f"{protocol_server.base}/metrics", timeout=10).text
+    assert 'digits_grpc_requests_total{code="OK",method="ModelInfer"}' in text
+    assert 'digits_grpc_requests_total{code="NOT_FOUND",method="ModelMetadata"}' in text
