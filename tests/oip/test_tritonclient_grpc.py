@@ -115,6 +115,7 @@ def test_grpc_requests_are_counted_in_the_shared_metrics(protocol_server: Protoc
         found = re.search(rf'^digits_inference_duration_seconds_count{{model="{MODEL}"}} (\S+)$', text, re.MULTILINE)
         return float(found.group(1)) if found else 0.0
 
+    time.sleep(RENDER_MAX_AGE + 0.1)  # a fresh rendering, after every earlier request
     before = inferences()
     client.infer(MODEL, [image_input(as_model_input(digits.images[:1]))])
     with pytest.raises(InferenceServerException):
