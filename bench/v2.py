@@ -187,7 +187,8 @@ def run(store: Path, out: Path, seconds: float) -> dict[str, Any]:
     log_dir = out / "logs"
     results: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"), "seconds_per_run": seconds,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "load_average_at_start": os.getloadavg()},
         "gpu": "not measured: no GPU on this machine", "ceiling": {}, "service": {}, "json": {}, "grpc": {},
         "rest_python": {}, "batching": {},
     }
@@ -234,6 +235,8 @@ def run(store: Path, out: Path, seconds: float) -> dict[str, Any]:
             url = service.base_url + INFER
             results["batching"][key] = _single_image_load(url, binary[1], seconds)
             results["batching"][key]["checked_accuracy"] = check_answers(url, *binary[64][0], labels[64])
+    # Other work on the machine shares the cores: the report says how busy it was.
+    results["machine"]["load_average_at_end"] = os.getloadavg()
     return results
 
 
@@ -252,7 +255,9 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "# Open Inference Protocol benchmark", "",
         f"Run {results['when']}, {results['seconds_per_run']:g} s per figure, one worker per server, on "
-        f"{results['machine']['cpus']} CPUs ({results['machine']['platform']}). GPU: {results['gpu']}.", "",
+        f"{results['machine']['cpus']} CPUs ({results['machine']['platform']}). GPU: {results['gpu']}. "
+        f"Load average (1 min) {results['machine']['load_average_at_start'][0]:.1f} at the start, "
+        f"{results['machine']['load_average_at_end'][0]:.1f} at the end.", "",
         "## V2 binary infer against the ceiling (wrk)", "",
         "| model | batch | connections | ceiling images/s | service images/s | service / ceiling | service p50 ms "
         "| right digits |",
