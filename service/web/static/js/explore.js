@@ -117,19 +117,19 @@ function renderExperiment(experiment, data) {
     summaryTable(members, rows),
   ];
 
+  out.push(h("section", { class: "curves" }, h("h3", { text: "Learning curves" }),
+    h("div", { class: "chart-pair" },
+      lineChart({ title: "Validation accuracy by epoch", series: series((e) => e.val_accuracy), format: (y) => percent(y, 1), yFrom: 2, xLabel: "epoch" }),
+      lineChart({ title: "Validation loss by epoch", series: series((e) => e.val_loss), format: (y) => y.toFixed(2), xLabel: "epoch" }))));
+
+  out.push(modelDetails(members, data));
   const findings = data.comparison.findings.filter((text) => [...names].some((n) => new RegExp(`\\b${n}\\b`).test(text)));
   if (findings.length) out.push(h("section", { class: "findings" }, h("h3", { text: "Findings" }), h("ul", {}, findings.map((f) => h("li", { text: f })))));
   const deltas = [...data.comparison.cnn_vs_mlp, ...data.comparison.regularisation_effects]
     .filter((d) => names.has(d.model) && names.has(d.baseline));
   if (deltas.length) out.push(deltaTable(deltas));
 
-  out.push(h("section", { class: "curves" }, h("h3", { text: "Learning curves" }),
-    h("div", { class: "chart-pair" },
-      lineChart({ title: "Validation accuracy by epoch", series: series((e) => e.val_accuracy), format: (y) => percent(y, 1), yFrom: 2, xLabel: "epoch" }),
-      lineChart({ title: "Validation loss by epoch", series: series((e) => e.val_loss), format: (y) => y.toFixed(2), xLabel: "epoch" }))));
-
   out.push(...comparisonExtras(data, names));
-  out.push(modelDetails(members, data));
   out.push(...cardExtras(members, data));
   return out;
 }

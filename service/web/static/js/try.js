@@ -215,7 +215,7 @@ function answerCard(model) {
     "li",
     { class: "answer", "data-model": model.name },
     h("div", { class: "answer-head" },
-      h("span", { class: "name", text: model.name }),
+      h("span", { class: "name" }, breakable(model.name)),
       model.default_for_uploads ? h("span", { class: "badge", title: "Uploads without ?model= get this model's answer", text: "default" }) : null),
     h("div", { class: "answer-main" }, digit, h("span", { class: "answer-side" }, confidence, latency)),
     barList,
@@ -305,6 +305,12 @@ class SeenPanel {
     c.lineWidth = 3;
     c.strokeRect(left + x * sx, top + y * sy, Math.max(bw * sx, 2), Math.max(bh * sy, 2));
   }
+}
+
+/** A model name that may wrap after its underscores (cnn_<wbr>augmented), not inside a word. */
+function breakable(name) {
+  const parts = name.split("_");
+  return parts.flatMap((part, i) => (i < parts.length - 1 ? [`${part}_`, h("wbr")] : [part]));
 }
 
 function fact(term, description) {
