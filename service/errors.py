@@ -173,7 +173,16 @@ class DeviceUnavailable(RuntimeError):
 
 
 class StoreUnavailable(RuntimeError):
-    """The model store is missing or empty. Raised at start-up; the service refuses to start."""
+    """The model store is missing, empty or unreadable. At start-up the service refuses to start; on a
+    reload the models loaded before keep serving.
+
+    `str()` is for the operator's log and may name the store's directory; `public` is what a client
+    may be told, with no path in it (paths can hold anything, spaces included, so none is echoed).
+    """
+
+    def __init__(self, message: str, *, public: str) -> None:
+        super().__init__(message)
+        self.public = public
 
 
 class ErrorBody(BaseModel):
@@ -194,9 +203,31 @@ def error_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, An
     }
 
 
+ECHO_MAX_CHARS = 64
+"""Longest piece of client data (a JSON key, a filename) ever repeated in an answer."""
+
+_UNSAFE_ECHO = re.compile(r"[\x00-\x1f\x7f-\x9f<>&\"'`\\]")
+
+
+def safe_echo(value: object, limit: int = ECHO_MAX_CHARS) -> str:
+    """Client data made fit to repeat: control and markup characters replaced, cut to `limit` characters.
+
+    Answers are JSON (and `nosniff`), so nothing here could run in a browser; but logs, terminals and
+    careless HTML renderings of an answer also read these strings, and a 500 KB key has no business
+    coming back at all.
+    """
+    text = _UNSAFE_ECHO.sub("_", str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _validation_detail(errors: Sequence[Any]) -> list[dict[str, Any]]:
-    # Keep where and what; drop `input` and `ctx`, which echo arbitrary client data back.
-    return [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", ""))} for error in errors]
+    # Keep where and what; drop `input` and `ctx`, which echo arbitrary client data back. The
+    # location can hold client data too (a JSON key): cut and cleaned.
+    return [
+        {"loc": [part if isinstance(part, int) else safe_echo(part) for part in error.get("loc", ())],
+         "msg": safe_echo(error.get("msg", ""), 200)}
+        for error in errors[:20]
+    ]
 
 
 def describe_validation_errors(errors: Sequence[Any]) -> dict[str, Any]:
@@ -204,8 +235,8 @@ def describe_validation_errors(errors: Sequence[Any]) -> dict[str, Any]:
     detail = _validation_detail(errors)
     first = detail[0] if detail else {"loc": [], "msg": "invalid"}
     where = ".".join(str(part) for part in first["loc"]) or "body"
-    more = f" (and {len(detail) - 1} more)" if len(detail) > 1 else ""
-    return {"error": f"invalid request: {where}: {first['msg']}{more}", "detail": detail[:20]}
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return {"error": f"invalid request: {where}: {first['msg']}{more}", "detail": detail}
 
 
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:

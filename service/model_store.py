@@ -20,6 +20,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -30,23 +31,54 @@ _STAGING_PREFIX = ".incomplete-"
 
 
 def list_versions(store: Path, name: str) -> list[int]:
-    """Published versions of one model, ascending. Staging and non-integer entries are ignored."""
+    """Published versions of one model, ascending. Staging and non-integer entries are ignored.
+
+    Raises:
+        OSError: the model's directory exists but cannot be listed (permissions, I/O).
+    """
     model_dir = store / name
     if not model_dir.is_dir():
         return []
     return sorted(
         int(entry.name)
         for entry in model_dir.iterdir()
-        if entry.is_dir() and entry.name.isdigit() and int(entry.name) > 0
+        if entry.name.isdigit() and int(entry.name) > 0 and entry.is_dir()
     )
 
 
-def list_models(store: Path) -> dict[str, list[int]]:
-    """Every model directory that holds at least one published version."""
+@dataclass(frozen=True)
+class StoreListing:
+    """What a store holds: each model's published versions, and the model directories that could
+    not be read (name -> why), which a server reports as failed models rather than ignoring."""
+
+    versions: dict[str, list[int]]
+    unreadable: dict[str, str]
+
+
+def scan_store(store: Path) -> StoreListing:
+    """List every model directory of the store.
+
+    Raises:
+        OSError: the store's own directory exists but cannot be listed.
+    """
     if not store.is_dir():
-        return {}
-    found = {entry.name: list_versions(store, entry.name) for entry in sorted(store.iterdir())}
-    return {name: versions for name, versions in found.items() if versions}
+        return StoreListing({}, {})
+    versions: dict[str, list[int]] = {}
+    unreadable: dict[str, str] = {}
+    for entry in sorted(store.iterdir()):
+        try:
+            found = list_versions(store, entry.name)
+        except OSError as exc:
+            unreadable[entry.name] = exc.strerror or type(exc).__name__
+            continue
+        if found:
+            versions[entry.name] = found
+    return StoreListing(versions, unreadable)
+
+
+def list_models(store: Path) -> dict[str, list[int]]:
+    """Every readable model directory that holds at least one published version."""
+    return scan_store(store).versions
 
 
 def latest_version(store: Path, name: str) -> int | None:

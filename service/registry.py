@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from service.card import ModelCard
 from service.digit_input import IMAGE_SIDE, INPUT_NAME, INPUT_SHAPE, NUM_CLASSES, OUTPUT_NAME
 from service.errors import ModelNotFound, ModelNotReady, NoModelReady, StoreUnavailable
-from service.model_store import CARD_FILE, MODEL_FILE, latest_version, list_models, read_upload_accuracy, version_dir
+from service.model_store import CARD_FILE, MODEL_FILE, read_upload_accuracy, scan_store, version_dir
 from service.providers import ProviderPlan, check_session_providers
 
 log = logging.getLogger(__name__)
@@ -165,28 +165,39 @@ class ModelRegistry:
             DeviceUnavailable: an explicit GPU device cannot be used (see `service.providers`).
         """
         with self._load_lock:
-            found = list_models(self.store)
-            if not found:
+            try:
+                listing = scan_store(self.store)
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                raise StoreUnavailable(f"the model store {self.store.resolve()} cannot be read ({reason})",
+                                       public=f"the model store cannot be read ({reason})") from exc
+            found = listing.versions
+            if not found and not listing.unreadable:
                 raise StoreUnavailable(
                     f"no models in the model store {self.store.resolve()}: expected <name>/<version>/"
-                    f"{{{MODEL_FILE},{CARD_FILE}}}; set DIGITS_MODEL_STORE (or --model-store) to the store"
+                    f"{{{MODEL_FILE},{CARD_FILE}}}; set DIGITS_MODEL_STORE (or --model-store) to the store",
+                    public="the model store holds no models",
                 )
             for setting, configured in (("DIGITS_DEFAULT_MODEL", self.configured_default),
                                         ("DIGITS_DEFAULT_UPLOAD_MODEL", self.configured_upload_default)):
-                if configured is not None and configured not in found:
-                    raise StoreUnavailable(
-                        f"{setting}={configured} is not in the store; models there: {', '.join(found)}"
-                    )
+                if configured is not None and configured not in found and configured not in listing.unreadable:
+                    message = f"{setting}={configured} is not in the store; models there: {', '.join(found)}"
+                    raise StoreUnavailable(message, public=message)
             previous = self._models
             loaded: dict[str, ServedModel] = {}
             rejected: dict[str, ServedModel] = {}
-            for name in found:
-                version = latest_version(self.store, name)
-                assert version is not None  # list_models only lists models with a version
-                model = self._load_one(name, version)
+            candidates = {name: versions[-1] for name, versions in found.items()}
+            for name in sorted(candidates.keys() | listing.unreadable.keys()):
+                if name in listing.unreadable:
+                    # Version 0: which version it holds cannot be known without reading it.
+                    reason = f"the model directory cannot be read ({listing.unreadable[name]})"
+                    log.error("model %s is not ready: %s", name, reason)
+                    model = ServedModel(name, 0, "failed", reason=reason)
+                else:
+                    model = self._load_one(name, candidates[name])
                 old = previous.get(name)
                 if not model.ready and old is not None and old.ready:
-                    log.error("model %s v%d failed (%s); v%d keeps serving", name, version, model.reason, old.version)
+                    log.error("model %s v%d failed (%s); v%d keeps serving", name, model.version, model.reason, old.version)
                     rejected[name] = model
                     model = old
                 loaded[name] = model

@@ -14,9 +14,7 @@ Reloads never overlap: one that is asked for while another runs waits for it, th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import re
 import signal
 import threading
 import time
@@ -59,8 +57,8 @@ class StoreReloader:
             except (StoreUnavailable, DeviceUnavailable) as exc:
                 self.metrics.reloads.labels(trigger, "failed").inc()
                 log.error("reload (%s) failed, the previous models keep serving: %s", trigger, exc)
-                raise ReloadFailed(f"reload failed: {_without_paths(str(exc))}; the previous models keep serving") \
-                    from exc
+                public = exc.public if isinstance(exc, StoreUnavailable) else str(exc)
+                raise ReloadFailed(f"reload failed: {public}; the previous models keep serving") from exc
             seconds = time.perf_counter() - start
             report = describe_reload(before, after, self.registry.rejected, self.registry.default_name(after), seconds)
             self._observe(before, after)
@@ -111,8 +109,13 @@ class StoreReloader:
         task.add_done_callback(self._tasks.discard)
 
     async def _reload_logged(self) -> None:
-        with contextlib.suppress(ReloadFailed):  # logged by reload(); the previous models keep serving
+        try:
             await self.reload("signal")
+        except ReloadFailed:
+            pass  # logged by reload(); the previous models keep serving
+        except Exception:  # a signal's reload has no caller to raise to: never an unhandled task
+            self.metrics.reloads.labels("signal", "failed").inc()
+            log.exception("reload (signal) failed unexpectedly; the previous models keep serving")
 
 
 def describe_reload(
@@ -141,11 +144,3 @@ def describe_reload(
         rows.append(ModelReload(name=name, change=change, version=new.version,
                                 previous_version=old.version if old else None, state=new.state, reason=reason))
     return ReloadReport(default_model=default_model, seconds=seconds, models=rows)
-
-
-_ABSOLUTE_PATH = re.compile(r"(?<!\S)(?:/|[A-Za-z]:\\)[^\s:;,]*")
-
-
-def _without_paths(text: str) -> str:
-    # Store errors name the store's directory for the operator's log; a client never sees a path.
-    return _ABSOLUTE_PATH.sub("<path>", text)

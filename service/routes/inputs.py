@@ -28,11 +28,15 @@ from service.errors import (
     TooManyFiles,
     UnsupportedMediaType,
     describe_validation_errors,
+    safe_echo,
 )
 from service.schemas import PixelsRequest
 from service.settings import Settings
 
 FILE_FIELD = "file"
+
+FILENAME_MAX_CHARS = 128
+"""Longest filename repeated in an answer (`image.filename`); longer ones are cut."""
 
 RAW_TYPES = ("image/", "application/octet-stream")
 
@@ -98,6 +102,15 @@ async def read_image_input(request: Request, settings: Settings, *, allow_pixels
     raise UnsupportedMediaType(f"unsupported content type {media_type or '(none)'!r}: send {accepted}")
 
 
+def client_filename(name: str | None) -> str | None:
+    """The uploaded file's name as the answer repeats it: the last path component only (a client's
+    `../../etc/passwd` names nothing here), cleaned and cut by `safe_echo`."""
+    if name is None:
+        return None
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return safe_echo(base, FILENAME_MAX_CHARS) or None
+
+
 async def read_multipart(request: Request, settings: Settings) -> list[ImageFile]:
     """The `file` parts, in order. Other fields are ignored; their count still counts to the cap."""
     cap = settings.max_files_per_request
@@ -121,7 +134,7 @@ async def read_multipart(request: Request, settings: Settings) -> list[ImageFile
         for part in parts:
             if not isinstance(part, UploadFile):
                 raise InvalidInput(f"each `{FILE_FIELD}` part must be a file upload (a part with a filename)")
-            files.append(ImageFile(await part.read(), filename=part.filename))
+            files.append(ImageFile(await part.read(), filename=client_filename(part.filename)))
         return files
     finally:
         await form.close()

@@ -203,3 +203,27 @@ def test_every_response_carries_the_security_headers(client: TestClient, method:
     assert response.headers["x-frame-options"] == "DENY"
     policy = response.headers["content-security-policy"]
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+
+
+# -- what the client sent is repeated only cleaned and cut ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "echoed"),
+    [("digit.png", "digit.png"), ("../../etc/passwd", "passwd"), ("C:\\Users\\me\\digit.png", "digit.png"),
+     ("<script>alert(1)</script>.png", "script_.png"), ("<b>bold.png", "_b_bold.png"),
+     ("数字.png", "数字.png"), ("x" * 300 + ".png", "x" * 127 + "…")],
+)
+def test_multipart_filenames_are_echoed_cleaned(client: TestClient, sent: str, echoed: str) -> None:
+    response = client.post("/predict", files=[("file", (sent, encode(DIGIT), "image/png"))])
+    assert response.status_code == 200
+    assert response.json()["image"]["filename"] == echoed
+
+
+def test_control_characters_in_a_raw_filename_are_replaced(client: TestClient) -> None:
+    # Written by hand: client libraries percent-encode these, an attacker's client need not.
+    body = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="a\x01b\x7fc\x1b[31m.png"\r\n'
+            b"Content-Type: image/png\r\n\r\n" + encode(DIGIT) + b"\r\n--b--\r\n")
+    response = client.post("/predict", content=body, headers={"content-type": "multipart/form-data; boundary=b"})
+    assert response.status_code == 200
+    assert response.json()["image"]["filename"] == "a_b_c_[31m.png"
