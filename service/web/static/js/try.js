@@ -64,9 +64,9 @@ export function setUpTry(models) {
     },
   });
 
-  async function submitDrawing() {
-    const image = await pad.toBlob();
-    const request = { image, source: "drawing", strokeEnd, encoded: performance.now() };
+  function submitDrawing() {
+    const image = pad.toBlob();
+    const request = { image, source: "drawing", strokeEnd };
     strokeEnd = null;
     waiting -= 1;
     if (pad.empty) return updateBusy();
