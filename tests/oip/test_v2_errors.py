@@ -158,3 +158,21 @@ def test_an_overlong_model_name_is_400_not_422(v2_client: TestClient) -> None:
     response = v2_client.get("/v2/models/" + "a" * 65 + "/ready")
     assert response.status_code == 400
     assert response.json()["error"] == "invalid request: path.model_name: String should have at most 64 characters"
+
+
+def test_the_v2_routes_are_in_the_services_openapi_with_their_errors(v2_client: TestClient) -> None:
+    schema = v2_client.get("/openapi.json").json()
+    operations = {(path, method): op for path, item in schema["paths"].items() for method, op in item.items()
+                  if path.startswith("/v2")}
+    assert set(operations) == {
+        ("/v2", "get"), ("/v2/health/live", "get"), ("/v2/health/ready", "get"),
+        ("/v2/models/{model_name}", "get"), ("/v2/models/{model_name}/versions/{model_version}", "get"),
+        ("/v2/models/{model_name}/ready", "get"), ("/v2/models/{model_name}/versions/{model_version}/ready", "get"),
+        ("/v2/models/{model_name}/infer", "post"), ("/v2/models/{model_name}/versions/{model_version}/infer", "post"),
+    }
+    for op in operations.values():
+        assert op["summary"] and op["description"]
+    infer = operations[("/v2/models/{model_name}/infer", "post")]
+    assert set(infer["responses"]) == {"200", "400", "404", "413", "503", "default"}
+    assert set(infer["responses"]["200"]["content"]) == {"application/json", "application/octet-stream"}
+    assert set(infer["requestBody"]["content"]) == {"application/json", "application/octet-stream"}
