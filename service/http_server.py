@@ -247,7 +247,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         ]
         self.transport.write(b"".join(head) + body)
         if self.transport.can_write_eof():
-            self.transport.write_eof()  # the client reads its answer; the linger avoids a reset
+            # The client reads its answer while the rest of what it sends waits unread in the socket
+            # (reading and dropping a 128 MiB header would cost the event loop); then the close.
+            self.transport.write_eof()
+            self.transport.pause_reading()
             self._deadline = self.loop.call_later(LINGER_SECONDS, self.transport.close)
         else:
             self.transport.close()

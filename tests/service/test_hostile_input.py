@@ -28,9 +28,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import PngImagePlugin
 
+from bench import bombs
 from service.app import create_app
 
-from . import bombs
 from .conftest import MODEL_NAMES, REPO, bar_digit, encode, make_settings
 from .live_server import live_server
 

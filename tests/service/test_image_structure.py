@@ -15,10 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from bench import bombs
 from service.errors import ImageTooComplex
 from service.image_structure import MAX_PNG_CHUNKS, check_structure, jpeg_scan_limit
 
-from . import bombs
 from .conftest import bar_digit, encode
 
 HOSTILE = {

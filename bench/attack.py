@@ -1,0 +1,468 @@
+"""Soak under attack: the ordinary request mix, while every attack of issue 9 runs at once.
+
+    .venv/bin/python -m bench.attack --store model_store                 # 15 s warm-up, 90 s attack, 20 s after
+    .venv/bin/python -m bench.attack --store model_store --attack 20 --warmup 5 --cooldown 5   # a smoke
+
+It starts `python -m service` with its default limits on a free loopback port and runs, together:
+
+- the soak's mix (`bench.soak`: valid uploads, JSON pixels, listings and ordinary invalid requests)
+  on `--concurrency` keep-alive connections, each answer checked as the soak checks it;
+- during the attack phase, one task per attack, each looping: progressive-JPEG scan bombs, PNGs of
+  empty chunks, JPEGs of comment markers (4 MB each), 128 MiB headers sent in 1 MiB writes, a few
+  thousand silent sockets kept open, headers sent a byte at a time, invented HTTP methods and a
+  flood of /metrics scrapes, bodies shorter than their Content-Length, clients leaving mid-body,
+  64 concurrent 4 MB photo uploads, and a SIGHUP every 10 s;
+- a health probe (`GET /health/live` on a fresh connection every 200 ms), as a kubelet sends it.
+
+It reports each attack's outcomes, the probe's latency before, during and after the attack (the
+target: p99 < 100 ms during it on a 2-core machine), the mix's statuses and latency, the server's
+own 5xx count, and its resident memory: before, at its peak, and after the cool-down. Results go to
+`bench/results/attack.json` and `attack.md`; the exit status is 0 when nothing answered 5xx, no
+valid request was dropped and the memory came back within `--max-rss-growth` of where it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import bombs
+from bench.payloads import load_digits, realistic_uploads
+from bench.soak import (
+    REQUEST_TIMEOUT_S,
+    RESULTS,
+    Tally,
+    build_mix,
+    free_port,
+    percentiles,
+    raw_request,
+    read_response,
+    record_expected,
+    rss_bytes,
+    server_5xx,
+    start_server,
+    worker,
+)
+
+HOST = "127.0.0.1"
+UPLOAD_LIMIT = 8 * 1024 * 1024  # the service's default
+
+
+class Outcomes:
+    """What one attack got back: statuses, resets, closes and timeouts, counted."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.latencies: list[float] = []
+
+    def add(self, outcome: str, seconds: float | None = None) -> None:
+        self.counts[outcome] += 1
+        if seconds is not None:
+            self.latencies.append(seconds)
+
+
+async def _request(request: bytes, outcomes: Outcomes, timeout: float = REQUEST_TIMEOUT_S) -> None:
+    """Send one whole request on a fresh connection and count what comes back."""
+    start = time.monotonic()
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, PORT[0]), timeout)
+    except (OSError, TimeoutError):
+        outcomes.add("connect failed")
+        return
+    try:
+        writer.write(request)
+        await writer.drain()
+        status, _, _ = await asyncio.wait_for(read_response(reader), timeout)
+        outcomes.add(str(status), time.monotonic() - start)
+    except TimeoutError:
+        outcomes.add("timeout")
+    except (ConnectionError, OSError):
+        outcomes.add("reset")
+    except Exception as exc:  # Dropped: closed without an answer
+        outcomes.add(type(exc).__name__)
+    finally:
+        writer.close()
+
+
+PORT = [0]  # set by run(); module state keeps the attack functions' signatures small
+
+
+def post(body: bytes, content_type: str = "application/octet-stream", target: str = "/predict") -> bytes:
+    return raw_request("POST", target, body, content_type)
+
+
+async def repeat(stop: asyncio.Event, outcomes: Outcomes, request: bytes, concurrency: int = 1,
+                 pause: float = 0.0) -> None:
+    async def loop() -> None:
+        while not stop.is_set():
+            await _request(request, outcomes)
+            if pause:
+                await asyncio.sleep(pause)
+
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
+
+
+async def big_headers(stop: asyncio.Event, outcomes: Outcomes) -> None:
+    """A 128 MiB header in 1 MiB writes; the server should answer 431 after the first."""
+    chunk = b"a" * (1 << 20)
+    while not stop.is_set():
+        start = time.monotonic()
+        try:
+            reader, writer = await asyncio.open_connection(HOST, PORT[0])
+        except OSError:
+            outcomes.add("connect failed")
+            continue
+        try:
+            writer.write(b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: ")
+            for _ in range(128):
+                writer.write(chunk)
+                await asyncio.wait_for(writer.drain(), 10)
+            outcomes.add("all 128 MiB accepted")
+        except (ConnectionError, OSError, TimeoutError):
+            pass
+        try:
+            status, _, _ = await asyncio.wait_for(read_response(reader), 5)
+            outcomes.add(str(status), time.monotonic() - start)
+        except Exception:
+            outcomes.add("closed (reset before the 431 was read)", time.monotonic() - start)
+        writer.close()
+
+
+async def silent_sockets(stop: asyncio.Event, outcomes: Outcomes, count: int = 3000) -> None:
+    """Keep `count` connections open that never send a byte; count how the server ends them."""
+    async def hold() -> None:
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(HOST, PORT[0])
+            except OSError:
+                outcomes.add("connect failed")
+                await asyncio.sleep(1.0)
+                continue
+            start = time.monotonic()
+            try:
+                data = await reader.read(65536)
+                outcomes.add("closed by the server" if not data else "answered", time.monotonic() - start)
+            except (ConnectionError, OSError):
+                outcomes.add("reset", time.monotonic() - start)
+            writer.close()
+
+    tasks = [asyncio.ensure_future(hold()) for _ in range(count)]
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def slow_headers(stop: asyncio.Event, outcomes: Outcomes, count: int = 200) -> None:
+    """Headers sent a byte every 2 s: each should end with 408 at the header timeout."""
+    async def crawl() -> None:
+        while not stop.is_set():
+            try:
+                reader, writer = await asyncio.open_connection(HOST, PORT[0])
+            except OSError:
+                outcomes.add("connect failed")
+                await asyncio.sleep(1.0)
+                continue
+            start = time.monotonic()
+            try:
+                for byte in b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"z" * 1000:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    try:
+                        data = await asyncio.wait_for(reader.read(65536), 2.0)
+                    except TimeoutError:
+                        continue
+                    outcomes.add(data.split(b" ", 2)[1].decode() if data else "closed", time.monotonic() - start)
+                    break
+            except (ConnectionError, OSError):
+                outcomes.add("reset", time.monotonic() - start)
+            writer.close()
+
+    await asyncio.gather(*(crawl() for _ in range(count)))
+
+
+async def short_bodies(stop: asyncio.Event, outcomes: Outcomes, digit: bytes, concurrency: int = 20) -> None:
+    head = (f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+            f"Content-Length: {len(digit) + 100}\r\n\r\n").encode()
+    await repeat(stop, outcomes, head + digit, concurrency)
+
+
+async def disconnects(stop: asyncio.Event, outcomes: Outcomes, photo: bytes) -> None:
+    """Half a photo, then gone."""
+    head = (f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+            f"Content-Length: {len(photo)}\r\n\r\n").encode()
+    while not stop.is_set():
+        try:
+            _, writer = await asyncio.open_connection(HOST, PORT[0])
+            writer.write(head + photo[: len(photo) // 2])
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.transport.abort()
+            outcomes.add("sent half and left")
+        except OSError:
+            outcomes.add("connect failed")
+        await asyncio.sleep(0.02)
+
+
+async def odd_methods_and_scrapes(stop: asyncio.Event, outcomes: Outcomes) -> None:
+    rng = random.Random(7)  # noqa: S311 (a load pattern, not a secret)
+    while not stop.is_set():
+        method = "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(8))
+        await _request(raw_request(method, "/predict"), outcomes)
+        await _request(raw_request("GET", "/metrics"), outcomes)
+
+
+async def sighups(stop: asyncio.Event, outcomes: Outcomes, pid: int) -> None:
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), 10.0)
+        except TimeoutError:
+            os.kill(pid, signal.SIGHUP)
+            outcomes.add("SIGHUP sent")
+
+
+def probe_process(port: int, until: float, results: Any) -> None:
+    """Probe `GET /health/live` on a fresh connection every 200 ms until `until` (`time.monotonic()`,
+    one clock for every process on Linux); send back (when, latency or None for a failure, status).
+
+    A process of its own: in the attackers' event loop, its timings would include the attackers'
+    own work (opening thousands of sockets, say) and not only the server's.
+    """
+    import socket as sockets
+
+    request = raw_request("GET", "/health/live")
+    samples: list[tuple[float, float | None, str]] = []
+    while (now := time.monotonic()) < until:
+        try:
+            with sockets.create_connection((HOST, port), timeout=5) as sock:
+                sock.sendall(request)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        raise ConnectionError("closed")
+                    data += chunk
+            status = data.split(b" ", 2)[1].decode()
+            elapsed = time.monotonic() - now
+            samples.append((now, elapsed if status == "200" else None, status))
+        except Exception as exc:
+            samples.append((now, None, type(exc).__name__))
+        time.sleep(max(0.0, 0.2 - (time.monotonic() - now)))
+    results.send(samples)
+
+
+async def run(args: argparse.Namespace, pid: int) -> dict[str, Any]:
+    mix = await record_expected(HOST, PORT[0], build_mix(UPLOAD_LIMIT))
+    digits = load_digits(16)
+    photo = realistic_uploads("photo_12mp", digits, count=1)[0].data
+    canvas_png = realistic_uploads("canvas", digits, count=1)[0].data
+
+    origin = time.monotonic()
+    attack_start = origin + args.warmup
+    attack_end = attack_start + args.attack
+    stop_at = attack_end + args.cooldown
+
+    def phase() -> str:
+        now = time.monotonic()
+        return "before" if now < attack_start else "during" if now < attack_end else "after"
+
+    tally = Tally()
+    probe_latencies: dict[str, list[float]] = {"before": [], "during": [], "after": []}
+    probe_failures: Counter[str] = Counter()
+    rss: list[tuple[float, str, int]] = []
+
+    async def sample() -> None:
+        while time.monotonic() < stop_at:
+            rss.append((time.monotonic() - origin, phase(), rss_bytes(pid)))
+            await asyncio.sleep(1.0)
+
+    stop = asyncio.Event()
+    attacks_by_name: dict[str, Callable[[Outcomes], Awaitable[None]]] = {
+        "progressive-JPEG scan bomb, 150 KB (x4)":
+            lambda o: repeat(stop, o, post(bombs.progressive_scan_bomb(size=150_000)), 4),
+        "PNG of 340,000 empty chunks, 4 MB (x2)": lambda o: repeat(stop, o, post(bombs.png_chunk_bomb(340_000)), 2),
+        "JPEG of 1,000,000 comment markers, 4 MB (x2)":
+            lambda o: repeat(stop, o, post(bombs.jpeg_comment_bomb(1_000_000)), 2),
+        "128 MiB header in 1 MiB writes": lambda o: big_headers(stop, o),
+        f"{args.silent:,} silent sockets": lambda o: silent_sockets(stop, o, args.silent),
+        "headers a byte every 2 s (x200)": lambda o: slow_headers(stop, o),
+        "invented methods + /metrics flood": lambda o: odd_methods_and_scrapes(stop, o),
+        "body shorter than Content-Length (x20)": lambda o: short_bodies(stop, o, canvas_png),
+        "client leaves mid-body (4 MB photo)": lambda o: disconnects(stop, o, photo),
+        "64 concurrent 4 MB photo uploads": lambda o: repeat(stop, o, post(photo, "image/jpeg"), 64),
+        "SIGHUP every 10 s": lambda o: sighups(stop, o, pid),
+    }
+    if args.only:
+        attacks_by_name = {k: v for k, v in attacks_by_name.items() if args.only.lower() in k.lower()}
+    outcomes = {name: Outcomes() for name in attacks_by_name}
+
+    async def attacks() -> None:
+        await asyncio.sleep(args.warmup)
+        running = [make(outcomes[name]) for name, make in attacks_by_name.items()]
+        tasks = [asyncio.ensure_future(a) for a in running]
+        await asyncio.sleep(args.attack)
+        stop.set()
+        await asyncio.wait(tasks, timeout=REQUEST_TIMEOUT_S + 15)
+
+    import multiprocessing
+
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    prober = multiprocessing.get_context("spawn").Process(
+        target=probe_process, args=(PORT[0], stop_at, sending), daemon=True)
+    prober.start()
+    await asyncio.gather(
+        sample(),
+        attacks(),
+        *(worker(args.seed + i, HOST, PORT[0], mix, tally, origin, stop_at) for i in range(args.concurrency)),
+    )
+    rss.append((time.monotonic() - origin, "end", rss_bytes(pid)))
+    probed = await asyncio.get_running_loop().run_in_executor(None, receiving.recv)
+    prober.join(timeout=10)
+    for at, latency, what in probed:
+        name = "before" if at < attack_start else "during" if at < attack_end else "after"
+        if latency is None:
+            probe_failures[f"{name}: {what}"] += 1
+        else:
+            probe_latencies[name].append(latency)
+    counted_5xx = server_5xx(HOST, PORT[0])
+
+    def rss_of(name: str) -> list[int]:
+        return [value for _, p, value in rss if p == name]
+
+    before = sorted(rss_of("before")[-5:])
+    after = rss_of("after")[-5:] + rss_of("end")
+    rss_before = before[len(before) // 2] if before else rss[0][2]
+    rss_after = sorted(after)[len(after) // 2]
+    growth = (rss_after - rss_before) / rss_before
+    five_xx = sum(v for s in tally.statuses.values() for k, v in s.items() if k >= 500)
+    five_xx += sum(v for o in outcomes.values() for k, v in o.counts.items() if k.startswith("5"))
+    valid_dropped = sum(v for k, v in tally.dropped.items() if any(m.name == k and m.valid for m in mix))
+    during = probe_latencies["during"]
+    checks = {
+        "no 5xx (clients)": five_xx == 0,
+        "no 5xx (server's own counter)": counted_5xx == 0,
+        "no valid request of the mix dropped": valid_dropped == 0,
+        "health probe answered every time": not probe_failures,
+        "health probe p99 < 100 ms during the attack (target)": bool(during)
+        and float(percentiles(during)["p99_ms"] or 1e9) < 100.0,
+        f"memory back within {args.max_rss_growth:.0%} after the attack": growth < args.max_rss_growth,
+    }
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "settings": {"warmup_s": args.warmup, "attack_s": args.attack, "cooldown_s": args.cooldown,
+                     "concurrency": args.concurrency, "silent_sockets": args.silent, "seed": args.seed},
+        "passed": all(v for k, v in checks.items() if "(target)" not in k),
+        "checks": checks,
+        "probe": {name: {"probes": len(values), **percentiles(values)} for name, values in probe_latencies.items()},
+        "probe_failures": dict(probe_failures),
+        "attacks": {name: {"outcomes": dict(o.counts.most_common()), **percentiles(o.latencies)}
+                    for name, o in outcomes.items()},
+        "mix": {
+            "requests": sum(sum(s.values()) for s in tally.statuses.values()),
+            "unexpected_status": {k.name: {str(s): n for s, n in tally.statuses[k.name].items() if s != k.status}
+                                  for k in mix if any(s != k.status for s in tally.statuses[k.name])},
+            "dropped": dict(tally.dropped),
+            "latency_valid": percentiles([v for k in mix if k.valid for v in tally.latencies[k.name]]),
+        },
+        "server_counted_5xx": counted_5xx,
+        "rss_mib": {"before": round(rss_before / 2**20, 1), "peak": round(max(v for _, _, v in rss) / 2**20, 1),
+                    "after": round(rss_after / 2**20, 1), "growth": round(growth, 4),
+                    "timeline": [(round(t), p, round(v / 2**20, 1)) for t, p, v in rss[::3]]},
+    }
+
+
+def markdown(report: dict[str, Any], command: str) -> str:
+    s = report["settings"]
+    lines = [
+        f"# Soak under attack: {'PASS' if report['passed'] else 'FAIL'}",
+        "",
+        f"`{command}` on {report['when']}: {s['warmup_s']} s of the soak's mix at concurrency {s['concurrency']}, "
+        f"then {s['attack_s']} s with every attack running as well, then {s['cooldown_s']} s of the mix alone; "
+        f"`python -m service` with its default limits, one worker, {report['machine']['cpus']} CPUs shared by the "
+        "server, the attackers and the mix's clients.",
+        "",
+        "| check | result |", "| --- | --- |",
+        *(f"| {name} | {'pass' if ok else '**FAIL**'} |" for name, ok in report["checks"].items()),
+        "",
+        "Health probe (`GET /health/live`, fresh connection, every 200 ms):",
+        "",
+        "| phase | probes | p50 ms | p90 ms | p99 ms | max ms |", "| --- | --- | --- | --- | --- | --- |",
+        *(f"| {name} | {p['probes']} | {p['p50_ms']} | {p['p90_ms']} | {p['p99_ms']} | {p['max_ms']} |"
+          for name, p in report["probe"].items()),
+        "",
+        f"Probe failures: {report['probe_failures'] or 'none'}.",
+        "",
+        "| attack | outcomes | p50 ms | p99 ms |", "| --- | --- | --- | --- |",
+        *(f"| {name} | {', '.join(f'{k}: {v:,}' for k, v in a['outcomes'].items())} | {a['p50_ms']} | {a['p99_ms']} |"
+          for name, a in report["attacks"].items()),
+        "",
+        f"The mix: {report['mix']['requests']:,} requests; unexpected statuses {report['mix']['unexpected_status'] or 'none'}; "
+        f"dropped {report['mix']['dropped'] or 'none'}; valid requests p50 {report['mix']['latency_valid']['p50_ms']} ms, "
+        f"p99 {report['mix']['latency_valid']['p99_ms']} ms. The server counted {report['server_counted_5xx']} 5xx.",
+        "",
+        f"Resident memory: {report['rss_mib']['before']} MiB before, peak {report['rss_mib']['peak']} MiB, "
+        f"{report['rss_mib']['after']} MiB after the cool-down ({report['rss_mib']['growth']:+.1%}).",
+        "",
+        "Timeline (s, phase, MiB): " + ", ".join(f"{t} {p} {m}" for t, p, m in report["rss_mib"]["timeline"]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.attack", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", type=Path, default=Path("model_store"), help="model store to serve")
+    parser.add_argument("--warmup", type=float, default=15.0, help="seconds of the mix alone first (15)")
+    parser.add_argument("--attack", type=float, default=90.0, help="seconds of attack (90)")
+    parser.add_argument("--cooldown", type=float, default=20.0, help="seconds of the mix alone after (20)")
+    parser.add_argument("--concurrency", type=int, default=16, help="connections of the ordinary mix (16)")
+    parser.add_argument("--silent", type=int, default=3000, help="silent sockets held open (3000)")
+    parser.add_argument("--max-rss-growth", type=float, default=0.15, help="allowed RSS growth after the attack")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", help="run only the attacks whose name contains this text (to study one)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for attack.json and attack.md")
+    args = parser.parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    command = "python -m bench.attack " + " ".join(argv if argv is not None else sys.argv[1:])
+    PORT[0] = free_port()
+    with tempfile.TemporaryFile() as log:
+        process = start_server(args.store, PORT[0], 1, UPLOAD_LIMIT, log)
+        try:
+            report = asyncio.run(run(args, process.pid))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except Exception:
+                process.kill()
+            log.seek(0)
+            tail = log.read().decode(errors="replace")[-4000:]
+    report["server_log_tail"] = tail
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "attack.json").write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "attack.md").write_text(markdown(report, command))
+    print(markdown(report, command))
+    return 0 if report["passed"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
