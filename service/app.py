@@ -18,7 +18,7 @@ from service.headers import SecurityHeadersMiddleware
 from service.inference_protocol.serving import mount as mount_protocol
 from service.inference_protocol.serving import serve_protocol
 from service.limits import BodyLimitMiddleware, QueryLengthLimitMiddleware
-from service.memory import return_large_buffers_to_os
+from service.memory import return_large_buffers_to_os, trim_periodically
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.providers import plan_providers
 from service.registry import ModelRegistry, SessionFactory, create_onnx_session
@@ -98,11 +98,14 @@ def create_app(
         app.state.dataplane = DataPlane(registry, settings, metrics)
         app.state.reloader = reloader = StoreReloader(registry, metrics)
         restore_signal_handler = reloader.install_signal_handler()  # SIGHUP reloads the store
+        # What a burst of large or aborted requests freed goes back to the system (service.memory).
+        trimmer = asyncio.create_task(trim_periodically())
         try:
             # The Open Inference Protocol's plane, and its gRPC server when DIGITS_GRPC_PORT is set.
             async with serve_protocol(app, app.state.dataplane, settings, app.version):
                 yield
         finally:
+            trimmer.cancel()
             restore_signal_handler()
             registry.close()
 
