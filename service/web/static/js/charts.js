@@ -1,6 +1,6 @@
 // Small SVG charts drawn in the browser from the cards' numbers: no charting library.
 
-import { h, s } from "./dom.js";
+import { h, s, scrollBox } from "./dom.js";
 
 // Colour-blind-safe palette (Okabe and Ito), one colour per model, stable across charts.
 export const PALETTE = ["#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000", "#f0e442"];
@@ -93,6 +93,6 @@ export function confusionMatrix(matrix, caption) {
     }
     return cell;
   })));
-  return h("div", { class: "scroll" },
+  return scrollBox(caption,
     h("table", { class: "confusion" }, h("caption", { text: caption }), h("thead", {}, head), h("tbody", {}, body)));
 }

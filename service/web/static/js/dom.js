@@ -32,3 +32,18 @@ export function s(tag, attributes = {}, ...children) {
 export function percent(fraction, digits = 1) {
   return `${(fraction * 100).toFixed(digits)}%`;
 }
+
+// A box that scrolls sideways when its table is wider than the screen. Only a box that really
+// scrolls joins the Tab order (keyboard users must be able to scroll it; the rest would be noise).
+const overflowWatch = new ResizeObserver((entries) => {
+  for (const { target } of entries) {
+    if (target.scrollWidth > target.clientWidth + 1) target.setAttribute("tabindex", "0");
+    else target.removeAttribute("tabindex");
+  }
+});
+
+export function scrollBox(label, ...children) {
+  const box = h("div", { class: "scroll", role: "region", "aria-label": label }, ...children);
+  overflowWatch.observe(box);
+  return box;
+}

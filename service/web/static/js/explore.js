@@ -5,7 +5,7 @@
 
 import { getJSON, listModels } from "./api.js";
 import { confusionMatrix, lineChart, PALETTE } from "./charts.js";
-import { h, percent } from "./dom.js";
+import { h, percent, scrollBox } from "./dom.js";
 
 // The card fields this view draws itself; any other field gets a generic section.
 const CARD_FIELDS = new Set([
@@ -137,7 +137,7 @@ function renderExperiment(experiment, data) {
 function summaryTable(members, rows) {
   const byName = new Map(rows.map((r) => [r.name, r]));
   const head = ["model", "test accuracy", "errors", "test loss", "macro F1", "parameters", "latency p50", "training"];
-  return h("div", { class: "scroll" }, h("table", { class: "summary" },
+  return scrollBox("Test figures of each model", h("table", { class: "summary" },
     h("caption", { text: "On the 10,000 MNIST test images, as exported ONNX files; latency measured on this server" }),
     h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col", text: t })))),
     h("tbody", {}, members.map((card) => {
@@ -156,7 +156,7 @@ function summaryTable(members, rows) {
 
 function deltaTable(deltas) {
   const signed = (v, digits) => `${v > 0 ? "+" : ""}${v.toFixed(digits)}`;
-  return h("section", {}, h("h3", { text: "What changing one thing did" }), h("div", { class: "scroll" },
+  return h("section", {}, h("h3", { text: "What changing one thing did" }), scrollBox("What changing one thing did",
     h("table", { class: "summary" },
       h("thead", {}, h("tr", {}, ["model", "against", "accuracy", "errors", "test loss", "macro F1"].map((t) => h("th", { scope: "col", text: t })))),
       h("tbody", {}, deltas.map((d) => h("tr", {},
@@ -297,7 +297,7 @@ function renderValue(value, depth, data) {
     }
     if (value.length && value.every((v) => v && typeof v === "object" && !Array.isArray(v))) {
       const columns = [...new Set(value.flatMap(Object.keys))];
-      return h("div", { class: "scroll" }, h("table", { class: "summary generic" },
+      return scrollBox(`Table of ${columns.slice(0, 3).join(", ").replace(/_/g, " ")}`, h("table", { class: "summary generic" },
         h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", text: c.replace(/_/g, " ") })))),
         h("tbody", {}, value.slice(0, 100).map((row) => h("tr", {}, columns.map((c) =>
           h("td", { class: typeof row[c] === "number" ? "num" : null }, renderValue(row[c], depth + 1, data))))))));

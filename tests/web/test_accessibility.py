@@ -1,0 +1,53 @@
+"""Accessibility of the page, checked by axe-core (the engine behind Lighthouse's accessibility
+audit) inside the real page: labels, names, roles, contrast, keyboard access to scrolling regions.
+
+Every view is checked at desktop and phone width, with answers on screen; any violation fails.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.service.live_server import LiveServer
+
+from .conftest import DESKTOP, PHONE, open_watched
+from .test_page import ONE, answers_settled, draw, expect, open_page
+
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+
+RUN_AXE = """async () => {
+  const result = await axe.run(document, { resultTypes: ["violations"] });
+  return result.violations.map((v) => ({
+    rule: v.id, impact: v.impact, help: v.help,
+    where: v.nodes.slice(0, 3).map((n) => n.target.join(" ")),
+  }));
+}"""
+
+
+def violations(page: Any) -> list[dict[str, Any]]:
+    # Evaluated by Playwright, so the page's content security policy does not apply to axe itself.
+    page.evaluate(AXE.read_text())
+    result: list[dict[str, Any]] = page.evaluate(RUN_AXE)
+    return result
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_every_view_passes_axe(browser: Any, server: LiveServer, viewport: dict[str, int]) -> None:
+    watched = open_watched(browser, server, viewport=viewport)
+    page = open_page(watched)
+    draw(page, ONE)
+    answers_settled(page)
+    found = {"try it": violations(page)}
+    page.goto(server.base + "/#explore")
+    tabs = page.get_by_role("tab")
+    expect()(tabs.first).to_be_visible()
+    for i in range(tabs.count()):
+        tabs.nth(i).click()
+        expect()(page.locator("#experiment .mistakes .thumb").first).to_be_visible()
+        found[f"explore: {tabs.nth(i).inner_text()}"] = violations(page)
+    assert {view: v for view, v in found.items() if v} == {}
+    watched.check()
+    page.context.close()
