@@ -143,6 +143,14 @@ class InferencePlane:
         return await self.run_model(model, images, inline=False)
 
     def _observe(self, model: ServedModel, probabilities: npt.NDArray[np.float32]) -> None:
-        digits = [int(d) for d in probabilities.argmax(axis=1)]
-        confidences = [float(row[d]) for row, d in zip(probabilities, digits, strict=True)]
-        self.dataplane.metrics.observe_prediction(model.name, digits, confidences)
+        # The same series as `ServiceMetrics.observe_prediction`, counted per digit rather than per
+        # image: a batch of 1,024 costs 10 counter increments, not 1,024 (that loop took ~8 ms, more
+        # than the MLP's inference). The confidence histogram has no bulk observe: one per image.
+        metrics = self.dataplane.metrics
+        digits = probabilities.argmax(axis=1)
+        for digit, count in enumerate(np.bincount(digits, minlength=probabilities.shape[1]).tolist()):
+            if count:
+                metrics.predictions.labels(model=model.name, digit=str(digit)).inc(count)
+        observe = metrics.confidence.labels(model=model.name).observe
+        for confidence in probabilities[np.arange(len(digits)), digits].tolist():
+            observe(confidence)

@@ -176,3 +176,21 @@ def test_the_v2_routes_are_in_the_services_openapi_with_their_errors(v2_client: 
     assert set(infer["responses"]) == {"200", "400", "404", "413", "503", "default"}
     assert set(infer["responses"]["200"]["content"]) == {"application/json", "application/octet-stream"}
     assert set(infer["requestBody"]["content"]) == {"application/json", "application/octet-stream"}
+
+
+def test_tensor_predictions_are_counted_per_digit(v2_client: TestClient) -> None:
+    metrics = v2_client.app.state.metrics
+
+    def counted(digit: int) -> float:
+        return metrics.registry.get_sample_value("digits_predictions_total", {"model": MODEL, "digit": str(digit)}) or 0.0
+
+    confidences_before = metrics.registry.get_sample_value("digits_prediction_confidence_count", {"model": MODEL}) or 0.0
+    before = [counted(d) for d in range(10)]
+    images = np.zeros((5, 28, 28, 1), dtype=np.float32)
+    images[:, 4:24, 13:15, 0] = 1.0  # five drawn "1"s
+    body, headers = binary_request([image_input([5, 28, 28, 1], parameters={"binary_data_size": images.nbytes})],
+                                   images.tobytes(), outputs=[{"name": "digit"}])
+    response = v2_client.post(INFER, content=body, headers=headers)
+    assert response.json()["outputs"][0]["data"] == [1] * 5
+    assert [counted(d) - b for d, b in enumerate(before)] == [0, 5, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert metrics.registry.get_sample_value("digits_prediction_confidence_count", {"model": MODEL}) == confidences_before + 5
