@@ -25,6 +25,7 @@ from service.registry import ModelRegistry, SessionFactory, create_onnx_session
 from service.reloader import StoreReloader
 from service.routes import admin_router, api_router, web
 from service.settings import Settings
+from service.versions import parse_policies
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def create_app(
                 default_model=settings.default_model,
                 default_upload_model=settings.default_upload_model,
                 session_factory=session_factory,
+                version_policies=parse_policies(settings.version_policy),
             )
             models = await run_in_threadpool(registry.load)
         except (StoreUnavailable, DeviceUnavailable) as exc:

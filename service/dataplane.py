@@ -81,14 +81,17 @@ class DataPlane:
     # -- predictions -------------------------------------------------------------------------
 
     async def predict_files(
-        self, files: Sequence[ImageFile], model_name: str | None, *, explain: bool = False
+        self, files: Sequence[ImageFile], model_name: str | None, *, explain: bool = False,
+        served: ServedModel | None = None,
     ) -> list[Prediction]:
         """Answer for each image file, in order, with one model (the default when None).
 
-        With `explain`, each answer carries the 28x28 image the model saw.
+        With `explain`, each answer carries the 28x28 image the model saw. `served`: a model the
+        caller already resolved (a version other than the latest, for the Open Inference Protocol).
         """
         self._check_count(len(files))
-        model = self._resolve(model_name, uploads=True)  # before decoding: an unknown model costs nothing
+        # Before decoding: an unknown model costs nothing.
+        model = served if served is not None else self._resolve(model_name, uploads=True)
 
         def work() -> tuple[_Prepared, npt.NDArray[np.float32], float]:
             prepared = self._prepare(files, model.name)

@@ -37,6 +37,7 @@ from service.digit_input import IMAGE_SIDE, INPUT_NAME, INPUT_SHAPE, NUM_CLASSES
 from service.errors import ModelNotFound, ModelNotReady, NoModelReady, StoreUnavailable
 from service.model_store import CARD_FILE, MODEL_FILE, read_upload_accuracy, scan_store, version_dir
 from service.providers import ProviderPlan, check_session_providers
+from service.versions import VersionPolicies
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +139,10 @@ class ModelRegistry:
         default_model: str | None = None,
         default_upload_model: str | None = None,
         session_factory: SessionFactory = create_onnx_session,
+        version_policies: VersionPolicies | None = None,
     ) -> None:
         self.store = store
+        self.version_policies = version_policies or VersionPolicies()
         self.plan = plan
         self.intra_op_threads = intra_op_threads
         self.warmup_runs = warmup_runs
@@ -148,6 +151,7 @@ class ModelRegistry:
         self._upload_accuracy: Mapping[str, float] = MappingProxyType({})
         self._session_factory = session_factory
         self._models: Mapping[str, ServedModel] = MappingProxyType({})
+        self._versions: Mapping[str, Mapping[int, ServedModel]] = MappingProxyType({})
         self._rejected: Mapping[str, ServedModel] = MappingProxyType({})
         self._load_lock = threading.Lock()
 
@@ -186,24 +190,39 @@ class ModelRegistry:
             previous = self._models
             loaded: dict[str, ServedModel] = {}
             rejected: dict[str, ServedModel] = {}
-            candidates = {name: versions[-1] for name, versions in found.items()}
+            # Each model's versions to load, highest first, by its version policy (default: the latest).
+            candidates = {name: self.version_policies.for_model(name).select(versions)
+                          for name, versions in found.items()}
+            every_version: dict[str, Mapping[int, ServedModel]] = {}
             for name in sorted(candidates.keys() | listing.unreadable.keys()):
                 if name in listing.unreadable:
                     # Version 0: which version it holds cannot be known without reading it.
                     reason = f"the model directory cannot be read ({listing.unreadable[name]})"
                     log.error("model %s is not ready: %s", name, reason)
                     model = ServedModel(name, 0, "failed", reason=reason)
+                elif not candidates[name]:
+                    policy = self.version_policies.for_model(name)
+                    reason = f"the version policy {policy} selects none of its versions ({found[name]})"
+                    log.error("model %s is not ready: %s", name, reason)
+                    model = ServedModel(name, found[name][-1], "failed", reason=reason)
                 else:
-                    model = self._load_one(name, candidates[name])
+                    model = self._load_one(name, candidates[name][0])
                 old = previous.get(name)
                 if not model.ready and old is not None and old.ready:
                     log.error("model %s v%d failed (%s); v%d keeps serving", name, model.version, model.reason, old.version)
                     rejected[name] = model
                     model = old
                 loaded[name] = model
+                # The older versions the policy keeps (a ready one already loaded is kept as it is).
+                kept = {model.version: model}
+                for version in candidates.get(name, [])[1:]:
+                    earlier = self._versions.get(name, {}).get(version)
+                    kept[version] = earlier if earlier is not None and earlier.ready else self._load_one(name, version)
+                every_version[name] = MappingProxyType(kept)
             # The swap: one reference assignment. A request that already holds a model (and so its
             # session) finishes on it; the next lookup sees the new mapping.
             self._upload_accuracy = MappingProxyType(read_upload_accuracy(self.store))
+            self._versions = MappingProxyType(every_version)
             self._models = MappingProxyType(loaded)
             self._rejected = MappingProxyType(rejected)
             return self._models
@@ -211,6 +230,7 @@ class ModelRegistry:
     def close(self) -> None:
         """Drop every session (they are freed once no request holds them)."""
         self._models = MappingProxyType({})
+        self._versions = MappingProxyType({})
 
     def _load_one(self, name: str, version: int) -> ServedModel:
         directory = version_dir(self.store, name, version)
@@ -251,6 +271,19 @@ class ModelRegistry:
     def models(self) -> Mapping[str, ServedModel]:
         """The current mapping (a snapshot: a reload replaces it, never mutates it)."""
         return self._models
+
+    def versions(self, name: str) -> Mapping[int, ServedModel]:
+        """Every loaded version of `name` by number (the one in `models` among them); empty if unknown.
+
+        `models` holds each model's latest loaded version, the one `/predict` and `/models` use; the
+        version policy (`DIGITS_VERSION_POLICY`) may keep older ones beside it for the protocol's
+        `/v2/models/{name}/versions/{v}`.
+        """
+        current = self._models.get(name)
+        kept = self._versions.get(name, MappingProxyType({}))
+        if current is not None and current.version not in kept:  # the previous version kept serving
+            return MappingProxyType({**kept, current.version: current})
+        return kept
 
     @property
     def rejected(self) -> Mapping[str, ServedModel]:

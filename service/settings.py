@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.versions import parse_policies
+
 ENV_PREFIX = "DIGITS_"
 
 Device = Literal["auto", "cpu", "cuda", "tensorrt"]
@@ -138,6 +140,12 @@ class Settings(BaseSettings):
     """Single-image inferences run per model at start-up; their latency is what /models/compare
     reports as measured on this server."""
 
+    version_policy: str = "latest:1"
+    """Which versions of each model to load: `latest:N`, `all` or `specific:V,V,...`, for every
+    model, with per-model entries after `;` (`latest:1; cnn=all; mlp=specific:1,3`). `/predict`,
+    `/models` and requests without a version use each model's latest loaded version; the others
+    are reached with `/v2/models/{name}/versions/{v}` (`service.versions`)."""
+
     batching: bool = False
     """Adaptive batching of the Open Inference Protocol's tensor requests (`/v2/.../infer` and
     gRPC `ModelInfer` with the FP32 `image` input): concurrent requests for one model are merged
@@ -159,6 +167,12 @@ class Settings(BaseSettings):
         # `DIGITS_ADMIN_TOKEN=` (empty) must mean "off", never "the empty string is the token".
         if isinstance(value, str) and not value.strip():
             return None
+        return value
+
+    @field_validator("version_policy")
+    @classmethod
+    def _valid_version_policy(cls, value: str) -> str:
+        parse_policies(value)  # raises ValueError with the reason: refused at start-up
         return value
 
     @field_validator("cors_origins", mode="before")

@@ -1,7 +1,8 @@
 """What the protocol's endpoints do, for both transports, over the service's data plane.
 
-Model names are the registry's; a model's versions are the ones the registry holds for it. A
-request without a version gets the model's current (latest loaded) version, as `/predict` does.
+Model names are the registry's; a model's versions are the ones its version policy loaded
+(`DIGITS_VERSION_POLICY`, default the latest only). A request without a version gets the model's
+latest loaded version, as `/predict` does.
 
 Image files (`image_file`) go through `DataPlane.predict_files`, the very path of `POST /predict`,
 so they get the same preprocessing, limits (`max_files_per_request`, the pixel limit), metrics and
@@ -74,21 +75,25 @@ class InferencePlane:
         Raises:
             ModelNotFound: no such model. VersionNotFound: the model has no such version.
         """
-        models = self.dataplane.registry.models
+        registry = self.dataplane.registry
+        models = registry.models
         if name not in models:
             raise ModelNotFound(name, models)
-        model = models[name]
-        if version and version != str(model.version):
-            shown = repr(version) if len(version) <= 20 and version.isalnum() else "with that number"
-            raise VersionNotFound(f"model {name!r} has no version {shown}; versions: {model.version}",
-                                  versions=[str(model.version)])
-        return model
+        if not version:
+            return models[name]
+        versions = registry.versions(name)
+        if version.isdigit() and int(version) in versions:
+            return versions[int(version)]
+        shown = repr(version) if len(version) <= 20 and version.isalnum() else "with that number"
+        loaded = [str(v) for v in sorted(versions)]
+        raise VersionNotFound(f"model {name!r} has no version {shown}; versions: {', '.join(loaded) or 'none'}",
+                              versions=loaded)
 
     def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
         model = self.model(name, version)
         return {
             "name": model.name,
-            "versions": [str(model.version)],
+            "versions": [str(v) for v in sorted(self.dataplane.registry.versions(name))],
             "platform": PLATFORM,
             "inputs": [{"name": n, "datatype": d, "shape": list(s)} for n, d, s in MODEL_INPUTS],
             "outputs": [{"name": n, "datatype": d, "shape": list(s)} for n, d, s in MODEL_OUTPUTS],
@@ -119,7 +124,7 @@ class InferencePlane:
             self._observe(model, probabilities)
         else:
             files = [ImageFile(data) for data in image_files(tensor, MAX_BATCH)]
-            answers = await self.dataplane.predict_files(files, model.name)
+            answers = await self.dataplane.predict_files(files, model.name, served=model)
             probabilities = np.asarray([answer.probabilities for answer in answers], dtype=np.float32)
         outputs = build_outputs(request, probabilities)
         return InferResponse(model.name, str(model.version), request.id, outputs)
