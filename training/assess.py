@@ -85,6 +85,14 @@ def _check_same_data(card: ModelCard, data: Mnist) -> None:
         raise ValueError(f"{card.name} v{card.version} was scored on other MNIST files than {data.source}")
 
 
+def _write_calibrated(card: ModelCard, calibration: Calibration, path: Path) -> None:
+    """Rewrite a card with its calibration section and nothing else changed: fields the file did not
+    have (defaults added to the schema later, like `augmentation`) stay out of it."""
+    updated = card.model_copy(update={"calibration": calibration})
+    ModelCard.model_validate_json(updated.model_dump_json())  # still a valid card
+    path.write_text(updated.model_dump_json(indent=2, exclude_unset=True) + "\n", encoding="utf-8")
+
+
 def assess_calibration(store: Path, data: Mnist) -> dict[str, Calibration]:
     """Calibrate every model, store its test predictions and add the result to its card."""
     x_val, x_test = as_model_input(data.validation), as_model_input(data.test)
@@ -97,7 +105,7 @@ def assess_calibration(store: Path, data: Mnist) -> dict[str, Calibration]:
             raise ValueError(f"{name}: the ONNX file no longer scores as its card says")
         calibration = calibrate((val_p, data.validation.labels), (test_p, data.test.labels))
         np.savez_compressed(directory / TEST_PREDICTIONS_FILE, probabilities=test_p, labels=data.test.labels)
-        card.model_copy(update={"calibration": calibration}).write(directory / CARD_FILE)
+        _write_calibrated(card, calibration, directory / CARD_FILE)
         log.info(
             "%s: T = %.3f (%s), val NLL %.4f -> %.4f, test ECE %.4f -> %.4f",
             name,

@@ -79,9 +79,10 @@ def test_report_renders_from_the_cards(published: tuple[Path, ModelCard], sample
 
     store, _ = published
     written = render_report(store, tmp_path, data_dir=sample_dir)
-    assert [p.name for p in written] == ["curves.png", "confusion.png", "misclassified.png", "results.md"]
+    assert [p.name for p in written] == ["curves.png", "confusion.png", "misclassified.png", "seed_spread.png",
+                                         "results.md"]
     for png in written[:3]:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     latest = ModelCard.read(store / "mlp_dropout" / "2" / CARD_FILE)
     row = next(line for line in (tmp_path / "results.md").read_text().splitlines() if "mlp_dropout" in line)
-    assert f"{100 * latest.test_accuracy:.2f}% | {latest.test_errors} |" in row
+    assert f"| {100 * latest.test_accuracy:.2f}% (" in row and f") | {latest.test_errors} |" in row
