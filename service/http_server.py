@@ -77,9 +77,15 @@ class _HeadersTooLarge(Exception):
     pass
 
 
-_waiting: dict[GuardedHttpProtocol, None] = {}
-"""Connections with no request in progress (new, between requests, or still sending headers), oldest
-first: the ones a full server closes to make room. A dict keeps insertion order and O(1) moves."""
+_waiting: dict[GuardedHttpProtocol, float] = {}
+"""Connections with no request in progress (new, between requests, or still sending headers) and
+since when, oldest first: the ones a full server closes to make room. A dict keeps insertion order,
+so the oldest is found in O(1)."""
+
+EVICTABLE_AFTER_SECONDS = 2.0
+"""A full server closes only a connection that has waited at least this long: one that has just
+connected (a health probe, a client about to send its headers) always gets its chance, and an
+attacker holding more sockets than the limit cannot make the server churn through connections."""
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -105,7 +111,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if len(self.connections) > self.limits.max_connections and not _evict_longest_waiting(self):
             self._answer_and_close(503, "the server has too many open connections; retry shortly")
             return
-        _waiting[self] = None
+        _waiting[self] = self.loop.time()
         self._arm(self.limits.header_timeout, self._header_deadline_passed)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -177,10 +183,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        self._in_request = False
         super().on_response_complete()
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a pipelined request was waiting and has just started: still in a request
+        self._in_request = False
         if not self.transport.is_closing():
-            _waiting[self] = None
+            _waiting[self] = self.loop.time()
             # uvicorn's keep-alive timer closes a silent connection; this one bounds a connection that
             # keeps sending bytes that never begin a request (the rest of an unread body, say).
             self._arm(self.config.timeout_keep_alive + self.limits.header_timeout, self._header_deadline_passed)
@@ -257,11 +265,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
 
 def _evict_longest_waiting(newcomer: GuardedHttpProtocol) -> bool:
-    """Close the connection that has waited longest without a request in progress; False if none has."""
-    for connection in _waiting:
+    """Close the connection that has waited longest without a request in progress, if it has waited
+    `EVICTABLE_AFTER_SECONDS`; False if none has (the newcomer is then refused)."""
+    for connection, since in _waiting.items():
+        if newcomer.loop.time() - since < EVICTABLE_AFTER_SECONDS:
+            return False  # oldest first: if this one is too young, so are the rest
         if connection is not newcomer:
             log.debug("connection limit reached: closing the longest-waiting connection from %s", connection.client)
-            _waiting.pop(connection)
+            del _waiting[connection]
             connection._closing = True
             connection._disarm()
             connection.transport.close()
