@@ -25,6 +25,7 @@ import numpy.typing as npt
 from anyio import CapacityLimiter
 from PIL import Image
 
+from service.calibration import served_probabilities
 from service.comparison import compare_models
 from service.errors import NoInk, NoModelReady, TooManyFiles
 from service.image_structure import check_structure
@@ -198,6 +199,10 @@ class DataPlane:
         preprocess_seconds: Sequence[float],
         reports: Sequence[ImageReport | None],
     ) -> list[Prediction]:
+        # Temperature scaling never changes the digit, only how sure the answer says it is.
+        probabilities, calibrated = served_probabilities(
+            model.card, probabilities, enabled=self.settings.calibrated_probabilities
+        )
         digits = [int(d) for d in probabilities.argmax(axis=1)]
         confidences = [float(row[d]) for row, d in zip(probabilities, digits, strict=True)]
         self.metrics.observe_prediction(model.name, digits, confidences)
@@ -208,6 +213,7 @@ class DataPlane:
                 digit=digit,
                 confidence=confidence,
                 probabilities=[float(p) for p in row],
+                calibrated=calibrated,
                 providers=list(model.providers),
                 image=report,
                 timings=Timings(

@@ -76,6 +76,8 @@ class Prediction(_Body):
     confidence: float = Field(description="Probability of `digit`.")
     probabilities: list[float] = Field(min_length=NUM_CLASSES, max_length=NUM_CLASSES,
                                        description="Softmax output for digits 0-9; sums to 1.")
+    calibrated: bool = Field(description="Whether `probabilities` and `confidence` are temperature-scaled "
+                                         "(the model's temperature, fitted on the validation split).")
     providers: list[str] = Field(description="Execution providers of the session that answered.")
     image: ImageReport | None = Field(description="How the uploaded file was read; null for pixel input.")
     timings: Timings

@@ -136,6 +136,11 @@ class Settings(BaseSettings):
     """Bearer token that `GET /metrics` requires when set (Prometheus: `authorization` in the
     scrape config). Unset or empty: the metrics are open to anyone who can reach the port."""
 
+    calibrated_probabilities: bool = True
+    """Answer with temperature-scaled probabilities where the model's card has a temperature that
+    lowered its validation NLL (`calibration.applied`); false: the models' raw softmax outputs.
+    The digit is the same either way; each answer says which it got (`calibrated`)."""
+
     warmup_runs: int = Field(default=20, ge=1, le=10_000)
     """Single-image inferences run per model at start-up; their latency is what /models/compare
     reports as measured on this server."""

@@ -52,8 +52,10 @@ def mnist_test() -> RawSplit:
 
 
 def make_settings(store: Path, **overrides: Any) -> Settings:
-    """Settings for a test app: the given store, quick warm-up, on the CPU unless overridden."""
-    values: dict[str, Any] = {"model_store": store, "device": "cpu", "warmup_runs": 3, **overrides}
+    """Settings for a test app: the given store, quick warm-up, on the CPU, the models' raw probabilities
+    (tests compare them with ONNX Runtime's; test_comparison_serving.py covers calibrated answers)."""
+    values: dict[str, Any] = {"model_store": store, "device": "cpu", "warmup_runs": 3,
+                              "calibrated_probabilities": False, **overrides}
     return Settings(**values)
 
 

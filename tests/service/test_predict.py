@@ -47,7 +47,8 @@ def test_one_file_gets_one_answer_from_the_named_model(
     assert response.status_code == 200
     body = response.json()
     expected = raw_probabilities(store, name, digit[None])[0]
-    assert set(body) == {"model", "version", "digit", "confidence", "probabilities", "providers", "image", "timings"}
+    assert set(body) == {"model", "version", "digit", "confidence", "probabilities", "calibrated", "providers",
+                         "image", "timings"}
     assert (body["model"], body["version"]) == (name, latest_version(store, name))
     assert body["digit"] == int(expected.argmax())
     assert body["confidence"] == pytest.approx(float(expected.max()), abs=1e-6)
