@@ -141,20 +141,29 @@ async def big_headers(stop: asyncio.Event, outcomes: Outcomes) -> None:
         writer.close()
 
 
+async def connect_or_pause(outcomes: Outcomes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    """A new connection, or None (counted, after a pause) when the server did not take one."""
+    try:
+        return await asyncio.open_connection(HOST, PORT[0])
+    except OSError:
+        outcomes.add("connect failed")
+        await asyncio.sleep(1.0)
+        return None
+
+
 async def silent_sockets(stop: asyncio.Event, outcomes: Outcomes, count: int = 3000) -> None:
     """Keep `count` connections open that never send a byte; count how the server ends them."""
     async def hold() -> None:
         while not stop.is_set():
-            try:
-                reader, writer = await asyncio.open_connection(HOST, PORT[0])
-            except OSError:
-                outcomes.add("connect failed")
-                await asyncio.sleep(1.0)
+            connection = await connect_or_pause(outcomes)
+            if connection is None:
                 continue
+            reader, writer = connection
             start = time.monotonic()
             try:
                 data = await reader.read(65536)
-                outcomes.add("closed by the server" if not data else "answered", time.monotonic() - start)
+                what = "closed by the server" if not data else f"answered {data.split(b' ', 2)[1].decode()}"
+                outcomes.add(what, time.monotonic() - start)
             except (ConnectionError, OSError):
                 outcomes.add("reset", time.monotonic() - start)
             writer.close()
@@ -170,12 +179,10 @@ async def slow_headers(stop: asyncio.Event, outcomes: Outcomes, count: int = 200
     """Headers sent a byte every 2 s: each should end with 408 at the header timeout."""
     async def crawl() -> None:
         while not stop.is_set():
-            try:
-                reader, writer = await asyncio.open_connection(HOST, PORT[0])
-            except OSError:
-                outcomes.add("connect failed")
-                await asyncio.sleep(1.0)
+            connection = await connect_or_pause(outcomes)
+            if connection is None:
                 continue
+            reader, writer = connection
             start = time.monotonic()
             try:
                 for byte in b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"z" * 1000:
