@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default 8000)")
     parser.add_argument("--workers", type=int, help="worker processes (default 1)")
+    parser.add_argument("--grpc-port", type=int, help="port of the Open Inference Protocol's gRPC service (default: off)")
     parser.add_argument("--model-store", type=Path, help="model store directory (default ./model_store)")
     parser.add_argument("--device", choices=get_args(Device), help="execution provider (default auto)")
     parser.add_argument("--default-model", help="model for requests that name none (default: best test accuracy)")

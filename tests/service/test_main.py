@@ -72,3 +72,12 @@ def test_a_real_server_with_two_workers_answers_and_sums_its_metrics(store: Path
         server.signal(signal.SIGTERM)
         returncode, output = server.wait_exit()
     assert returncode == 0, output
+
+
+def test_the_grpc_port_can_be_given_on_the_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[Settings] = []
+    monkeypatch.setattr("service.http_server.serve", lambda settings: calls.append(settings) or 0)
+    monkeypatch.setenv("DIGITS_GRPC_PORT", "")
+    monkeypatch.delenv("DIGITS_GRPC_PORT")
+    assert cli.main(["--grpc-port", "8001"]) == 0
+    assert calls[0].grpc_port == 8001 and Settings().grpc_port == 8001
