@@ -7,6 +7,8 @@
 #
 # Every setting is a DIGITS_* environment variable (see service/settings.py and the README).
 # scripts/replay_dockerfile.py replays these steps in a fresh virtual environment, without Docker.
+# PYTHON_IMAGE may be any image with `python` and `pip` on PATH (a local Debian base: see README
+# "Deploying"). buildah keeps HEALTHCHECK only with `--format docker` (OCI images have no such field).
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 FROM ${PYTHON_IMAGE}
@@ -24,6 +26,11 @@ RUN groupadd --system --gid 10001 digits \
 
 # Dependencies before the source, so this layer is rebuilt only when the lock file changes.
 # The lock pins the `serve` extra and everything it pulls in: no TensorFlow, no training code.
+# PIP_CERT (unset by default) names a CA bundle mounted for the build only, for a package index
+# reached through a proxy with its own certificate authority; the bundle is never copied in:
+#   buildah bud --format docker -v /etc/ssl/certs/ca-certificates.crt:/run/build-ca.crt:ro \
+#     --build-arg PIP_CERT=/run/build-ca.crt -t digit-serving .
+ARG PIP_CERT
 COPY requirements/serve.lock requirements/serve.lock
 RUN pip install --no-compile -r requirements/serve.lock
 
@@ -37,7 +44,8 @@ ENV DIGITS_HOST=0.0.0.0 \
 
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
-EXPOSE 8000
+# 8001: the Open Inference Protocol's gRPC port, served when DIGITS_GRPC_PORT=8001 is set.
+EXPOSE 8000 8001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-m", "service.healthcheck"]
 # Exec form: the server is PID 1 and gets SIGTERM directly (graceful shutdown).

@@ -40,7 +40,7 @@ def test_the_recipe_installs_locked_serving_dependencies_first_and_runs_unprivil
     assert copies == [f"requirements/{lock}.lock requirements/{lock}.lock", "service/ service/", "model_store/ model_store/"]
     assert "training" not in (REPO / dockerfile).read_text().replace("training code", "")
     assert arguments["USER"] == "10001:10001"
-    assert arguments["EXPOSE"] == "8000"
+    assert arguments["EXPOSE"] == "8000 8001"  # HTTP, and gRPC when DIGITS_GRPC_PORT=8001
     assert replay.healthcheck_command(arguments["HEALTHCHECK"]) == ["python", "-m", "service.healthcheck"]
     assert replay.exec_form(arguments["CMD"]) == ["python", "-m", "service"]
     env = {k: v for step in steps if step.keyword == "ENV" for k, v in replay.parse_assignments(step.argument).items()}
