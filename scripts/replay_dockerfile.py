@@ -166,8 +166,9 @@ class Replay:
                     else instruction.argument)
 
     def do_arg(self, argument: str) -> None:
-        name, _, default = argument.partition("=")
-        self.env.setdefault(name, default)
+        name, has_default, default = argument.partition("=")
+        if has_default:  # an ARG with no default and no --build-arg is unset in a real build, not ""
+            self.env.setdefault(name, default)
         self.say(f"ARG {name}={default}")
 
     def do_from(self, argument: str) -> None:
