@@ -6,14 +6,13 @@ path, and absent from the OpenAPI schema). Every call needs `Authorization: Bear
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.errors import NotAuthenticated, NotAuthorized, ReloadFailed, error_responses
-from service.routes.dependencies import ReloaderDep, SettingsDep
+from service.routes.dependencies import ReloaderDep, SettingsDep, check_bearer_token
 from service.schemas import ReloadReport
 
 # auto_error=False: a missing or non-Bearer header reaches `require_admin`, which answers with the
@@ -28,10 +27,8 @@ async def require_admin(
     expected = settings.admin_token
     if expected is None:  # the router is only mounted with a token; this guards a wrong mount
         raise NotAuthorized("admin endpoints are disabled")
-    if credentials is None:
-        raise NotAuthenticated("this endpoint needs the header `Authorization: Bearer <admin token>`")
-    if not secrets.compare_digest(credentials.credentials.encode(), expected.get_secret_value().encode()):
-        raise NotAuthorized("the admin token is wrong")
+    presented = credentials.credentials if credentials is not None else None
+    check_bearer_token(presented, expected, needs="this endpoint needs", kind="admin token")
 
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])

@@ -6,11 +6,14 @@ that hop costs more than the whole inference of a small digit (measured in bench
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import SecretStr
 
 from service.dataplane import DataPlane
+from service.errors import NotAuthenticated, NotAuthorized
 from service.metrics import ServiceMetrics
 from service.reloader import StoreReloader
 from service.settings import Settings
@@ -40,3 +43,15 @@ DataPlaneDep = Annotated[DataPlane, Depends(get_dataplane)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 ReloaderDep = Annotated[StoreReloader, Depends(get_reloader)]
+
+
+def check_bearer_token(presented: str | None, expected: SecretStr, *, needs: str, kind: str) -> None:
+    """401 without a bearer token, 403 with a wrong one (compared in constant time).
+
+    `needs` and `kind` word the answers: "<needs> the header `Authorization: Bearer <<kind>>`",
+    "the <kind> is wrong".
+    """
+    if presented is None:
+        raise NotAuthenticated(f"{needs} the header `Authorization: Bearer <{kind}>`")
+    if not secrets.compare_digest(presented.encode(), expected.get_secret_value().encode()):
+        raise NotAuthorized(f"the {kind} is wrong")

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
-
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from service.errors import NotAuthenticated, NotAuthorized, error_responses
-from service.routes.dependencies import MetricsDep, SettingsDep
+from service.routes.dependencies import MetricsDep, SettingsDep, check_bearer_token
 
 router = APIRouter(tags=["metrics"])
 
@@ -22,10 +20,8 @@ async def require_metrics_token(settings: SettingsDep, request: Request) -> None
     if expected is None:
         return
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise NotAuthenticated("the metrics need the header `Authorization: Bearer <metrics token>`")
-    if not secrets.compare_digest(token.strip().encode(), expected.get_secret_value().encode()):
-        raise NotAuthorized("the metrics token is wrong")
+    presented = token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    check_bearer_token(presented, expected, needs="the metrics need", kind="metrics token")
 
 
 @router.get(
