@@ -39,6 +39,7 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from service.headers import SECURITY_HEADERS
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,9 @@ def connection_limits() -> ConnectionLimits:
     """The limits of this process, from its `DIGITS_*` environment (uvicorn builds a protocol object
     per connection from an import string, in every worker, so they cannot be passed in)."""
     return ConnectionLimits.from_settings(Settings())
+
+
+_SECURITY_HEADER_LINES = b"".join(f"{name.lower()}: {value}\r\n".encode() for name, value in SECURITY_HEADERS.items())
 
 
 class _HeadersTooLarge(Exception):
@@ -240,6 +244,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
+    def evict(self) -> None:
+        """Close at once, to make room for another connection (it had no request in progress)."""
+        self._closing = True
+        _waiting.pop(self, None)
+        self._disarm()
+        self.transport.close()
+
     def _answer_and_close(self, status: int, message: str) -> None:
         """Answer from below the application (no request reached it) with the service's error body."""
         self._closing = True
@@ -250,7 +261,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             STATUS_LINE[status],
             b"content-type: application/json\r\n",
             b"content-length: %d\r\n" % len(body),
-            b"x-content-type-options: nosniff\r\n",
+            _SECURITY_HEADER_LINES,  # what service.headers adds to the application's answers
             b"connection: close\r\n\r\n",
         ]
         self.transport.write(b"".join(head) + body)
@@ -272,10 +283,7 @@ def _evict_longest_waiting(newcomer: GuardedHttpProtocol) -> bool:
             return False  # oldest first: if this one is too young, so are the rest
         if connection is not newcomer:
             log.debug("connection limit reached: closing the longest-waiting connection from %s", connection.client)
-            del _waiting[connection]
-            connection._closing = True
-            connection._disarm()
-            connection.transport.close()
+            connection.evict()
             return True
     return False
 
