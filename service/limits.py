@@ -92,8 +92,8 @@ class BodyLimitMiddleware:
             with anyio.move_on_after(min(self.idle_timeout, deadline - now)) as waited:
                 message = await receive()
             if waited.cancelled_caught:
-                limit = "in full" if anyio.current_time() >= deadline else "without a pause"
-                seconds = self.timeout if limit == "in full" else self.idle_timeout
+                whole_body = anyio.current_time() >= deadline
+                limit, seconds = ("in full", self.timeout) if whole_body else ("without a pause", self.idle_timeout)
                 failure = RequestTimeout(f"the request body did not arrive {limit} within {seconds:g} s")
                 raise failure
             if message["type"] == "http.disconnect":
