@@ -34,6 +34,7 @@ ARG PIP_CERT
 COPY requirements/serve.lock requirements/serve.lock
 RUN pip install --no-compile -r requirements/serve.lock
 
+COPY digit_contract/ digit_contract/
 COPY service/ service/
 COPY model_store/ model_store/
 

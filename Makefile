@@ -28,8 +28,8 @@ test: .venv/.installed
 	.venv/bin/python -m pytest
 
 lint: .venv/.installed
-	.venv/bin/ruff check service training tests bench scripts
-	.venv/bin/mypy service training bench
+	.venv/bin/ruff check digit_contract service training tests bench scripts
+	.venv/bin/mypy digit_contract service training bench
 
 ## Re-render docs/report from the cards (MNIST_DIR adds the misclassified-digit grid).
 report: .venv/.installed

@@ -30,7 +30,7 @@ from bench.payloads import load_digits, upload_payload
 from bench.preparation import measure_preparation
 from bench.report import baseline_from, evaluate_targets, render_markdown
 from bench.servers import REPO, RunningServer, ServerFailed, server_spec
-from service.model_store import list_models
+from digit_contract.store import list_models
 
 BUSY_CORES = 0.3
 """Other processes using more than this many cores make the figures unreliable: say so in the report."""

@@ -28,8 +28,8 @@ import numpy as np
 import onnx
 from onnx import shape_inference
 
-from service.digit_input import INPUT_NAME, OUTPUT_NAME
-from service.model_store import MODEL_FILE, latest_version, list_models, version_dir
+from digit_contract.inputs import INPUT_NAME, OUTPUT_NAME
+from digit_contract.store import MODEL_FILE, latest_version, list_models, version_dir
 
 
 def measure_peak_gflops(size: int = 2048, repeats: int = 5) -> float:

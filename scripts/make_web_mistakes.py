@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from service.card import ModelCard
-from service.model_store import latest_version, list_models, version_dir
+from digit_contract.card import ModelCard
+from digit_contract.store import latest_version, list_models, version_dir
 from training.data import TEST_IMAGES, TEST_LABELS, load_split
 
 STATIC = Path(__file__).resolve().parents[1] / "service" / "web" / "static"

@@ -27,7 +27,18 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from service.card import ModelCard
+from digit_contract.card import ModelCard
+from digit_contract.records import ReplicateRun, RobustnessRecord, read_replicates, read_robustness
+from digit_contract.statistics import (
+    ALPHA,
+    McNemarResult,
+    compare_paired,
+    holm_adjust,
+    permutation_test,
+    spread_of,
+    wilson_interval,
+)
+from digit_contract.store import UPLOAD_EVALUATION_FILE, read_upload_accuracy
 from service.comparison_schemas import (
     CalibrationRow,
     PairedTest,
@@ -37,19 +48,8 @@ from service.comparison_schemas import (
     UploadAccuracy,
     Verdict,
 )
-from service.experiments import ReplicateRun, RobustnessRecord, read_replicates, read_robustness
-from service.model_store import UPLOAD_EVALUATION_FILE, read_upload_accuracy
 from service.registry import ServedModel
 from service.schemas import ArchitectureGap, ComparisonRow, ModelComparison, RegularisationEffect, Unavailable
-from service.statistics import (
-    ALPHA,
-    McNemarResult,
-    compare_paired,
-    holm_adjust,
-    permutation_test,
-    spread_of,
-    wilson_interval,
-)
 
 METHODS = (
     "Test-set comparisons: exact McNemar test (two-sided binomial test on the test images exactly one of the "

@@ -25,7 +25,7 @@ import numpy.typing as npt
 from anyio import CapacityLimiter
 from PIL import Image
 
-from service.calibration import served_probabilities
+from digit_contract.calibration import served_probabilities
 from service.comparison import compare_models
 from service.errors import NoInk, NoModelReady, TooManyFiles
 from service.image_structure import check_structure

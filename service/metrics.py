@@ -33,7 +33,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.digit_input import NUM_CLASSES
+from digit_contract.inputs import NUM_CLASSES
 
 if TYPE_CHECKING:
     from service.registry import ServedModel

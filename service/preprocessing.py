@@ -49,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from service.digit_input import IMAGE_SIDE, normalize_pixels
+from digit_contract.inputs import IMAGE_SIDE, normalize_pixels
 from service.errors import InvalidImage, NoInk, TooManyPixels, UnsupportedImage
 from service.image_structure import check_structure
 

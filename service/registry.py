@@ -7,7 +7,7 @@ model's `reason` while the other models load and serve:
 2. `model.onnx` has the size and SHA-256 the card records (the bytes hashed are the bytes loaded);
 3. ONNX Runtime builds a session on the planned providers (an explicit GPU device that the session
    does not really get stops the whole start-up: see `service.providers`);
-4. the graph has the one signature every model shares (`service.digit_input`);
+4. the graph has the one signature every model shares (`digit_contract.inputs`);
 5. a warm-up batch gives finite probabilities that sum to 1, and timed single-image runs measure
    this server's inference latency.
 
@@ -32,10 +32,10 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from service.card import ModelCard
-from service.digit_input import IMAGE_SIDE, INPUT_NAME, INPUT_SHAPE, NUM_CLASSES, OUTPUT_NAME
+from digit_contract.card import ModelCard
+from digit_contract.inputs import IMAGE_SIDE, INPUT_NAME, INPUT_SHAPE, NUM_CLASSES, OUTPUT_NAME
+from digit_contract.store import CARD_FILE, MODEL_FILE, read_upload_accuracy, scan_store, version_dir
 from service.errors import ModelNotFound, ModelNotReady, NoModelReady, StoreUnavailable
-from service.model_store import CARD_FILE, MODEL_FILE, read_upload_accuracy, scan_store, version_dir
 from service.providers import ProviderPlan, check_session_providers
 from service.versions import VersionPolicies
 

@@ -7,7 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.card import ModelCard
+from digit_contract.card import ModelCard
+from digit_contract.inputs import IMAGE_SIDE, NUM_CLASSES
 from service.comparison_schemas import (
     CalibrationRow,
     PairedTest,
@@ -16,7 +17,6 @@ from service.comparison_schemas import (
     SeedSpread,
     UploadAccuracy,
 )
-from service.digit_input import IMAGE_SIDE, NUM_CLASSES
 
 # Strict: a JSON number only. Lax mode would take `true` as 1.0 and "0.5" as 0.5, which the schema
 # (type: number) does not allow and no well-behaved client sends.

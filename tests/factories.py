@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from service.card import ModelCard
+from digit_contract.card import ModelCard
+from digit_contract.inputs import MNIST_INPUT
 
 
 def make_card(
@@ -26,7 +27,10 @@ def make_card(
     fields: dict[str, Any] = {
         "name": name,
         "version": version,
+        "experiment": "regularisation",
         "architecture": "cnn" if name.startswith("cnn") else "mlp",
+        "framework": "keras",
+        "input": MNIST_INPUT.model_dump(),
         "description": "test card",
         "hyperparameters": {
             "hidden_units": None if name.startswith("cnn") else 44,
@@ -67,6 +71,7 @@ def make_card(
             "max_abs_diff_vs_keras": 1e-7,
         },
         "dataset": {
+            "split": "train: first 90%; validation: last 10%; test: the test images",
             "file_sha256": {"t10k-images-idx3-ubyte": "1" * 64},
             "train_samples": 54_000,
             "validation_samples": 6_000,

@@ -9,8 +9,8 @@ from pathlib import Path
 import onnxruntime as ort
 import pytest
 
-from service.card import ModelCard
-from service.model_store import CARD_FILE, MODEL_FILE, latest_version, version_dir
+from digit_contract.card import ModelCard
+from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, version_dir
 from training.data import CANONICAL_SHA256, DATA_DIR_ENV, as_model_input, load_split
 from training.evaluate import evaluate_onnx
 from training.variants import VARIANTS, VariantSpec

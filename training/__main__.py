@@ -9,17 +9,25 @@ import sys
 from pathlib import Path
 
 from training.data import DATA_DIR_ENV, DatasetNotFound, IdxFormatError
+from training.experiments import EXPERIMENTS, ExperimentRun
 from training.replicates import REPLICATE_SEEDS
 from training.variants import VARIANTS, VARIANTS_BY_NAME
 
 DEFAULT_STORE = Path("model_store")
 
 
+def _known_variants() -> list[str]:
+    names = list(VARIANTS_BY_NAME)
+    names += [n for e in EXPERIMENTS.values() for n in e.variants if n not in names]
+    return names
+
+
 def _variant_names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in VARIANTS_BY_NAME]
+    known = _known_variants()
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS_BY_NAME)}")
+        raise argparse.ArgumentTypeError(f"unknown variant(s) {unknown}; choose from {', '.join(known)}")
     return names
 
 
@@ -37,12 +45,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    train = commands.add_parser("train", help="train variants and publish them to the model store")
+    train = commands.add_parser("train", help="train an experiment (or variants) and publish it to the model store")
+    train.add_argument(
+        "--experiment",
+        choices=sorted(EXPERIMENTS),
+        default=None,
+        help="train every variant of one experiment with its own protocol and data, and write its record "
+        "(experiments: " + "; ".join(f"{e.id}: seed {e.seed_document}, {', '.join(e.variants)}" for e in EXPERIMENTS.values()) + ")",
+    )
+    train.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an experiment-specific setting (repeatable); each experiment's trainer documents its own",
+    )
     train.add_argument(
         "--variants",
         type=_variant_names,
-        default=[s.name for s in VARIANTS],
-        help="comma-separated subset of: " + ", ".join(VARIANTS_BY_NAME) + " (default: the six seed variants)",
+        default=None,
+        help="comma-separated subset of the experiment's variants; without --experiment, of: "
+        + ", ".join(VARIANTS_BY_NAME)
+        + " (default: the six seed variants)",
     )
     train.add_argument(
         "--epochs",
@@ -108,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_train(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.experiment is not None:
+        return run_experiment(args)
     from training.data import load_mnist
     from training.trainer import TrainingConfig, config_for, train_and_publish
 
@@ -119,10 +145,37 @@ def run_train(args: argparse.Namespace) -> int:
         len(data.validation),
         len(data.test),
     )
+    names = args.variants or [s.name for s in VARIANTS]
+    unknown = [n for n in names if n not in VARIANTS_BY_NAME]
+    if unknown:
+        print(f"error: unknown variant(s) {unknown}; choose from {', '.join(VARIANTS_BY_NAME)} "
+              "or train an experiment with --experiment", file=sys.stderr)
+        return 2
     config = TrainingConfig(batch_size=args.batch_size, seed=args.seed)
-    for name in args.variants:
+    for name in names:
         spec = VARIANTS_BY_NAME[name]
         train_and_publish(spec, data, config_for(spec, config, args.epochs), args.store)
+    return 0
+
+
+def run_experiment(args: argparse.Namespace) -> int:
+    experiment = EXPERIMENTS[args.experiment]
+    options = dict(option.partition("=")[::2] for option in args.option)
+    unknown = [n for n in args.variants or () if n not in experiment.variants]
+    if unknown:
+        print(f"error: {', '.join(unknown)} not in experiment {experiment.id} ({', '.join(experiment.variants)})", file=sys.stderr)
+        return 2
+    run = ExperimentRun(
+        store=args.store,
+        data_dir=args.data_dir,
+        download=not args.no_download,
+        seed=args.seed,
+        epochs=args.epochs,
+        variants=tuple(args.variants) if args.variants else None,
+        options=options,
+    )
+    for card in experiment.load_trainer()(experiment, run):
+        print(f"{card.name} v{card.version}: test accuracy {card.test_accuracy:.4f} ({card.test_errors} errors)")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 `python -m training assess` needs only inference. For every model in the store (latest version):
 
-1. its probabilities on the validation split fit a temperature (service/calibration.py); T is
+1. its probabilities on the validation split fit a temperature (digit_contract/calibration.py); T is
    applied by default only where it lowers the validation NLL;
 2. its probabilities on the 10,000 test images are stored beside the model
    (`test_predictions.npz`: what the report draws reliability diagrams from, without the dataset)
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from service.calibration import (
+from digit_contract.calibration import (
     ECE_BINS,
     apply_temperature,
     expected_calibration_error,
@@ -31,10 +31,10 @@ from service.calibration import (
     negative_log_likelihood,
     top_confidence,
 )
-from service.card import Calibration, ModelCard
-from service.digit_input import normalize_pixels
-from service.experiments import ROBUSTNESS_FILE, CorruptionCurve, RobustnessRecord
-from service.model_store import CARD_FILE, MODEL_FILE, latest_version, list_models, version_dir
+from digit_contract.card import Calibration, ModelCard
+from digit_contract.inputs import normalize_pixels
+from digit_contract.records import ROBUSTNESS_FILE, CorruptionCurve, RobustnessRecord
+from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, list_models, version_dir
 from training.corruptions import CORRUPTIONS, corrupt
 from training.data import Mnist, as_model_input
 from training.evaluate import predict_onnx

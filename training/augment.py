@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from service.digit_input import IMAGE_SIDE
+from digit_contract.inputs import IMAGE_SIDE
 from service.errors import NoInk
 
 Framer = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.uint8]]

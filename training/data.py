@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from service.digit_input import IMAGE_SIDE, NUM_CLASSES, normalize_pixels
+from digit_contract.inputs import IMAGE_SIDE, NUM_CLASSES, normalize_pixels
 
 DATA_DIR_ENV = "MNIST_DIR"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from service.digit_input import INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
+from digit_contract.inputs import INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
 
 # Keras clips probabilities to [eps, 1 - eps] in categorical cross-entropy; do the same so the
 # test loss is comparable with the training history.

@@ -16,8 +16,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from service.card import ModelCard
-from service.experiments import ReplicateRun, replicate_path
+from digit_contract.card import ModelCard
+from digit_contract.records import ReplicateRun, replicate_path
 from training.data import Mnist
 from training.trainer import TrainingConfig, config_for, train_and_publish
 from training.variants import VariantSpec
@@ -30,8 +30,9 @@ REPLICATE_SEEDS = (1, 2, 3, 4, 5)
 
 def record_of(card: ModelCard) -> ReplicateRun:
     """The replicate record of a freshly trained (scratch) card."""
-    best = max(card.history, key=lambda e: e.val_accuracy)
-    last = card.history[-1]
+    best, last = card.peak_validation(), card.history[-1]
+    if best is None or best.val_accuracy is None or last.val_accuracy is None or last.val_loss is None:
+        raise ValueError(f"{card.name}: a replicate needs the validation figures of every epoch")
     return ReplicateRun(
         variant=card.name,
         seed=card.seed,

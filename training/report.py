@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from service.calibration import apply_temperature, reliability_bins, top_confidence
-from service.card import ModelCard
+from digit_contract.calibration import apply_temperature, reliability_bins, top_confidence
+from digit_contract.card import ModelCard
+from digit_contract.records import RobustnessRecord, read_replicates, read_robustness
+from digit_contract.store import CARD_FILE, latest_version, list_models, version_dir
 from service.comparison import compare_models
 from service.comparison_schemas import SeedClaim, SeedSpread
-from service.experiments import RobustnessRecord, read_replicates, read_robustness
-from service.model_store import CARD_FILE, latest_version, list_models, version_dir
 from service.registry import ServedModel
 from service.schemas import ModelComparison
 from training.assess import TEST_PREDICTIONS_FILE
@@ -75,7 +75,8 @@ def results_table(cards: list[ModelCard], store: Path | None = None) -> str:
     ]
     for c in cards:
         row = rows[c.name]
-        peak = max(c.history, key=lambda e: e.val_accuracy)
+        peak = c.peak_validation()
+        peak_text = "-" if peak is None else f"{100 * (peak.val_accuracy or 0.0):.2f}% ({peak.epoch})"
         name = f"**{c.name}**" if c.name in comparison.tied_for_best else c.name
         calibration = "-"
         if c.calibration is not None:
@@ -84,7 +85,7 @@ def results_table(cards: list[ModelCard], store: Path | None = None) -> str:
         lines.append(
             f"| {name} | {100 * c.test_accuracy:.2f}% ({100 * row.test_accuracy_low:.2f}-{100 * row.test_accuracy_high:.2f}) "
             f"| {c.test_errors} | {c.test_loss:.4f} | {c.macro_avg.f1:.4f} | {_spread_text(spreads.get(c.name))} "
-            f"| {calibration} | {c.parameter_count:,} | {100 * peak.val_accuracy:.2f}% ({peak.epoch}) "
+            f"| {calibration} | {c.parameter_count:,} | {peak_text} "
             f"| {c.training_seconds / 60:.1f} min |"
         )
     return "\n".join(lines) + "\n"
@@ -152,7 +153,11 @@ def plot_curves(cards: list[ModelCard], path: Path) -> None:
     acc_ax.set(title="Validation accuracy", xlabel="epoch", ylabel="accuracy")
     loss_ax.set(title="Validation loss", xlabel="epoch", ylabel="categorical cross-entropy")
     # The interesting part is the top of the accuracy curve; the first epochs would squash it.
-    low = min(min(e.val_accuracy for e in c.history[len(c.history) // 10 :]) for c in cards)
+    low = min(
+        min(e.val_accuracy for e in c.history[len(c.history) // 10 :] if e.val_accuracy is not None)
+        for c in cards
+        if any(e.val_accuracy is not None for e in c.history)
+    )
     acc_ax.set_ylim(max(low - 0.002, 0.0), 1.0)
     for ax in (acc_ax, loss_ax):
         ax.grid(alpha=0.3)

@@ -8,36 +8,24 @@ every epoch (validated on the clean validation images, as the others); its epoch
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import platform
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from service.card import (
-    AveragedMetrics,
-    ClassMetrics,
-    DatasetInfo,
-    EpochRecord,
-    Hyperparameters,
-    Misclassification,
-    ModelCard,
-    OnnxArtifact,
-)
-from service.digit_input import INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
-from service.model_store import CARD_FILE, MODEL_FILE, publish_version
+from digit_contract.card import DatasetInfo, EpochRecord, Hyperparameters, ModelCard
+from digit_contract.inputs import MNIST_INPUT, NUM_CLASSES
+from digit_contract.store import CARD_FILE, MODEL_FILE, publish_version
 from training.augment import augmenter
 from training.data import VALIDATION_FRACTION, Mnist, RawSplit, as_model_input
-from training.evaluate import evaluate_onnx
+from training.experiments import Experiment, ExperimentRun, experiment_of, write_record
 from training.export import PARITY_MIN_IMAGES, convert_to_onnx, verify_export
-from training.variants import VariantSpec, build_model
+from training.publish import TestSplit, TrainedModel, card_for
+from training.variants import VARIANTS_BY_NAME, VariantSpec, build_model
 
 if TYPE_CHECKING:
     import keras
@@ -62,19 +50,6 @@ def config_for(spec: VariantSpec, config: TrainingConfig, epochs: int | None = N
     """`config` with the epoch count this variant trains for: `epochs` if given, else the variant's
     own (an extra variant's protocol), else the seed's."""
     return replace(config, epochs=epochs if epochs is not None else spec.epochs or SEED_EPOCHS)
-
-
-_LIBRARIES = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "numpy", "protobuf")
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for package in _LIBRARIES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 def fit_variant(spec: VariantSpec, data: Mnist, config: TrainingConfig) -> tuple[keras.Model, list[EpochRecord], float]:
@@ -177,16 +152,17 @@ def export_and_card(
     version: int,
 ) -> ModelCard:
     """Write model.onnx and card.json into `directory` (a staging directory)."""
+    experiment = experiment_of(spec.name)
+    if experiment is None:
+        raise ValueError(f"{spec.name}: no experiment in training/experiments.py declares this variant")
     onnx_path = directory / MODEL_FILE
     convert_to_onnx(model, onnx_path)
-    x_test = as_model_input(data.test)
-    report = verify_export(model, onnx_path, parity_images(data, config.parity_images))
-    metrics = evaluate_onnx(onnx_path, x_test, data.test.labels)
-    payload = onnx_path.read_bytes()
-    card = ModelCard(
+    trained = TrainedModel(
         name=spec.name,
-        version=version,
+        experiment=experiment.id,
         architecture=spec.architecture,
+        framework="keras",
+        input=MNIST_INPUT,
         description=spec.description,
         hyperparameters=Hyperparameters(
             hidden_units=spec.hidden_units,
@@ -203,52 +179,28 @@ def export_and_card(
         parameter_count=int(model.count_params()),
         seed=config.seed,
         history=history,
-        training_seconds=round(seconds, 2),
-        test_accuracy=metrics.accuracy,
-        test_loss=metrics.loss,
-        test_errors=metrics.errors,
-        per_class=[
-            ClassMetrics(
-                digit=d,
-                precision=metrics.precision[d],
-                recall=metrics.recall[d],
-                f1=metrics.f1[d],
-                support=metrics.support[d],
-            )
-            for d in range(NUM_CLASSES)
-        ],
-        macro_avg=AveragedMetrics(precision=metrics.macro_precision, recall=metrics.macro_recall, f1=metrics.macro_f1),
-        confusion_matrix=metrics.confusion_matrix,
-        misclassified=[
-            Misclassification(index=i, label=t, predicted=p, confidence=c)
-            for i, t, p, c in zip(
-                metrics.misclassified_indices,
-                metrics.misclassified_labels,
-                metrics.misclassified_predicted,
-                metrics.misclassified_confidence,
-                strict=True,
-            )
-        ],
-        onnx=OnnxArtifact(
-            file=MODEL_FILE,
-            sha256=hashlib.sha256(payload).hexdigest(),
-            size_bytes=len(payload),
-            opset=report.opset,
-            input_name=INPUT_NAME,
-            output_name=OUTPUT_NAME,
-            max_abs_diff_vs_keras=report.max_abs_diff,
-        ),
+        training_seconds=seconds,
+        onnx_file=onnx_path,
+        export=verify_export(model, onnx_path, parity_images(data, config.parity_images)),
+    )
+    card = card_for(trained, mnist_test_split(data, experiment.split), version, onnx_path)
+    card.write(directory / CARD_FILE)
+    return card
+
+
+def mnist_test_split(data: Mnist, split: str) -> TestSplit:
+    """MNIST's test images as the MNIST models take them, with the dataset's card entry."""
+    return TestSplit(
+        inputs=as_model_input(data.test),
+        labels=data.test.labels,
         dataset=DatasetInfo(
+            split=split,
             file_sha256=data.file_sha256,
             train_samples=len(data.train),
             validation_samples=len(data.validation),
             test_samples=len(data.test),
         ),
-        library_versions=library_versions(),
-        created_at=datetime.now(UTC).replace(microsecond=0),
     )
-    card.write(directory / CARD_FILE)
-    return card
 
 
 def train_and_publish(spec: VariantSpec, data: Mnist, config: TrainingConfig, store: Path) -> ModelCard:
@@ -272,3 +224,17 @@ def train_and_publish(spec: VariantSpec, data: Mnist, config: TrainingConfig, st
         seconds,
     )
     return card
+
+
+def train_experiment(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
+    """Train the Keras variants of seed 000's experiments (`regularisation`, `uploads`)."""
+    from training.data import load_mnist
+
+    data = load_mnist(run.data_dir, download=run.download)
+    config = TrainingConfig(seed=run.seed)
+    cards = [
+        train_and_publish(VARIANTS_BY_NAME[name], data, config_for(VARIANTS_BY_NAME[name], config, run.epochs), run.store)
+        for name in run.variants or experiment.variants
+    ]
+    write_record(experiment, run.store)
+    return cards

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from service.digit_input import INPUT_NAME, INPUT_SHAPE, NUM_CLASSES, OUTPUT_NAME
+from digit_contract.inputs import INPUT_NAME, INPUT_SHAPE, NUM_CLASSES, OUTPUT_NAME
 
 if TYPE_CHECKING:
     import keras

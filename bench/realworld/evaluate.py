@@ -32,9 +32,8 @@ from numpy.typing import NDArray
 
 from bench.realworld.render import CONDITIONS, Upload, render_upload
 from bench.realworld.sources import SourceUnavailable, font_digits, mnist_split, uci_digits
-from service.card import ModelCard
-from service.errors import ServiceError
-from service.model_store import (
+from digit_contract.card import ModelCard
+from digit_contract.store import (
     CARD_FILE,
     UPLOAD_EVALUATION_FILE,
     latest_version,
@@ -42,6 +41,7 @@ from service.model_store import (
     read_upload_accuracy,
     version_dir,
 )
+from service.errors import ServiceError
 from service.preprocessing import PreparedImage, prepare_image
 from service.registry import rank_cards
 from service.settings import Settings
@@ -218,7 +218,7 @@ def default_model(store: Path, names: Sequence[str]) -> str:
 
 def record_upload_accuracy(report: dict[str, Any], store: Path) -> Path:
     """Write the validation run's accuracy on the MNIST-digit uploads into the store, where the
-    service reads it to choose the model for image uploads (`service.model_store.UPLOAD_EVALUATION_FILE`).
+    service reads it to choose the model for image uploads (`digit_contract.store.UPLOAD_EVALUATION_FILE`).
 
     Only the validation split may rank models: the test split is for the final figures alone.
     """

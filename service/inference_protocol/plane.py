@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from digit_contract.inputs import INPUT_NAME
 from service.dataplane import INLINE_MAX_IMAGES, DataPlane, ImageFile
-from service.digit_input import INPUT_NAME
 from service.errors import ModelNotFound, ModelNotReady
 from service.inference_protocol.errors import VersionNotFound
 from service.inference_protocol.tensors import (

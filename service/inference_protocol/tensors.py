@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from service.digit_input import IMAGE_SIDE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
+from digit_contract.inputs import IMAGE_SIDE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
 from service.inference_protocol.errors import BatchTooLarge, InvalidInferRequest
 
 FILE_INPUT = "image_file"

@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from service.digit_input import IMAGE_SIDE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
+from digit_contract.inputs import IMAGE_SIDE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
+from digit_contract.store import list_models
 from service.inference_protocol.plane import MAX_BATCH
-from service.model_store import list_models
 
 CONFIG_FILE = "config.pbtxt"
 

@@ -186,7 +186,7 @@ def test_shipped_uploads_match_their_manifest() -> None:
 
 def test_a_validation_run_is_recorded_where_the_service_reads_it(tmp_path: Path) -> None:
     from bench.realworld.evaluate import record_upload_accuracy
-    from service.model_store import read_upload_accuracy
+    from digit_contract.store import read_upload_accuracy
 
     report = {"split": "validation", "seed": 0, "per_condition": 10, "created": "now",
               "sources": {"mnist": {"count": 250, "accuracy": {"cnn": 0.97, "mlp": 0.93}}}}

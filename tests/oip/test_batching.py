@@ -12,10 +12,10 @@ import numpy.typing as npt
 import onnxruntime as ort
 import pytest
 
+from digit_contract.store import version_dir
 from service.app import create_app
 from service.batching import Batcher, BatchQueueFull
 from service.errors import InvalidInput
-from service.model_store import version_dir
 from service.registry import ServedModel
 from tests.service.conftest import make_settings
 from training.data import RawSplit

@@ -10,9 +10,9 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from digit_contract.store import latest_version, list_models, version_dir
 from service.inference_protocol.plane import MAX_BATCH
 from service.inference_protocol.triton_config import CONFIG_FILE, render_config
-from service.model_store import latest_version, list_models, version_dir
 from tests.service.conftest import MODEL_NAMES
 
 

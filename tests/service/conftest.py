@@ -22,8 +22,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, list_models, version_dir
 from service.app import create_app
-from service.model_store import CARD_FILE, MODEL_FILE, latest_version, list_models, version_dir
 from service.settings import Settings
 from training.data import TEST_IMAGES, TEST_LABELS, RawSplit, load_split
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.card import ModelCard
+from digit_contract.card import ModelCard
 from tests.factories import make_card
 
 

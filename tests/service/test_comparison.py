@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.card import ModelCard
+from digit_contract.card import ModelCard
+from digit_contract.records import ROBUSTNESS_FILE, ReplicateRun, read_replicates, replicate_path
+from digit_contract.statistics import holm_adjust, mcnemar_exact, permutation_test, wilson_interval
 from service.comparison import SEED_CLAIMS, compare_models
-from service.experiments import ROBUSTNESS_FILE, ReplicateRun, read_replicates, replicate_path
 from service.registry import ServedModel
-from service.statistics import holm_adjust, mcnemar_exact, permutation_test, wilson_interval
 from tests.factories import make_card
 
 from .conftest import MODEL_NAMES, model_files

@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from service.calibration import apply_temperature
-from service.card import ModelCard
+from digit_contract.calibration import apply_temperature
+from digit_contract.card import ModelCard
 from training.data import RawSplit
 
 from .conftest import MODEL_NAMES, model_files

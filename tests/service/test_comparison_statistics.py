@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from service.calibration import (
+from digit_contract.calibration import (
     apply_temperature,
     expected_calibration_error,
     fit_temperature,
@@ -16,8 +16,8 @@ from service.calibration import (
     served_probabilities,
     top_confidence,
 )
-from service.card import Calibration, ModelCard
-from service.statistics import (
+from digit_contract.card import Calibration, ModelCard
+from digit_contract.statistics import (
     compare_paired,
     holm_adjust,
     mcnemar_exact,

@@ -35,9 +35,10 @@ def test_the_recipe_installs_locked_serving_dependencies_first_and_runs_unprivil
     arguments = {step.keyword: step.argument for step in steps}
     copies = [step.argument for step in steps if step.keyword == "COPY"]
     install = next(i for i, step in enumerate(steps) if step.keyword == "RUN" and f"requirements/{lock}.lock" in step.argument)
-    first_source_copy = next(i for i, step in enumerate(steps) if step.keyword == "COPY" and step.argument.startswith("service/"))
+    first_source_copy = next(i for i, step in enumerate(steps) if step.keyword == "COPY" and step.argument.startswith("digit_contract/"))
     assert install < first_source_copy  # the dependency layer is cached across source changes
-    assert copies == [f"requirements/{lock}.lock requirements/{lock}.lock", "service/ service/", "model_store/ model_store/"]
+    assert copies == [f"requirements/{lock}.lock requirements/{lock}.lock", "digit_contract/ digit_contract/",
+                      "service/ service/", "model_store/ model_store/"]
     assert "training" not in (REPO / dockerfile).read_text().replace("training code", "")
     assert arguments["USER"] == "10001:10001"
     assert arguments["EXPOSE"] == "8000 8001"  # HTTP, and gRPC when DIGITS_GRPC_PORT=8001
@@ -56,7 +57,7 @@ def test_the_serve_lock_holds_no_training_stack() -> None:
 
 def test_dockerignore_lets_only_the_lock_files_service_and_models_through() -> None:
     ignore = replay.DockerIgnore((REPO / ".dockerignore").read_text())
-    for kept in ("requirements/serve.lock", "service/app.py", "service/routes/predict.py", "model_store/cnn/1/model.onnx"):
+    for kept in ("requirements/serve.lock", "digit_contract/card.py", "service/app.py", "service/routes/predict.py", "model_store/cnn/1/model.onnx"):
         assert not ignore.ignored(kept), kept
     for dropped in ("training/trainer.py", "tests/service/test_predict.py", ".venv/bin/python", ".git/HEAD",
                     "service/__pycache__/app.cpython-311.pyc", "model_store/cnn/.incomplete-1234/model.onnx", "README.md"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.model_store import (
+from digit_contract.store import (
     VersionConflict,
     latest_version,
     list_models,

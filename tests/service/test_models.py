@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.card import ModelCard
-from service.model_store import latest_version
+from digit_contract.card import ModelCard
+from digit_contract.store import latest_version
 from training.data import RawSplit
 
 from .conftest import MODEL_NAMES, encode, model_files, multipart

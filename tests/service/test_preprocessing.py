@@ -11,7 +11,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image, ImageDraw
 
-from service.digit_input import IMAGE_SIDE
+from digit_contract.inputs import IMAGE_SIDE
 from service.errors import InvalidImage, NoInk, TooManyPixels, UnsupportedImage
 from service.preprocessing import (
     SUPPORTED_FORMATS,

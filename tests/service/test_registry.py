@@ -13,8 +13,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from digit_contract.store import CARD_FILE, MODEL_FILE, UPLOAD_EVALUATION_FILE, latest_version, version_dir
 from service.errors import StoreUnavailable
-from service.model_store import CARD_FILE, MODEL_FILE, UPLOAD_EVALUATION_FILE, latest_version, version_dir
 from service.providers import ProviderPlan
 from service.registry import InferenceSessionLike, ModelRegistry, create_onnx_session
 from training.data import RawSplit

@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from service.model_store import latest_version, version_dir
+from digit_contract.store import latest_version, version_dir
 from service.providers import ProviderPlan
 from service.registry import InferenceSessionLike, create_onnx_session
 from service.settings import Settings

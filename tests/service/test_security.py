@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from service.model_store import latest_version, version_dir
+from digit_contract.store import latest_version, version_dir
 
 from .conftest import REPO, bar_digit, encode
 

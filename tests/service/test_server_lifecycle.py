@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.model_store import latest_version, version_dir
+from digit_contract.store import latest_version, version_dir
 
 from .conftest import bar_digit, edit_card, encode
 from .live_server import LiveServer, live_server, read_response

@@ -20,8 +20,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from digit_contract.store import scan_store
 from service.errors import StoreUnavailable
-from service.model_store import scan_store
 
 from .conftest import bar_digit, encode
 

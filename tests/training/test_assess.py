@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.card import ModelCard
-from service.experiments import ROBUSTNESS_FILE, RobustnessRecord, read_replicates, replicate_path
-from service.model_store import list_models
+from digit_contract.card import ModelCard
+from digit_contract.records import ROBUSTNESS_FILE, RobustnessRecord, read_replicates, replicate_path
+from digit_contract.store import list_models
 from tests.factories import make_card
 from training.__main__ import main
 from training.assess import TEST_PREDICTIONS_FILE, assess_calibration, assess_robustness

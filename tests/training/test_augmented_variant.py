@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.card import Hyperparameters, ModelCard
-from service.model_store import CARD_FILE, latest_version, version_dir
+from digit_contract.card import Hyperparameters, ModelCard
+from digit_contract.store import CARD_FILE, latest_version, version_dir
 from training import trainer
 from training.augment import RECIPES
 from training.data import Mnist, RawSplit
@@ -58,13 +58,14 @@ def test_card_records_the_augmentation_and_round_trips(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", [s.name for s in VARIANTS])
-def test_seed_cards_still_validate_unchanged(name: str) -> None:
+def test_seed_cards_trained_on_clean_images_in_the_seed_experiment(name: str) -> None:
     version = latest_version(STORE, name)
     assert version is not None
     path = version_dir(STORE, name, version) / CARD_FILE
-    # Written before the field existed: no key in the file, None once read.
-    assert "augmentation" not in json.loads(path.read_text())["hyperparameters"]
-    assert ModelCard.read(path).hyperparameters.augmentation is None
+    # Written before augmentation existed; the zoo fields were added to the card, the model unchanged.
+    card = ModelCard.read(path)
+    assert json.loads(path.read_text())["hyperparameters"]["augmentation"] is None
+    assert (card.hyperparameters.augmentation, card.experiment, card.version) == (None, "regularisation", 1)
 
 
 def test_hyperparameters_default_to_no_augmentation() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from training.__main__ import build_parser, main
+from training.experiments import EXPERIMENTS
 from training.trainer import TrainingConfig, config_for
 from training.variants import VARIANTS_BY_NAME
 
@@ -15,8 +16,10 @@ def test_defaults_follow_the_seed_protocol() -> None:
     args = build_parser().parse_args(["train"])
     # No --epochs: each variant trains for its own protocol's count, the seed's 100 for these six.
     assert (args.epochs, args.batch_size, args.seed, args.store) == (None, 128, 1234, Path("model_store"))
-    assert args.variants == ["mlp", "mlp_dropout", "mlp_noise", "cnn", "cnn_dropout", "cnn_noise"]
-    assert {config_for(VARIANTS_BY_NAME[n], TrainingConfig(), args.epochs).epochs for n in args.variants} == {100}
+    assert (args.variants, args.experiment) == (None, None)  # the six seed variants, below
+    six = EXPERIMENTS["regularisation"].variants
+    assert six == ("mlp", "mlp_dropout", "mlp_noise", "cnn", "cnn_dropout", "cnn_noise")
+    assert {config_for(VARIANTS_BY_NAME[n], TrainingConfig(), args.epochs).epochs for n in six} == {100}
 
 
 def test_the_augmented_variant_is_trained_only_when_named() -> None:

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import helper
 
-from service.digit_input import INPUT_NAME, OUTPUT_NAME
+from digit_contract.inputs import INPUT_NAME, OUTPUT_NAME
 from training.data import Mnist
 from training.export import OPSET, ExportMismatch, convert_to_onnx, verify_export
 from training.trainer import parity_images

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.card import ModelCard
-from service.model_store import CARD_FILE, MODEL_FILE, list_models
+from digit_contract.card import ModelCard
+from digit_contract.store import CARD_FILE, MODEL_FILE, list_models
 from training.data import Mnist, as_model_input
 from training.evaluate import evaluate_onnx
 from training.trainer import TrainingConfig, fit_variant, train_and_publish

@@ -14,10 +14,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from digit_contract.card import ModelCard
+from digit_contract.store import latest_version, list_models, version_dir
 from service.app import create_app
-from service.card import ModelCard
 from service.headers import CONTENT_SECURITY_POLICY
-from service.model_store import latest_version, list_models, version_dir
 from service.web import STATIC_DIR
 from tests.service.conftest import REPO, make_settings
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from service.card import ModelCard
+from digit_contract.card import ModelCard
 
 ECE_BINS = 15
 

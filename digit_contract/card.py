@@ -13,9 +13,12 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from service.digit_input import NUM_CLASSES
+from digit_contract.inputs import NUM_CLASSES, InputSpec
 
-CARD_SCHEMA_VERSION: Literal[1] = 1
+CARD_SCHEMA_VERSION: Literal[2] = 2
+"""2 added the zoo fields: experiment, framework, input, dataset.split, hyperparameters.settings."""
+
+JsonScalar = str | int | float | bool | None
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -43,6 +46,15 @@ class Hyperparameters(_Strict):
         description="Recipe of augmentations applied to the training images (training/augment.py); "
         "None: the clean MNIST images as they are.",
     )
+    early_stopping: bool = Field(
+        default=False,
+        description="Training stopped when validation stopped improving: history may be shorter than epochs.",
+    )
+    settings: dict[str, JsonScalar | list[JsonScalar]] = Field(
+        default_factory=dict,
+        description="What this family's builder took beyond the fields above (hidden layer widths, "
+        "batch normalisation, activation, L2, ...), as the experiment declared it.",
+    )
 
 
 class EpochRecord(_Strict):
@@ -50,9 +62,10 @@ class EpochRecord(_Strict):
 
     epoch: int = Field(ge=1)
     loss: float
-    accuracy: Fraction
-    val_loss: float
-    val_accuracy: Fraction
+    # None where the trainer does not measure it (scikit-learn records only the training loss).
+    accuracy: Fraction | None
+    val_loss: float | None
+    val_accuracy: Fraction | None
 
 
 class ClassMetrics(_Strict):
@@ -76,7 +89,7 @@ class AveragedMetrics(_Strict):
 class Misclassification(_Strict):
     """One test image the model got wrong."""
 
-    index: int = Field(ge=0, description="Position in the MNIST test set.")
+    index: int = Field(ge=0, description="Position in the experiment's test set.")
     label: int = Field(ge=0, lt=NUM_CLASSES)
     predicted: int = Field(ge=0, lt=NUM_CLASSES)
     confidence: Fraction = Field(description="Probability the model gave its (wrong) prediction.")
@@ -105,7 +118,8 @@ class OnnxArtifact(_Strict):
 class DatasetInfo(_Strict):
     """Which data the model saw. Hashes are of the uncompressed IDX bytes."""
 
-    name: str = "mnist"
+    name: str = Field(default="mnist", description="mnist, uci-digits-8x8, kmnist, ...")
+    split: str = Field(description="How the train, validation and test images were chosen.")
     file_sha256: dict[str, str]
     train_samples: int = Field(gt=0)
     validation_samples: int = Field(ge=0)
@@ -115,7 +129,7 @@ class DatasetInfo(_Strict):
 class Calibration(_Strict):
     """Temperature scaling of this model's probabilities, fitted on the validation split only.
 
-    Written by `python -m training assess` (service/calibration.py has the arithmetic). The test
+    Written by `python -m training assess` (digit_contract/calibration.py has the arithmetic). The test
     figures are final measurements, never used to choose T or whether to apply it.
     """
 
@@ -138,10 +152,18 @@ class Calibration(_Strict):
 class ModelCard(_Strict):
     """Everything known about one exported model version."""
 
-    schema_version: Literal[1] = CARD_SCHEMA_VERSION
+    schema_version: Literal[2] = CARD_SCHEMA_VERSION
     name: str = Field(pattern=r"^[a-z0-9_]+$")
     version: int = Field(ge=1)
-    architecture: Literal["mlp", "cnn"]
+    experiment: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="Id of the experiment that trained it (training/experiments.py); models are compared within one.",
+    )
+    architecture: Literal["mlp", "cnn"] = Field(
+        description="The model family compared across the zoo: mlp (dense layers only) or cnn."
+    )
+    framework: Literal["keras", "scikit-learn", "numpy"] = Field(description="What trained it.")
+    input: InputSpec = Field(description="What the ONNX graph takes; the service prepares inputs to match.")
     description: str
     hyperparameters: Hyperparameters
     parameter_count: int = Field(gt=0)
@@ -181,9 +203,18 @@ class ModelCard(_Strict):
             raise ValueError("test_accuracy does not match the confusion matrix")
         if [c.digit for c in self.per_class] != list(range(NUM_CLASSES)):
             raise ValueError("per_class must list digits 0..9 in order")
-        if len(self.history) != self.hyperparameters.epochs:
+        if self.hyperparameters.early_stopping:
+            if not 1 <= len(self.history) <= self.hyperparameters.epochs:
+                raise ValueError("history must have between 1 and `epochs` records")
+        elif len(self.history) != self.hyperparameters.epochs:
             raise ValueError("history must have one record per epoch")
         return self
+
+    def peak_validation(self) -> EpochRecord | None:
+        """The epoch with the highest validation accuracy (the first of equals); None when the
+        trainer measured none (scikit-learn without early stopping)."""
+        measured = [e for e in self.history if e.val_accuracy is not None]
+        return max(measured, key=lambda e: e.val_accuracy or 0.0) if measured else None
 
     @classmethod
     def read(cls, path: Path) -> ModelCard:

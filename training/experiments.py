@@ -1,0 +1,192 @@
+"""The zoo's experiments, declared as data: `python -m training train --experiment <id>` trains one.
+
+An experiment follows one seed document (../shared/seeds/NNN_*.txt): its dataset and split, its
+protocol, and the variants it compares. Each declaration names the function that trains it as an
+import string, so listing experiments (the command line's help, the tests) imports no framework.
+A trainer takes an `ExperimentRun` and returns the cards it published; it also writes the
+experiment's record (`digit_contract.records.ExperimentRecord`) with what it found beyond the
+models: a search's trials, sensitivity studies.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from digit_contract.card import ModelCard
+
+
+@dataclass(frozen=True)
+class ExperimentRun:
+    """What one `train --experiment` invocation asks for."""
+
+    store: Path
+    data_dir: Path | None = None
+    download: bool = True
+    seed: int = 1234
+    epochs: int | None = None
+    """Override of every variant's epoch count (a quick check); None: the experiment's protocol."""
+    variants: tuple[str, ...] | None = None
+    """Subset of the experiment's variants; None: all of them."""
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: str
+    title: str
+    seed_document: str
+    question: str
+    dataset: str
+    split: str
+    protocol: str
+    variants: tuple[str, ...]
+    """Names of the served models it trains."""
+    trainer: str
+    """"module:function" taking an ExperimentRun and returning the published cards."""
+    seed_claims: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def load_trainer(self) -> Callable[[Experiment, ExperimentRun], list[ModelCard]]:
+        module, _, function = self.trainer.partition(":")
+        trainer: Callable[[Experiment, ExperimentRun], list[ModelCard]] = getattr(importlib.import_module(module), function)
+        return trainer
+
+
+MNIST_SEED_SPLIT = (
+    "train: the first 54,000 of MNIST's 60,000 training images; validation: the last 6,000 "
+    "(Keras validation_split=0.1); test: the 10,000 test images, for the final evaluation only"
+)
+
+REGULARISATION = Experiment(
+    id="regularisation",
+    title="MLP against CNN, each plain, with Dropout and with Gaussian noise",
+    seed_document="000",
+    question="How do architecture (MLP or CNN at ~35k parameters) and regularisation (Dropout 0.5, "
+    "GaussianNoise 0.2) change test accuracy?",
+    dataset="mnist",
+    split=MNIST_SEED_SPLIT,
+    protocol="Adam (lr 0.001), categorical cross-entropy, batch 128, 100 epochs, no early stopping, seed 1234",
+    variants=("mlp", "mlp_dropout", "mlp_noise", "cnn", "cnn_dropout", "cnn_noise"),
+    trainer="training.trainer:train_experiment",
+    seed_claims=("Best: CNN + Gaussian noise, 99.2% test accuracy (81 errors of 10,000)",),
+)
+
+UPLOADS = Experiment(
+    id="uploads",
+    title="cnn_dropout's network trained on digits framed the way the service frames real uploads",
+    seed_document="000",
+    question="Does training on distorted, re-framed digits make photos and drawings read right?",
+    dataset="mnist",
+    split=MNIST_SEED_SPLIT,
+    protocol="Adam (lr 0.001), batch 128, 40 epochs, a fresh 'uploads' augmentation of the training "
+    "images every epoch, validated on the clean validation images",
+    variants=("cnn_augmented",),
+    trainer="training.trainer:train_experiment",
+)
+
+# The other seeds' experiments. Each trainer module owns its protocol's details; the texts here
+# are what /models/compare, the report and the README show.
+
+UNIVERSAL_WORKFLOW = Experiment(
+    id="universal-workflow",
+    title="The universal workflow of machine learning, dense layers only",
+    seed_document="001",
+    question="From a baseline, through a model that overfits on purpose, to a regularised and tuned "
+    "dense network: can Dense and Dropout layers alone pass 99% test accuracy?",
+    dataset="mnist",
+    split="train: the first 50,000 of MNIST's 60,000 training images; validation: the last 10,000; "
+    "test: the 10,000 test images, for the final evaluation only",
+    protocol="Dense and Dropout layers only; baseline Dense(64) and Dense(256)-Dense(256) with RMSprop; "
+    "the tuned model chosen on the validation split only (training/seed001.py)",
+    variants=("dense_baseline", "dense_large", "dense_tuned"),
+    trainer="training.seed001:train",
+    seed_claims=("baseline Dense(64): ~97.4% validation accuracy", "Dense(256)-Dense(256): ~98.3% validation",
+                 "target: > 99% test accuracy (not reached by the seed)"),
+)
+
+DENSE_SEARCH = Experiment(
+    id="dense-search",
+    title="Dense network with BatchNormalization and Dropout, early stopping, random search",
+    seed_document="003",
+    question="Which depth, width, optimizer, dropout rate and batch size does a random search pick "
+    "for a Dense + BatchNormalization + Dropout network, and does it beat the seed's 97.93%?",
+    dataset="mnist",
+    split="train: the first 50,000 of MNIST's 60,000 training images; validation: the last 10,000 "
+    "(the search's score and early stopping); test: the 10,000 test images, for the final evaluation only",
+    protocol="random search over layers, neurons, optimizer (adam, sgd), dropout and batch size, each trial "
+    "with EarlyStopping restoring the best weights (training/seed003.py)",
+    variants=("dense_bn_search",),
+    trainer="training.seed003:train",
+    seed_claims=("best model of the seed's RandomizedSearchCV: 97.93% test accuracy",),
+)
+
+DIGITS_8X8 = Experiment(
+    id="digits-8x8",
+    title="scikit-learn MLPClassifier with a grid search against a Keras MLP, on the UCI 8x8 digits",
+    seed_document="002",
+    question="On 1,797 8x8 digits, does a grid-searched scikit-learn MLP reach 96% test accuracy, and how "
+    "does a Keras MLP on the same split compare?",
+    dataset="uci-digits-8x8",
+    split="scikit-learn's load_digits (1,797 images), pixels / 16; train_test_split(test_size=0.2, "
+    "random_state=42): 1,437 train, 360 test",
+    protocol="MLPClassifier(solver=adam, max_iter=200, random_state=42) tuned with a 3-fold search over the "
+    "seed's grid; a Keras MLP on the same split (training/seed002.py)",
+    variants=("digits8_sklearn_mlp", "digits8_keras_mlp"),
+    trainer="training.seed002:train",
+    seed_claims=("goal: >= 96% test accuracy",),
+)
+
+NUMPY_MLP = Experiment(
+    id="numpy-mlp",
+    title="An MLP written from scratch in NumPy against a Keras CNN, with sensitivity studies",
+    seed_document="004",
+    question="How close does a hand-written NumPy MLP come to a CNN, and how do depth, width, activation, "
+    "L2, batch size and training-set size move it?",
+    dataset="mnist",
+    split="train: the first 54,000 of MNIST's 60,000 training images; validation: the last 6,000; "
+    "test: the 10,000 test images (the seed used Kuzushiji-MNIST, which cannot be fetched here)",
+    protocol="NumPy MLP: mini-batch gradient descent, softmax cross-entropy, L2, standardised inputs; "
+    "Keras CNN: 3 x (Conv3x3 + MaxPool), 2 dense layers, Dropout (training/seed004.py)",
+    variants=("numpy_mlp", "cnn3"),
+    trainer="training.seed004:train",
+)
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.id: e for e in (REGULARISATION, UPLOADS, UNIVERSAL_WORKFLOW, DENSE_SEARCH, DIGITS_8X8, NUMPY_MLP)
+}
+"""Every experiment of the zoo, by id."""
+
+
+def experiment_of(model: str) -> Experiment | None:
+    """The experiment that trains the served model `model`, if any declares it."""
+    return next((e for e in EXPERIMENTS.values() if model in e.variants), None)
+
+
+def write_record(experiment: Experiment, store: Path, **found: object) -> Path:
+    """Write the experiment's record into the store; `found` adds trials, studies or notes."""
+    from datetime import UTC, datetime
+
+    from digit_contract.records import ExperimentRecord
+
+    record = ExperimentRecord.model_validate(
+        {
+            "id": experiment.id,
+            "title": experiment.title,
+            "seed_document": experiment.seed_document,
+            "question": experiment.question,
+            "dataset": experiment.dataset,
+            "split": experiment.split,
+            "protocol": experiment.protocol,
+            "models": list(experiment.variants),
+            "seed_claims": list(experiment.seed_claims),
+            "notes": list(experiment.notes),
+            "created_at": datetime.now(UTC).replace(microsecond=0),
+            **found,
+        }
+    )
+    return record.write(store)
