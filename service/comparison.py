@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,15 @@ from service.comparison_schemas import (
     Verdict,
 )
 from service.registry import ServedModel
-from service.schemas import ArchitectureGap, ComparisonRow, ModelComparison, RegularisationEffect, Unavailable
+from service.schemas import (
+    Agreement,
+    ArchitectureGap,
+    ComparisonRow,
+    ModelComparison,
+    Prediction,
+    RegularisationEffect,
+    Unavailable,
+)
 
 METHODS = (
     "Test-set comparisons: exact McNemar test (two-sided binomial test on the test images exactly one of the "
@@ -63,6 +72,24 @@ METHODS = (
     "validation split by minimising the NLL. Robustness: accuracy on the 10,000 test images corrupted at each "
     "strength (seeded)."
 )
+
+
+def majority_vote(predictions: Sequence[Prediction]) -> Agreement:
+    """How far the models' answers for one image agree (POST /models/compare): the digit with the most
+    votes, on a tie the smaller digit, so the answer does not depend on the order of the models."""
+    if not predictions:
+        raise ValueError("a vote needs at least one prediction")
+    votes: dict[str, list[str]] = {}
+    for prediction in predictions:
+        votes.setdefault(str(prediction.digit), []).append(prediction.model)
+    counts = Counter(p.digit for p in predictions)
+    majority, top = min(counts.items(), key=lambda item: (-item[1], item[0]))
+    return Agreement(
+        majority_digit=majority,
+        votes=dict(sorted(votes.items())),
+        agreement=top / len(predictions),
+        unanimous=len(counts) == 1,
+    )
 
 
 def regularisation_of(card: ModelCard) -> str:

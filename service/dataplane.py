@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -26,14 +25,13 @@ from anyio import CapacityLimiter
 from PIL import Image
 
 from digit_contract.calibration import served_probabilities
-from service.comparison import compare_models
+from service.comparison import compare_models, majority_vote
 from service.errors import NoInk, NoModelReady, TooManyFiles
 from service.image_structure import check_structure
 from service.metrics import ServiceMetrics, label_request_model
 from service.preprocessing import BLANK_LEVEL, SUPPORTED_FORMATS, PreparedImage, prepare_image, to_model_input
 from service.registry import ModelRegistry, ServedModel
 from service.schemas import (
-    Agreement,
     ImageComparison,
     ImageReport,
     LatencyReport,
@@ -133,20 +131,9 @@ class DataPlane:
         predictions = []
         for model, (probabilities, seconds) in zip(ready, results, strict=True):
             predictions += self._answers(model, probabilities, seconds, prepared.seconds, [report])
-        votes: dict[str, list[str]] = {}
-        for prediction in predictions:
-            votes.setdefault(str(prediction.digit), []).append(prediction.model)
-        counts = Counter(p.digit for p in predictions)
-        # Most votes; on a tie the smaller digit, so the answer does not depend on model order.
-        majority, top = min(counts.items(), key=lambda item: (-item[1], item[0]))
         return ImageComparison(
             predictions=predictions,
-            agreement=Agreement(
-                majority_digit=majority,
-                votes=dict(sorted(votes.items())),
-                agreement=top / len(predictions),
-                unanimous=len(counts) == 1,
-            ),
+            agreement=majority_vote(predictions),
             unavailable=[
                 Unavailable(name=m.name, reason=m.reason or "not ready")
                 for _, m in sorted(models.items())
