@@ -9,8 +9,7 @@ import sys
 from pathlib import Path
 
 from training.data import DATA_DIR_ENV, DatasetNotFound, IdxFormatError
-from training.experiments import EXPERIMENTS, ExperimentRun
-from training.replicates import REPLICATE_SEEDS
+from training.experiments import EXPERIMENTS, REPLICATE_SEEDS, ExperimentRun
 from training.variants import VARIANTS, VARIANTS_BY_NAME
 
 DEFAULT_STORE = Path("model_store")

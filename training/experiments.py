@@ -57,6 +57,10 @@ class Experiment:
         return trainer
 
 
+REPLICATE_SEEDS = (1, 2, 3, 4, 5)
+"""Training seeds of the replicate runs (`python -m training replicate`), declared before any ran;
+the served models used the seed protocol's 1234."""
+
 MNIST_SEED_SPLIT = (
     "train: the first 54,000 of MNIST's 60,000 training images; validation: the last 6,000 "
     "(Keras validation_split=0.1); test: the 10,000 test images, for the final evaluation only"

@@ -19,13 +19,11 @@ from pathlib import Path
 from digit_contract.card import ModelCard
 from digit_contract.records import ReplicateRun, replicate_path
 from training.data import Mnist
+from training.experiments import REPLICATE_SEEDS as REPLICATE_SEEDS  # declared with the experiments
 from training.trainer import TrainingConfig, config_for, train_and_publish
 from training.variants import VariantSpec
 
 log = logging.getLogger(__name__)
-
-REPLICATE_SEEDS = (1, 2, 3, 4, 5)
-"""Declared before any replicate ran; the served models used the seed protocol's 1234."""
 
 
 def record_of(card: ModelCard) -> ReplicateRun:
