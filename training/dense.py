@@ -1,0 +1,197 @@
+"""Dense networks on MNIST for seeds 001 and 003: their split, builder, history and publication.
+
+Both seeds split MNIST's 60,000 training images into the first 50,000 (fit) and the last 10,000
+(validation: every choice of architecture, epochs and hyperparameters), and keep the 10,000 test
+images for the final evaluation of the published ONNX file only. Their models are Keras
+Sequential stacks of Dense layers (with Dropout, and BatchNormalization for seed 003) behind a
+Flatten of MNIST's [N, 28, 28, 1] input, so they serve exactly like seed 000's models.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from digit_contract.card import DatasetInfo, EpochRecord, Hyperparameters, ModelCard
+from digit_contract.inputs import MNIST_INPUT, NUM_CLASSES
+from digit_contract.store import CARD_FILE, latest_version, version_dir
+from training.data import Mnist, RawSplit, as_model_input, load_mnist
+from training.experiments import Experiment, ExperimentRun
+from training.export import PARITY_MIN_IMAGES, convert_to_onnx, verify_export
+from training.publish import TestSplit, TrainedModel, publish
+
+if TYPE_CHECKING:
+    import keras
+
+log = logging.getLogger(__name__)
+
+VALIDATION_SHARE = 10_000 / 60_000
+"""Seeds 001 and 003: the last 10,000 of the 60,000 training images validate."""
+
+
+@dataclass(frozen=True)
+class DenseSplit:
+    """The 50,000 / 10,000 / test split, as uint8 digits (the model input is made from them)."""
+
+    train: RawSplit
+    validation: RawSplit
+    test: RawSplit
+    mnist: Mnist
+
+    def as_mnist(self) -> Mnist:
+        """The same data as a `Mnist` (for helpers that take one, e.g. parity image selection)."""
+        return Mnist(self.train, self.validation, self.test, self.mnist.source, self.mnist.file_sha256)
+
+
+def limit_threads(threads: int = 1) -> None:
+    """Keep TensorFlow to `threads` threads (the machine is shared); call before building models."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        # TensorFlow was already initialised in this process (a test session); keep its setting.
+        log.debug("TensorFlow threads already fixed")
+
+
+def run_threads(run: ExperimentRun) -> int:
+    """Threads a trainer may use: option `threads`, else TF_NUM_INTRAOP_THREADS, else 1."""
+    return int(run.options.get("threads", os.environ.get("TF_NUM_INTRAOP_THREADS", "1")))
+
+
+def load_dense_split(run: ExperimentRun) -> DenseSplit:
+    """MNIST with the seeds' split: the 60,000 training images in their original order, the last
+    sixth (10,000 of 60,000) for validation, the rest for training."""
+    mnist = load_mnist(run.data_dir, download=run.download)
+    images = np.concatenate([mnist.train.images, mnist.validation.images])
+    labels = np.concatenate([mnist.train.labels, mnist.validation.labels])
+    cut = len(labels) - round(len(labels) * VALIDATION_SHARE)
+    return DenseSplit(RawSplit(images[:cut], labels[:cut]), RawSplit(images[cut:], labels[cut:]), mnist.test, mnist)
+
+
+def one_hot(labels: npt.NDArray[np.integer]) -> npt.NDArray[np.float32]:
+    encoded: npt.NDArray[np.float32] = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    return encoded
+
+
+def build_dense(
+    widths: Sequence[int],
+    *,
+    dropout: float = 0.0,
+    batch_norm: bool = False,
+    input_dropout: float = 0.0,
+    name: str = "dense",
+) -> keras.Model:
+    """Flatten -> [Dense(w) (-> BatchNormalization) -> ReLU (-> Dropout)] per width -> Dense(10, softmax).
+
+    With batch normalisation the Dense layer has no bias (BatchNormalization's beta replaces it)
+    and the ReLU follows the normalisation. A rate of 0 means no Dropout layer.
+    """
+    import keras
+
+    stack: list[keras.layers.Layer] = [keras.Input(MNIST_INPUT.sample_shape), keras.layers.Flatten()]
+    if input_dropout > 0:
+        stack.append(keras.layers.Dropout(input_dropout))
+    for width in widths:
+        if batch_norm:
+            stack += [keras.layers.Dense(width, use_bias=False), keras.layers.BatchNormalization(),
+                      keras.layers.Activation("relu")]
+        else:
+            stack.append(keras.layers.Dense(width, activation="relu"))
+        if dropout > 0:
+            stack.append(keras.layers.Dropout(dropout))
+    stack.append(keras.layers.Dense(NUM_CLASSES, activation="softmax"))
+    return keras.Sequential(stack, name=name)
+
+
+def history_records(history: Mapping[str, Sequence[float]]) -> list[EpochRecord]:
+    """Keras's History.history as the card's per-epoch records."""
+    return [
+        EpochRecord(
+            epoch=i + 1,
+            loss=float(history["loss"][i]),
+            accuracy=float(history["accuracy"][i]),
+            val_loss=float(history["val_loss"][i]),
+            val_accuracy=float(history["val_accuracy"][i]),
+        )
+        for i in range(len(history["loss"]))
+    ]
+
+
+def overfitting_epoch(history: Sequence[EpochRecord]) -> EpochRecord:
+    """The epoch of lowest validation loss: past it the model fits the training images better and
+    the validation images worse (the workflow's 'where overfitting starts')."""
+    measured = [e for e in history if e.val_loss is not None]
+    return min(measured, key=lambda e: e.val_loss if e.val_loss is not None else float("inf"))
+
+
+def parity_images(split: DenseSplit, count: int = PARITY_MIN_IMAGES) -> npt.NDArray[np.float32]:
+    """The first `count` test images, topped up from validation and training images (the tests' sample)."""
+    pool = np.concatenate([as_model_input(s[:count]) for s in (split.test, split.validation, split.train)])
+    return pool[:count]
+
+
+def test_split(split: DenseSplit, experiment: Experiment) -> TestSplit:
+    return TestSplit(
+        inputs=as_model_input(split.test),
+        labels=split.test.labels,
+        dataset=DatasetInfo(
+            split=experiment.split,
+            file_sha256=split.mnist.file_sha256,
+            train_samples=len(split.train),
+            validation_samples=len(split.validation),
+            test_samples=len(split.test),
+        ),
+    )
+
+
+def export_and_publish(
+    model: keras.Model,
+    *,
+    name: str,
+    experiment: Experiment,
+    description: str,
+    hyperparameters: Hyperparameters,
+    history: list[EpochRecord],
+    seconds: float,
+    seed: int,
+    split: DenseSplit,
+    store: Path,
+) -> ModelCard:
+    """Export `model` to ONNX, check its parity with Keras, score it on the test split, publish it."""
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+        onnx_file = Path(tmp) / "model.onnx"
+        convert_to_onnx(model, onnx_file, MNIST_INPUT)
+        trained = TrainedModel(
+            name=name,
+            experiment=experiment.id,
+            architecture="mlp",
+            framework="keras",
+            input=MNIST_INPUT,
+            description=description,
+            hyperparameters=hyperparameters,
+            parameter_count=int(model.count_params()),
+            seed=seed,
+            history=history,
+            training_seconds=seconds,
+            onnx_file=onnx_file,
+            export=verify_export(model, onnx_file, parity_images(split)),
+        )
+        return publish(trained, test_split(split, experiment), store)
+
+
+def latest_card(store: Path, name: str) -> ModelCard | None:
+    """The newest published card of `name` in `store`, if any (for records that cover every variant)."""
+    version = latest_version(store, name)
+    if version is None:
+        return None
+    return ModelCard.read(version_dir(store, name, version) / CARD_FILE)
