@@ -20,10 +20,10 @@ from service.inference_protocol.serving import serve_protocol
 from service.limits import BodyLimitMiddleware, QueryLengthLimitMiddleware
 from service.memory import return_large_buffers_to_os, trim_periodically
 from service.metrics import MetricsMiddleware, ServiceMetrics
-from service.providers import plan_providers
-from service.registry import ModelRegistry, SessionFactory, create_onnx_session
+from service.registry import ModelRegistry
 from service.reloader import StoreReloader
 from service.routes import admin_router, api_router, web
+from service.sessions import SessionFactory, create_onnx_session, plan_providers
 from service.settings import Settings
 from service.versions import parse_policies
 

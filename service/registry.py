@@ -1,15 +1,9 @@
-"""The model registry: loads every model of the store, validates it, and hands out sessions.
+"""The model registry: the lifecycle of every model of the store (load all, reload, ready or
+failed, lookups and the default model).
 
-Each model goes through the same steps at load time, and the first one that fails becomes the
-model's `reason` while the other models load and serve:
-
-1. its card parses and validates (`ModelCard`), and names this model and version;
-2. `model.onnx` has the size and SHA-256 the card records (the bytes hashed are the bytes loaded);
-3. ONNX Runtime builds a session on the planned providers (an explicit GPU device that the session
-   does not really get stops the whole start-up: see `service.providers`);
-4. the graph has the one signature every model shares (`digit_contract.inputs`);
-5. a warm-up batch gives finite probabilities that sum to 1, and timed single-image runs measure
-   this server's inference latency.
+Each model goes through the load-time checks of `service.model_checks` (card, file hash, session,
+signature, warm-up); the first one that fails becomes the model's `reason` while the other models
+load and serve. Sessions and their providers come from `service.sessions`.
 
 Loaded models live in an immutable mapping that `load()` replaces in one assignment, so a request
 that fetched a model keeps a consistent model (card and session) while a reload swaps in new ones.
@@ -17,83 +11,52 @@ that fetched a model keeps a consistent model (card and session) while a reload 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import ValidationError
 
 from digit_contract.card import ModelCard
-from digit_contract.inputs import IMAGE_SIDE, INPUT_NAME, INPUT_SHAPE, NUM_CLASSES, OUTPUT_NAME
+from digit_contract.inputs import INPUT_NAME, OUTPUT_NAME
 from digit_contract.store import CARD_FILE, MODEL_FILE, read_upload_accuracy, scan_store, version_dir
 from service.errors import ModelNotFound, ModelNotReady, NoModelReady, StoreUnavailable
-from service.providers import ProviderPlan, check_session_providers
+from service.model_checks import (
+    LatencyStats,
+    ModelLoadError,
+    check_signature,
+    open_session,
+    read_card,
+    read_model_bytes,
+    warm_up,
+)
+from service.sessions import InferenceSessionLike, ProviderPlan, SessionFactory, TensorInfo, create_onnx_session
 from service.versions import VersionPolicies
+
+# Names other modules have imported from here since before the split (the registry re-exports them).
+__all__ = [
+    "InferenceSessionLike",
+    "LatencyStats",
+    "ModelLoadError",
+    "ModelRegistry",
+    "ModelState",
+    "ServedModel",
+    "SessionFactory",
+    "TensorInfo",
+    "create_onnx_session",
+    "rank_cards",
+    "rank_models",
+]
 
 log = logging.getLogger(__name__)
 
 ModelState = Literal["ready", "failed"]
-
-
-class TensorInfo(Protocol):
-    """What the registry reads of an ONNX Runtime `NodeArg`."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def shape(self) -> Sequence[int | str | None]: ...
-
-
-class InferenceSessionLike(Protocol):
-    """The part of `onnxruntime.InferenceSession` the service uses (tests substitute fakes)."""
-
-    def run(self, output_names: list[str] | None, input_feed: dict[str, Any]) -> Sequence[Any]: ...
-    def get_inputs(self) -> Sequence[TensorInfo]: ...
-    def get_outputs(self) -> Sequence[TensorInfo]: ...
-    def get_providers(self) -> list[str]: ...
-
-
-SessionFactory = Callable[[bytes, ProviderPlan, int], InferenceSessionLike]
-
-
-def create_onnx_session(model: bytes, plan: ProviderPlan, intra_op_threads: int) -> InferenceSessionLike:
-    """An ONNX Runtime session on the planned providers, built from the (already verified) bytes."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = intra_op_threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # errors only; provider fall-backs are detected and logged by us
-    session: InferenceSessionLike = ort.InferenceSession(model, sess_options=options, providers=list(plan.requested))
-    return session
-
-
-@dataclass(frozen=True)
-class LatencyStats:
-    """Wall-clock latency of single-image inferences measured at warm-up, in milliseconds."""
-
-    runs: int
-    p50_ms: float
-    p95_ms: float
-    mean_ms: float
-
-    @classmethod
-    def from_seconds(cls, samples: Sequence[float]) -> LatencyStats:
-        ms = np.asarray(samples, dtype=np.float64) * 1000.0
-        return cls(len(ms), float(np.percentile(ms, 50)), float(np.percentile(ms, 95)), float(ms.mean()))
 
 
 @dataclass(frozen=True)
@@ -120,10 +83,6 @@ class ServedModel:
             raise ModelNotReady(self.name, self.reason or "not loaded")
         outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: images})
         return np.asarray(outputs[0], dtype=np.float32)
-
-
-class ModelLoadError(Exception):
-    """A model cannot serve; the message is the client-visible reason (no server paths in it)."""
 
 
 class ModelRegistry:
@@ -166,7 +125,7 @@ class ModelRegistry:
 
         Raises:
             StoreUnavailable: the store holds no model, or `default_model` is not in it.
-            DeviceUnavailable: an explicit GPU device cannot be used (see `service.providers`).
+            DeviceUnavailable: an explicit GPU device cannot be used (see `service.sessions`).
         """
         with self._load_lock:
             try:
@@ -237,7 +196,9 @@ class ModelRegistry:
         card: ModelCard | None = None
         try:
             card = read_card(directory / CARD_FILE, name, version)
-            session = self._open_session(directory / MODEL_FILE, card, name)
+            data = read_model_bytes(directory / MODEL_FILE, card)
+            # Raises DeviceUnavailable (not ModelLoadError): a wrong device fails start-up, not one model.
+            session = open_session(data, self.plan, self.intra_op_threads, self._session_factory, name)
             check_signature(session)
             latency = warm_up(session, self.warmup_runs)
         except ModelLoadError as exc:
@@ -246,24 +207,6 @@ class ModelRegistry:
         providers = tuple(session.get_providers())
         log.info("model %s v%d ready on %s (p50 %.3f ms)", name, version, ", ".join(providers), latency.p50_ms)
         return ServedModel(name, version, "ready", card=card, session=session, providers=providers, latency=latency)
-
-    def _open_session(self, path: Path, card: ModelCard, name: str) -> InferenceSessionLike:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ModelLoadError(f"{MODEL_FILE} cannot be read ({exc.strerror or 'I/O error'})") from exc
-        if len(data) != card.onnx.size_bytes:
-            raise ModelLoadError(f"{MODEL_FILE} is {len(data)} bytes but its card says {card.onnx.size_bytes}")
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != card.onnx.sha256:
-            raise ModelLoadError(f"{MODEL_FILE} SHA-256 {digest[:12]}... does not match its card's {card.onnx.sha256[:12]}...")
-        try:
-            session = self._session_factory(data, self.plan, self.intra_op_threads)
-        except Exception as exc:  # ONNX Runtime raises its own Fail/InvalidGraph/... types
-            raise ModelLoadError(f"ONNX Runtime cannot load {MODEL_FILE}: {_first_line(exc)}") from exc
-        # Raises DeviceUnavailable (not ModelLoadError): a wrong device fails start-up, not one model.
-        check_session_providers(self.plan, session.get_providers(), name)
-        return session
 
     # -- lookup ------------------------------------------------------------------------------
 
@@ -359,78 +302,3 @@ def rank_cards(cards: Mapping[str, ModelCard], uploads: Mapping[str, float] | No
     scores = uploads or {}
     ranked = sorted((-scores.get(name, 0.0), -card.test_accuracy, card.test_loss, name) for name, card in cards.items())
     return [row[-1] for row in ranked]
-
-
-# -- load steps (module functions so tests can exercise them one by one) ---------------------
-
-
-def read_card(path: Path, name: str, version: int) -> ModelCard:
-    """Read and validate a card, and check it describes this model and version."""
-    try:
-        card = ModelCard.read(path)
-    except FileNotFoundError as exc:
-        raise ModelLoadError(f"{CARD_FILE} is missing") from exc
-    except OSError as exc:
-        raise ModelLoadError(f"{CARD_FILE} cannot be read ({exc.strerror or 'I/O error'})") from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "card"
-        raise ModelLoadError(f"{CARD_FILE} is invalid: {where}: {first['msg']} ({exc.error_count()} error(s))") from exc
-    if card.name != name or card.version != version:
-        raise ModelLoadError(f"{CARD_FILE} describes {card.name} v{card.version}, not {name} v{version}")
-    if card.onnx.input_name != INPUT_NAME or card.onnx.output_name != OUTPUT_NAME:
-        raise ModelLoadError(f"{CARD_FILE} names tensors {card.onnx.input_name}/{card.onnx.output_name}, "
-                             f"expected {INPUT_NAME}/{OUTPUT_NAME}")
-    return card
-
-
-def check_signature(session: InferenceSessionLike) -> None:
-    """The graph takes `image` float32 [N, 28, 28, 1] and gives `probabilities` float32 [N, 10]."""
-    expected = (
-        ("input", session.get_inputs(), INPUT_NAME, (*INPUT_SHAPE,)),
-        ("output", session.get_outputs(), OUTPUT_NAME, (NUM_CLASSES,)),
-    )
-    for kind, tensors, name, tail in expected:
-        if len(tensors) != 1:
-            raise ModelLoadError(f"graph has {len(tensors)} {kind}s, expected one named {name!r}")
-        tensor = tensors[0]
-        shape = list(tensor.shape)
-        wanted = f"{name!r} tensor(float) [N, {', '.join(map(str, tail))}]"
-        dims_ok = len(shape) == len(tail) + 1 and not isinstance(shape[0], int) and tuple(shape[1:]) == tail
-        if tensor.name != name or tensor.type != "tensor(float)" or not dims_ok:
-            raise ModelLoadError(
-                f"graph {kind} is {tensor.name!r} {tensor.type} {_format_shape(shape)}, expected {wanted} "
-                "with a dynamic batch dimension"
-            )
-
-
-def warm_up(session: InferenceSessionLike, runs: int) -> LatencyStats:
-    """Check a small batch gives probabilities, then time `runs` single-image inferences."""
-    probe = np.random.default_rng(0).random((3, IMAGE_SIDE, IMAGE_SIDE, 1), dtype=np.float32)
-    try:
-        out = np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: probe})[0])
-    except Exception as exc:  # a graph that loads but cannot run
-        raise ModelLoadError(f"warm-up inference failed: {_first_line(exc)}") from exc
-    if out.shape != (len(probe), NUM_CLASSES):
-        raise ModelLoadError(f"warm-up output has shape {list(out.shape)}, expected [{len(probe)}, {NUM_CLASSES}]")
-    if not np.all(np.isfinite(out)) or not np.allclose(out.sum(axis=1), 1.0, atol=1e-3) or out.min() < 0:
-        raise ModelLoadError("warm-up output is not a probability distribution (softmax missing?)")
-    single = probe[:1]
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        session.run([OUTPUT_NAME], {INPUT_NAME: single})
-        samples.append(time.perf_counter() - start)
-    return LatencyStats.from_seconds(samples)
-
-
-def _format_shape(shape: Sequence[Any]) -> str:
-    return "[" + ", ".join("N" if isinstance(d, str) or d is None else str(d) for d in shape) + "]"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    # ONNX Runtime messages can name build or file paths; keep the reason short and path-free.
-    text = " ".join(word for word in text.split() if "/" not in word and "\\" not in word)
-    return text[:200] if text else type(exc).__name__
-

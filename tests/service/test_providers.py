@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from service.errors import DeviceUnavailable
-from service.providers import CPU, CUDA, TENSORRT, ProviderPlan, check_session_providers, plan_providers
+from service.sessions import CPU, CUDA, TENSORRT, ProviderPlan, check_session_providers, plan_providers
 from service.settings import Device
 
 from .test_registry import fake_factory
@@ -56,7 +56,7 @@ def test_an_explicit_gpu_session_that_fell_back_to_the_cpu_fails() -> None:
 
 def test_auto_accepts_a_cpu_fallback_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     plan = plan_providers("auto", WITH_CUDA)
-    with caplog.at_level(logging.WARNING, logger="service.providers"):
+    with caplog.at_level(logging.WARNING, logger="service.sessions"):
         check_session_providers(plan, [CPU], "cnn")
     assert "model cnn: CUDAExecutionProvider is installed but the session fell back to the CPU" in caplog.text
 

@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from digit_contract.store import CARD_FILE, MODEL_FILE, UPLOAD_EVALUATION_FILE, latest_version, version_dir
 from service.errors import StoreUnavailable
-from service.providers import ProviderPlan
-from service.registry import InferenceSessionLike, ModelRegistry, create_onnx_session
+from service.registry import ModelRegistry
+from service.sessions import InferenceSessionLike, ProviderPlan, create_onnx_session
 from training.data import RawSplit
 
 from .conftest import bar_digit, edit_card, encode, model_files, multipart

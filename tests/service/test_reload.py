@@ -20,8 +20,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from digit_contract.store import latest_version, version_dir
-from service.providers import ProviderPlan
-from service.registry import InferenceSessionLike, create_onnx_session
+from service.sessions import InferenceSessionLike, ProviderPlan, create_onnx_session
 from service.settings import Settings
 
 from .conftest import bar_digit, edit_card, encode, model_files

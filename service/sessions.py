@@ -1,4 +1,5 @@
-"""Which ONNX Runtime execution providers a session asks for, and whether it really got them.
+"""ONNX Runtime sessions: the execution providers they ask for, whether they got them, and how
+they are built (threading and optimisation options).
 
 ONNX Runtime quietly falls back to the CPU when a GPU provider cannot start (missing CUDA or
 cuDNN libraries, no device): `InferenceSession(..., providers=["CUDAExecutionProvider", ...])`
@@ -10,13 +11,17 @@ functions of lists so they are unit-tested without a GPU:
    package does not even offer fails here.
 2. `check_session_providers(plan, actual)` compares that plan with the providers a created session
    reports; an explicit GPU device the session did not get fails here. `auto` accepts the CPU.
+
+`create_onnx_session` is the one place an `onnxruntime.InferenceSession` is made; the registry
+takes any `SessionFactory`, so tests substitute fakes that follow `InferenceSessionLike`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from service.errors import DeviceUnavailable
 from service.settings import Device
@@ -42,6 +47,26 @@ _GPU_HINT = (
 )
 
 
+class TensorInfo(Protocol):
+    """What the service reads of an ONNX Runtime `NodeArg`."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def shape(self) -> Sequence[int | str | None]: ...
+
+
+class InferenceSessionLike(Protocol):
+    """The part of `onnxruntime.InferenceSession` the service uses (tests substitute fakes)."""
+
+    def run(self, output_names: list[str] | None, input_feed: dict[str, Any]) -> Sequence[Any]: ...
+    def get_inputs(self) -> Sequence[TensorInfo]: ...
+    def get_outputs(self) -> Sequence[TensorInfo]: ...
+    def get_providers(self) -> list[str]: ...
+
+
 @dataclass(frozen=True)
 class ProviderPlan:
     """The providers to request for every session, and the one a session must really get."""
@@ -50,6 +75,9 @@ class ProviderPlan:
     requested: tuple[str, ...]
     required: str | None
     """The provider `get_providers()` must list first; None where the CPU is acceptable (auto)."""
+
+
+SessionFactory = Callable[[bytes, ProviderPlan, int], InferenceSessionLike]
 
 
 def plan_providers(device: Device, available: Sequence[str]) -> ProviderPlan:
@@ -70,6 +98,20 @@ def plan_providers(device: Device, available: Sequence[str]) -> ProviderPlan:
             f"{', '.join(available) or 'no providers'}; {_GPU_HINT}"
         )
     return ProviderPlan(device, tuple(p for p in wanted if p in available or p == CPU), required=wanted[0])
+
+
+def create_onnx_session(model: bytes, plan: ProviderPlan, intra_op_threads: int) -> InferenceSessionLike:
+    """An ONNX Runtime session on the planned providers, built from the (already verified) bytes."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only; provider fall-backs are detected and logged by us
+    session: InferenceSessionLike = ort.InferenceSession(model, sess_options=options, providers=list(plan.requested))
+    return session
 
 
 def check_session_providers(plan: ProviderPlan, actual: Sequence[str], model: str) -> None:
