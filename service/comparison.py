@@ -23,54 +23,56 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 from typing import Any
 
 from digit_contract.card import ModelCard
-from digit_contract.records import ReplicateRun, RobustnessRecord, read_replicates, read_robustness
-from digit_contract.statistics import (
-    ALPHA,
-    McNemarResult,
-    compare_paired,
-    holm_adjust,
-    permutation_test,
-    spread_of,
-    wilson_interval,
+from digit_contract.ranking import Ranking, paired_tests, rank_within_noise, same_test_set
+from digit_contract.records import (
+    ExperimentRecord,
+    ReplicateRun,
+    RobustnessRecord,
+    read_experiments,
+    read_replicates,
+    read_robustness,
 )
+from digit_contract.statistics import ALPHA, holm_adjust, permutation_test, spread_of, wilson_interval
 from digit_contract.store import UPLOAD_EVALUATION_FILE, read_upload_accuracy
 from service.comparison_schemas import (
+    ArchitectureGap,
     CalibrationRow,
+    ComparisonRow,
+    DatasetComparison,
+    ExperimentComparison,
+    FamilyBest,
+    ModelComparison,
     PairedTest,
+    RegularisationEffect,
     RobustnessSummary,
     SeedClaim,
     SeedSpread,
+    Unavailable,
     UploadAccuracy,
     Verdict,
 )
 from service.registry import ServedModel
-from service.schemas import (
-    Agreement,
-    ArchitectureGap,
-    ComparisonRow,
-    ModelComparison,
-    Prediction,
-    RegularisationEffect,
-    Unavailable,
-)
+from service.schemas import Agreement, Prediction
 
 METHODS = (
     "Test-set comparisons: exact McNemar test (two-sided binomial test on the test images exactly one of the "
-    "two models got right), Holm-adjusted within its family: the ranking compares every pair of models, the "
-    "significance section the deltas listed (CNN vs MLP, each regularisation vs none, noise vs dropout); "
+    "two models got right), Holm-adjusted within its family: the ranking compares every pair of models of a test "
+    "set (an experiment's ranking, every pair of that experiment), the significance section the deltas of seed "
+    "000's variants (CNN vs MLP, each regularisation vs none, noise vs dropout); the best CNN vs the best MLP per "
+    "dataset is one unadjusted test of two models chosen on that test set, so descriptive; "
     "significant means adjusted p < 0.05. Accuracy intervals: 95% Wilson score intervals. Seed spread: the "
     "served run plus the replicate runs of the same protocol with other seeds (n per variant given); mean, "
     "sample standard deviation, range. Seed claims: exact two-sided permutation test on the mean test accuracy "
     "over runs, Holm-adjusted over the claims; with few runs the smallest attainable p is given. Calibration: "
     "expected calibration error over 15 equal-width confidence bins on the test set; temperature fitted on the "
     "validation split by minimising the NLL. Robustness: accuracy on the 10,000 test images corrupted at each "
-    "strength (seeded)."
+    "strength (seeded). The zoo: models are compared only with models scored on the same test images (dataset, "
+    "file hashes, count); it is grouped by test set, and no test or rank spans two of them."
 )
 
 
@@ -107,51 +109,32 @@ def regularisation_of(card: ModelCard) -> str:
     return "+".join(parts) or "none"
 
 
-@dataclass(frozen=True)
-class _Pairs:
-    """Exact McNemar tests of every comparable pair of models, Holm-adjusted together."""
-
-    tests: dict[tuple[str, str], McNemarResult]
-    adjusted: dict[tuple[str, str], float]
-
-    def significant(self, a: str, b: str) -> bool:
-        key = (a, b) if (a, b) in self.adjusted else (b, a)
-        return key in self.adjusted and self.adjusted[key] < ALPHA
-
-
-def _comparable(a: ModelCard, b: ModelCard) -> bool:
-    # Paired tests need the same test images: same files, same count.
-    return a.dataset.file_sha256 == b.dataset.file_sha256 and a.dataset.test_samples == b.dataset.test_samples
-
-
-def _paired(cards: Mapping[str, ModelCard], pairs: Iterable[tuple[str, str]]) -> _Pairs:
-    tests = {
-        (a, b): compare_paired([m.index for m in cards[a].misclassified], [m.index for m in cards[b].misclassified])
-        for a, b in pairs
-        if _comparable(cards[a], cards[b])
-    }
-    keys = list(tests)
-    adjusted = dict(zip(keys, holm_adjust([tests[k].p_value for k in keys]), strict=True))
-    return _Pairs(tests, adjusted)
+SEED_000_EXPERIMENTS = ("regularisation", "uploads")
+"""The experiments the seed-000 questions (CNN vs MLP, each regularisation vs none) are asked of:
+the variants are recognised from their cards, and a dense model of another seed is no "MLP" of
+seed 000's protocol."""
 
 
 def compare_models(models: Mapping[str, ServedModel], store: Path | None = None) -> ModelComparison:
-    """Rank the ready models within noise and compute, test and explain the deltas the seed's question is about.
+    """Rank the ready models within noise per test set, compare each experiment's models among
+    themselves and the zoo per dataset, and compute, test and explain the deltas of seed 000's question.
 
-    `store` is the model store whose replicate and robustness records to include (none when None).
+    `store` is the model store whose experiment, replicate and robustness records to include (none when None).
     """
     cards = {name: m.card for name, m in models.items() if m.ready and m.card is not None}
     unavailable = [
         Unavailable(name=name, reason=m.reason or "not ready") for name, m in sorted(models.items()) if name not in cards
     ]
-    ranked = sorted(cards, key=lambda name: (-cards[name].test_accuracy, cards[name].test_loss, name))
-    everyone = _paired(cards, itertools.combinations(ranked, 2))
-    rows = [_row(models[name], cards[name], ranked, everyone) for name in ranked]
+    ranking = rank_within_noise(cards)
+    ranked = [name for group in ranking.groups for name in group]
+    rows = [_row(models[name], cards[name], ranking) for name in ranked]
 
+    # Seed 000's question, asked of its experiments' variants only.
     # (architecture, regularisation) -> model name; the first (best-ranked) wins if two match.
     variants: dict[tuple[str, str], str] = {}
     for name in ranked:
-        variants.setdefault((cards[name].architecture, regularisation_of(cards[name])), name)
+        if cards[name].experiment in SEED_000_EXPERIMENTS:
+            variants.setdefault((cards[name].architecture, regularisation_of(cards[name])), name)
 
     gaps = [
         ArchitectureGap(regularisation=reg, **_delta(cards, variants[("mlp", reg)], variants[("cnn", reg)]))
@@ -172,7 +155,9 @@ def compare_models(models: Mapping[str, ServedModel], store: Path | None = None)
     ]
     significance = _significance(cards, questions)
 
-    findings = [_say_best(rows, cards, everyone)] if rows else []
+    findings = [_say_best(ranking, group, cards) for group in range(len(ranking.groups))]
+    if len(ranking.groups) > 1:
+        findings.append(_zoo_note(ranking, cards))
     findings += [_say_test(cards, test) for test in significance]
 
     replicates = read_replicates(store) if store is not None else {}
@@ -189,15 +174,18 @@ def compare_models(models: Mapping[str, ServedModel], store: Path | None = None)
     if len(uploads) > 1:
         findings.append(_say_uploads(uploads))
 
+    records = read_experiments(store) if store is not None else {}
+    experiments = _experiments(models, cards, records, significance)
+
     return ModelComparison(
-        best=ranked[0] if ranked else None,
+        best=ranking.best(),
         models=rows,
         cnn_vs_mlp=gaps,
         regularisation_effects=effects,
         per_class_f1={name: [c.f1 for c in cards[name].per_class] for name in ranked},
         findings=findings,
         unavailable=unavailable,
-        tied_for_best=[row.name for row in rows if row.rank == 1],
+        tied_for_best=ranking.tied_for_best(),
         significance=significance,
         seed_spread=list(spreads.values()),
         seed_claims=claims,
@@ -205,26 +193,32 @@ def compare_models(models: Mapping[str, ServedModel], store: Path | None = None)
         robustness=robustness,
         uploads=uploads,
         methods=METHODS,
+        experiments=experiments,
+        datasets=[_dataset(models, cards, ranking, group) for group in range(len(ranking.groups))],
+        zoo_note=_zoo_note(ranking, cards),
     )
 
 
-def _row(model: ServedModel, card: ModelCard, ranked: Sequence[str], pairs: _Pairs) -> ComparisonRow:
+def _row(model: ServedModel, card: ModelCard, ranking: Ranking) -> ComparisonRow:
     samples = card.dataset.test_samples
     low, high = wilson_interval(samples - card.test_errors, samples)
-    others = [name for name in ranked if name != model.name]
-    better = [o for o in others if pairs.significant(o, model.name) and _errors(pairs, o, model.name) < 0]
+    rank = ranking.ranks[model.name]
     return ComparisonRow(
-        rank=1 + len(better),
+        rank=rank.rank,
         name=model.name,
         version=model.version,
+        experiment=card.experiment,
+        dataset=card.dataset.name,
+        test_samples=samples,
         architecture=card.architecture,
+        framework=card.framework,
         regularisation=regularisation_of(card),
         dropout_rate=card.hyperparameters.dropout_rate,
         noise_stddev=card.hyperparameters.noise_stddev,
         test_accuracy=card.test_accuracy,
         test_accuracy_low=low,
         test_accuracy_high=high,
-        tied_with=[o for o in others if not pairs.significant(o, model.name)],
+        tied_with=list(rank.tied_with),
         test_errors=card.test_errors,
         test_loss=card.test_loss,
         macro_f1=card.macro_avg.f1,
@@ -237,13 +231,144 @@ def _row(model: ServedModel, card: ModelCard, ranked: Sequence[str], pairs: _Pai
     )
 
 
-def _errors(pairs: _Pairs, a: str, b: str) -> int:
-    """(errors of a) - (errors of b) on the images exactly one of them got right."""
-    if (a, b) in pairs.tests:
-        test = pairs.tests[(a, b)]
-        return test.only_b - test.only_a
-    test = pairs.tests[(b, a)]
-    return test.only_a - test.only_b
+# -- per experiment and per dataset ----------------------------------------------------------
+
+
+def _experiment_order(experiment: str, records: Mapping[str, ExperimentRecord]) -> tuple[str, str]:
+    record = records.get(experiment)
+    # Seed 000's first (in SEED_000_EXPERIMENTS order), then by seed document, then id.
+    if experiment in SEED_000_EXPERIMENTS:
+        return "000", str(SEED_000_EXPERIMENTS.index(experiment))
+    return (record.seed_document if record is not None else "999"), experiment
+
+
+def _experiments(
+    models: Mapping[str, ServedModel],
+    cards: Mapping[str, ModelCard],
+    records: Mapping[str, ExperimentRecord],
+    seed_000_tests: Sequence[PairedTest],
+) -> list[ExperimentComparison]:
+    members: dict[str, dict[str, ModelCard]] = {}
+    for name, card in cards.items():
+        members.setdefault(card.experiment, {})[name] = card
+    sections = []
+    for experiment in sorted(members, key=lambda e: _experiment_order(e, records)):
+        own = members[experiment]
+        ranking = rank_within_noise(own)
+        ranked = [name for group in ranking.groups for name in group]
+        if experiment in SEED_000_EXPERIMENTS:
+            tests = [t for t in seed_000_tests if t.model in own]
+        else:
+            tests = _every_pair(own, ranked)
+        record = records.get(experiment)
+        first = own[ranked[0]]
+        findings = [_say_best(ranking, group, own, scope="of the experiment") for group in range(len(ranking.groups))]
+        findings += [_say_test(cards, t) for t in tests if experiment not in SEED_000_EXPERIMENTS]
+        if record is not None and record.trials:
+            top = max(record.trials, key=lambda t: (t.validation_accuracy, -t.trial))
+            findings.append(f"Search: {len(record.trials)} trials; the best by validation accuracy, trial {top.trial}, "
+                            f"reached {top.validation_accuracy:.2%} ({_parameters_text(top.parameters)})")
+        sections.append(
+            ExperimentComparison(
+                id=experiment,
+                title=record.title if record is not None else None,
+                seed_document=record.seed_document if record is not None else None,
+                question=record.question if record is not None else None,
+                dataset=first.dataset.name,
+                test_samples=first.dataset.test_samples,
+                models=[_row(models[name], own[name], ranking) for name in ranked],
+                best=ranking.best(),
+                tied_for_best=ranking.tied_for_best(),
+                significance=tests,
+                seed_claims=list(record.seed_claims) if record is not None else [],
+                trials=len(record.trials) if record is not None else 0,
+                studies=[s.title for s in record.studies] if record is not None else [],
+                notes=list(record.notes) if record is not None else [],
+                findings=findings,
+            )
+        )
+    return sections
+
+
+def _parameters_text(parameters: Mapping[str, object]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in parameters.items())
+
+
+def _every_pair(cards: Mapping[str, ModelCard], ranked: Sequence[str]) -> list[PairedTest]:
+    """Every pair of an experiment's models on the same test set (the better-ranked one as the model), Holm over them."""
+    questions = [(f"{b} vs {a}", a, b) for b, a in itertools.combinations(ranked, 2)]
+    return _significance(cards, questions)
+
+
+def _dataset(models: Mapping[str, ServedModel], cards: Mapping[str, ModelCard], ranking: Ranking,
+             group: int) -> DatasetComparison:
+    names = ranking.groups[group]
+    best = cards[names[0]]
+    low, high = wilson_interval(best.dataset.test_samples - best.test_errors, best.dataset.test_samples)
+    families = []
+    for family in ("mlp", "cnn"):
+        members = [n for n in names if cards[n].architecture == family]
+        if not members:
+            continue
+        top, card = members[0], cards[members[0]]
+        f_low, f_high = wilson_interval(card.dataset.test_samples - card.test_errors, card.dataset.test_samples)
+        latency = models[top].latency
+        families.append(
+            FamilyBest(
+                family=family,
+                model=top,
+                experiment=card.experiment,
+                framework=card.framework,
+                test_accuracy=card.test_accuracy,
+                test_accuracy_low=f_low,
+                test_accuracy_high=f_high,
+                test_errors=card.test_errors,
+                parameter_count=card.parameter_count,
+                latency_p50_ms=latency.p50_ms if latency else None,
+                tied_in_family=[n for n in members if n == top or n in ranking.ranks[top].tied_with],
+            )
+        )
+    gap = None
+    if len(families) == 2:
+        mlp, cnn = families[0].model, families[1].model
+        test = paired_tests(cards, [(mlp, cnn)]).tests[(mlp, cnn)]
+        significant = test.p_value < ALPHA
+        gap = PairedTest(
+            question=f"best CNN vs best MLP on {best.dataset.name}",
+            baseline=mlp,
+            model=cnn,
+            only_baseline_right=test.only_a,
+            only_model_right=test.only_b,
+            p_value=test.p_value,
+            p_holm=test.p_value,
+            significant=significant,
+            better=(mlp if test.only_a > test.only_b else cnn) if significant else None,
+        )
+    return DatasetComparison(
+        dataset=best.dataset.name,
+        test_samples=best.dataset.test_samples,
+        interval_half_width=(high - low) / 2,
+        models=list(names),
+        best=names[0],
+        tied_for_best=ranking.tied_for_best(group),
+        families=families,
+        family_gap=gap,
+    )
+
+
+def _zoo_note(ranking: Ranking, cards: Mapping[str, ModelCard]) -> str:
+    sets = []
+    for group in ranking.groups:
+        card = cards[group[0]]
+        low, high = wilson_interval(card.dataset.test_samples - card.test_errors, card.dataset.test_samples)
+        sets.append(f"{card.dataset.test_samples:,} {card.dataset.name} test images ({len(group)} "
+                    f"model{'s' if len(group) > 1 else ''}; the best one's 95% CI ±{50 * (high - low):.2f} points)")
+    text = ("Models are ranked and tested (McNemar) only against models scored on the same test images: "
+            + "; ".join(sets) + ".")
+    if len(sets) > 1:
+        text += (" An accuracy on one test set and an accuracy on another are not the same measurement (other "
+                 "images, other sizes, other difficulty): no test compares them, and no rank spans them.")
+    return text
 
 
 def _delta(cards: Mapping[str, ModelCard], baseline: str, model: str) -> dict[str, Any]:
@@ -279,8 +404,8 @@ def _effect_question(architecture: str, regularisation: str) -> str:
 
 def _significance(cards: Mapping[str, ModelCard], questions: list[tuple[str, str, str]]) -> list[PairedTest]:
     """McNemar on each (question, baseline, model), Holm-adjusted over these questions only."""
-    asked = [(q, b, m) for q, b, m in questions if _comparable(cards[b], cards[m])]
-    tests = _paired(cards, [(b, m) for _, b, m in asked])
+    asked = [(q, b, m) for q, b, m in questions if same_test_set(cards[b], cards[m])]
+    tests = paired_tests(cards, [(b, m) for _, b, m in asked])
     results = []
     for question, baseline, model in asked:
         test, adjusted = tests.tests[(baseline, model)], tests.adjusted[(baseline, model)]
@@ -480,14 +605,18 @@ def _interval(card: ModelCard) -> str:
     return f"95% CI {low:.2%} to {high:.2%}"
 
 
-def _say_best(rows: Sequence[ComparisonRow], cards: Mapping[str, ModelCard], pairs: _Pairs) -> str:
-    best = rows[0]
-    card = cards[best.name]
-    text = (f"{best.name} has the highest test accuracy: {best.test_accuracy:.2%} ({_interval(card)}; "
-            f"{best.test_errors} errors in {card.dataset.test_samples:,} test images)")
-    tied = [row.name for row in rows[1:] if row.rank == 1]
+def _say_best(ranking: Ranking, group: int, cards: Mapping[str, ModelCard], scope: str = "") -> str:
+    names = ranking.groups[group]
+    card = cards[names[0]]
+    where = f"{card.dataset.test_samples:,} {card.dataset.name} test images"
+    scope = f" {scope}" if scope else ""
+    text = (f"{card.name} has the highest test accuracy{scope} on the {where}: {card.test_accuracy:.2%} "
+            f"({_interval(card)}; {card.test_errors} errors)")
+    if len(names) == 1:
+        return text + "; no other model here was scored on these images"
+    tied = [name for name in ranking.tied_for_best(group) if name != card.name]
     if not tied:
-        return text + "; every other model is significantly less accurate (McNemar, Holm over all pairs)"
+        return text + "; every other model is significantly less accurate on them (McNemar, Holm over all pairs)"
     return text + (f"; not significantly better than {', '.join(tied)} (McNemar, Holm over all pairs), "
                    "so these share rank 1")
 
@@ -536,7 +665,7 @@ def _say_robustness(summaries: Sequence[RobustnessSummary], cards: Mapping[str, 
         return []
     by_arch: dict[str, list[str]] = {}
     for name, card in cards.items():
-        if not card.hyperparameters.augmentation:  # the seed's variants only
+        if card.experiment == "regularisation" and not card.hyperparameters.augmentation:  # the seed's variants
             by_arch.setdefault(card.architecture, []).append(name)
     lines = []
     for s in summaries:

@@ -1,5 +1,6 @@
-"""Response bodies of the honest parts of `GET /models/compare`: significance, seed spread,
-calibration and robustness (service/schemas.py gathers them into `ModelComparison`)."""
+"""Response bodies of `GET /models/compare`: the zoo ranked per test set, per experiment and per
+dataset, with significance, seed spread, calibration and robustness (all gathered into
+`ModelComparison`; service/schemas.py re-exports the ones the routes name)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ class _Body(BaseModel):
 
 
 class PairedTest(_Body):
-    """McNemar's exact test of two models on the same 10,000 test images (one training run each)."""
+    """McNemar's exact test of two models on the same test images (one training run each)."""
 
     question: str = Field(description="The comparison in words, e.g. 'CNN vs MLP, unregularised'.")
     baseline: str
@@ -99,3 +100,147 @@ class UploadAccuracy(_Body):
     low: float
     high: float
     uploads: int
+
+
+class Unavailable(_Body):
+    name: str
+    reason: str
+
+
+class ComparisonRow(_Body):
+    """One variant's figures, from its card and from this server."""
+
+    rank: int = Field(description="1 + the number of models scored on the same test set that are significantly "
+                                  "more accurate than this one (exact McNemar over every pair of that test set, "
+                                  "Holm-adjusted): models within noise share a rank. The list is grouped by test "
+                                  "set (the largest first), each group ordered by test accuracy, then lower test "
+                                  "loss, then name (digit_contract.ranking).")
+    name: str
+    version: int
+    experiment: str = Field(description="The experiment that trained it (its card's).")
+    dataset: str = Field(description="The dataset of its test set: mnist, uci-digits-8x8, ...")
+    test_samples: int = Field(description="Test images its figures were measured on.")
+    architecture: str = Field(description="The model family: mlp (dense layers only) or cnn.")
+    framework: str = Field(description="keras, scikit-learn or numpy.")
+    regularisation: str = Field(description="none, dropout, noise or dropout+noise.")
+    dropout_rate: float
+    noise_stddev: float
+    test_accuracy: float
+    test_accuracy_low: float = Field(description="95% Wilson confidence interval of the test accuracy, low end.")
+    test_accuracy_high: float
+    tied_with: list[str] = Field(description="Models of the same test set whose accuracy is not significantly "
+                                             "different from this one's.")
+    test_errors: int
+    test_loss: float
+    macro_f1: float
+    parameter_count: int
+    onnx_size_bytes: int
+    training_seconds: float
+    epochs: int
+    latency_p50_ms: float | None = Field(description="Measured on this server (single image, warm-up).")
+    latency_p95_ms: float | None
+
+
+class Delta(_Body):
+    """`model` minus `baseline`: positive accuracy / F1 and negative errors / loss mean better."""
+
+    baseline: str
+    model: str
+    test_accuracy_delta: float
+    test_errors_delta: int
+    test_loss_delta: float
+    macro_f1_delta: float
+
+
+class ArchitectureGap(Delta):
+    """CNN minus MLP at the same regularisation."""
+
+    regularisation: str
+
+
+class RegularisationEffect(Delta):
+    """A regularised variant minus the unregularised one of the same architecture."""
+
+    architecture: str
+    regularisation: str
+
+
+class FamilyBest(_Body):
+    """The most accurate model of one family (mlp or cnn) on one test set."""
+
+    family: str
+    model: str
+    experiment: str
+    framework: str
+    test_accuracy: float
+    test_accuracy_low: float
+    test_accuracy_high: float
+    test_errors: int
+    parameter_count: int
+    latency_p50_ms: float | None
+    tied_in_family: list[str] = Field(description="Models of the family not significantly less accurate (same "
+                                                  "McNemar tests as the ranks).")
+
+
+class DatasetComparison(_Body):
+    """The zoo on one test set: only models scored on the same test images are ranked and tested together."""
+
+    dataset: str
+    test_samples: int
+    interval_half_width: float = Field(description="Half-width of the 95% Wilson interval of the best model's "
+                                                   "accuracy: how precisely this test set measures.")
+    models: list[str] = Field(description="Best first (test accuracy, then lower test loss, then name).")
+    best: str
+    tied_for_best: list[str]
+    families: list[FamilyBest]
+    family_gap: PairedTest | None = Field(description="The best CNN against the best MLP (McNemar; chosen on this "
+                                                      "test set, so descriptive); null unless both families are here.")
+
+
+class ExperimentComparison(_Body):
+    """One experiment's own question: its models ranked among themselves, its tests, its record."""
+
+    id: str
+    title: str | None = Field(description="From the experiment's record; null when none is stored.")
+    seed_document: str | None
+    question: str | None
+    dataset: str
+    test_samples: int
+    models: list[ComparisonRow] = Field(description="Ranked within the experiment (Holm over its own pairs).")
+    best: str | None
+    tied_for_best: list[str]
+    significance: list[PairedTest] = Field(description="Seed 000's experiments: the seed's questions (as in the "
+                                                       "top-level section); others: every pair of its models, "
+                                                       "Holm over the experiment.")
+    seed_claims: list[str] = Field(description="What the seed document reports, to hold the measured figures against.")
+    trials: int = Field(description="Trials of its hyperparameter search recorded (0: none).")
+    studies: list[str] = Field(description="Titles of its recorded sensitivity studies.")
+    notes: list[str]
+    findings: list[str]
+
+
+class ModelComparison(_Body):
+    """The zoo side by side: ranked per test set, per experiment and across the zoo, with the computed
+    effects of architecture and regularisation of seed 000's variants."""
+
+    best: str | None = Field(description="The first model of the largest test set (MNIST's 10,000); "
+                                         "per test set see `datasets`.")
+    models: list[ComparisonRow]
+    cnn_vs_mlp: list[ArchitectureGap]
+    regularisation_effects: list[RegularisationEffect]
+    per_class_f1: dict[str, list[float]] = Field(description="Per model, F1 of digits 0-9 on the test set.")
+    findings: list[str] = Field(description="The deltas above in words, with their significance.")
+    unavailable: list[Unavailable] = Field(description="Models left out because they are not ready.")
+    tied_for_best: list[str] = Field(description="Models of best's test set not significantly less accurate than "
+                                                 "`best`, itself included.")
+    significance: list[PairedTest] = Field(description="The deltas above tested (exact McNemar, Holm over them).")
+    seed_spread: list[SeedSpread] = Field(description="Per variant, test figures over its training seeds.")
+    seed_claims: list[SeedClaim] = Field(description="The seed's claims, tested over training seeds.")
+    calibration: list[CalibrationRow] = Field(description="Per model, temperature scaling and test ECE.")
+    robustness: list[RobustnessSummary] = Field(description="Accuracy under corruptions of the test images.")
+    uploads: list[UploadAccuracy] = Field(description="Accuracy on the user-style validation uploads, with intervals.")
+    methods: str = Field(description="How the figures above were computed.")
+    experiments: list[ExperimentComparison] = Field(description="Per experiment (card.experiment), its own question.")
+    datasets: list[DatasetComparison] = Field(description="The whole zoo grouped by test set: best per family, "
+                                                          "parameters, latency.")
+    zoo_note: str = Field(description="Why figures of different test sets are not compared.")

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from digit_contract.card import ModelCard
-from digit_contract.inputs import IMAGE_SIDE, NUM_CLASSES
-from service.comparison_schemas import (
-    CalibrationRow,
-    PairedTest,
-    RobustnessSummary,
-    SeedClaim,
-    SeedSpread,
-    UploadAccuracy,
-)
+from digit_contract.inputs import IMAGE_SIDE, MNIST_INPUT, NUM_CLASSES, InputSpec
+
+# The comparison's bodies live in comparison_schemas; re-exported for the routes and the data plane.
+from service.comparison_schemas import ArchitectureGap as ArchitectureGap
+from service.comparison_schemas import ComparisonRow as ComparisonRow
+from service.comparison_schemas import Delta as Delta
+from service.comparison_schemas import ModelComparison as ModelComparison
+from service.comparison_schemas import RegularisationEffect as RegularisationEffect
+from service.comparison_schemas import Unavailable as Unavailable
 
 # Strict: a JSON number only. Lax mode would take `true` as 1.0 and "0.5" as 0.5, which the schema
 # (type: number) does not allow and no well-behaved client sends.
@@ -30,9 +31,51 @@ class _Body(BaseModel):
 
 
 class PixelsRequest(_Body):
-    """Digits as model input: 28 rows of 28 floats in [0, 1], white digit on black (already normalised)."""
+    """Digits as model input: 28 rows of 28 floats in [0, 1], white digit on black (already normalised).
+
+    This is the body for the MNIST models; a model with another input (`GET /models`: `input`)
+    takes its own height x width in its own range, 8 rows of 8 for the UCI 8x8 models.
+    """
 
     images: list[PixelImage] = Field(min_length=1, description="One or more 28x28 images, rows first.")
+
+
+@lru_cache(maxsize=32)
+def pixels_request(spec: InputSpec) -> type[_Body]:
+    """The JSON pixels body for models taking `spec`: `PixelsRequest` itself for MNIST's input."""
+    if spec == MNIST_INPUT:
+        return PixelsRequest
+    pixel = Annotated[float, Field(ge=spec.low, le=spec.high, allow_inf_nan=False, strict=True)]
+    row = Annotated[list[pixel], Field(min_length=spec.width, max_length=spec.width)]
+    image = Annotated[list[row], Field(min_length=spec.height, max_length=spec.height)]
+    field = Field(min_length=1, description=f"One or more {spec.height}x{spec.width} images, rows first.")
+    model: type[_Body] = create_model(f"PixelsRequest{spec.height}x{spec.width}", __base__=_Body,
+                                      images=(list[image], field))
+    return model
+
+
+class InputSpecReport(_Body):
+    """The input a model takes (from its card, checked against its ONNX signature at load time)."""
+
+    height: int
+    width: int
+    layout: Literal["nhwc", "flat"] = Field(description="`nhwc`: the graph takes [N, height, width, 1]; "
+                                            "`flat`: [N, height * width], rows first.")
+    shape: list[int] = Field(description="The graph input's shape, -1 for the batch.")
+    low: float = Field(description="Value of no ink (JSON pixels must lie in [low, high]).")
+    high: float = Field(description="Value of full ink.")
+    levels: int = Field(description="Distinct values the training data had (256 for MNIST bytes, 17 for UCI counts).")
+    encoding: Literal["mnist", "uci-8x8"] = Field(
+        description="How an uploaded image becomes this input: `mnist` frames the digit in 28x28 as MNIST did; "
+        "`uci-8x8` normalises it into a 32x32 bitmap and counts ink pixels in its 4x4 blocks (0-16), "
+        "as the UCI 8x8 digits were made.")
+    description: str
+
+    @classmethod
+    def from_spec(cls, spec: InputSpec) -> InputSpecReport:
+        return cls(height=spec.height, width=spec.width, layout=spec.layout, shape=[-1, *spec.sample_shape],
+                   low=spec.low, high=spec.high, levels=spec.levels, encoding=spec.encoding,
+                   description=spec.describe())
 
 
 class ImageReport(_Body):
@@ -45,7 +88,8 @@ class ImageReport(_Body):
     mode: str = Field(description="Pillow mode of the decoded image (L, RGB, RGBA, P, I;16, ...).")
     method: Literal["passthrough", "mnist"] = Field(
         description="`passthrough`: already a 28x28 MNIST digit, pixels used as they are; "
-        "`mnist`: inverted if light, cropped, scaled to 20 px and centred by mass."
+        "`mnist`: the digit found (inverted if light, cropped), then framed for the model's input: "
+        "scaled to 20 px and centred by mass in 28x28, or into the 8x8 block counts of the UCI models."
     )
     inverted: bool = Field(description="Whether the ink was darker than its background (dark ink on paper), "
                            "so the image was inverted; false for light ink and for a transparent canvas's strokes.")
@@ -55,8 +99,9 @@ class ImageReport(_Body):
     other_digits: int = Field(ge=0, description="Other digit-sized groups of ink in the image; the answer is "
                               "for the most central and largest one.")
     lines_removed: int = Field(ge=0, description="Long straight lines (ruling, grid, page edges) erased first.")
-    prepared_png: str | None = Field(default=None, description="With `explain=true`: the 28x28 image the model "
-                                     "saw (white digit on black), a base64 PNG.")
+    prepared_png: str | None = Field(default=None, description="With `explain=true`: the image the model "
+                                     "saw (white digit on black; 28x28, or 8x8 with counts x 255 / 16 for the "
+                                     "UCI models), a base64 PNG.")
 
 
 class Timings(_Body):
@@ -110,6 +155,7 @@ class ModelSummary(_Body):
     description: str | None
     test_accuracy: float | None
     latency: LatencyReport | None
+    input: InputSpecReport | None = Field(description="The input the model takes; null when its card could not be read.")
     loaded_at: datetime
 
 
@@ -123,82 +169,6 @@ class ModelDetail(ModelSummary):
     """A model and its whole card (training history, confusion matrix, per-class metrics)."""
 
     card: ModelCard | None = Field(description="The validated model card; null when it could not be read.")
-
-
-class ComparisonRow(_Body):
-    """One variant's figures, from its card and from this server."""
-
-    rank: int = Field(description="1 + the number of models significantly more accurate than this one (exact "
-                                  "McNemar over every pair, Holm-adjusted): models within noise share a rank. "
-                                  "The list is ordered by test accuracy, then lower test loss.")
-    name: str
-    version: int
-    architecture: str
-    regularisation: str = Field(description="none, dropout, noise or dropout+noise.")
-    dropout_rate: float
-    noise_stddev: float
-    test_accuracy: float
-    test_accuracy_low: float = Field(description="95% Wilson confidence interval of the test accuracy, low end.")
-    test_accuracy_high: float
-    tied_with: list[str] = Field(description="Models whose accuracy is not significantly different from this one's.")
-    test_errors: int
-    test_loss: float
-    macro_f1: float
-    parameter_count: int
-    onnx_size_bytes: int
-    training_seconds: float
-    epochs: int
-    latency_p50_ms: float | None = Field(description="Measured on this server (single image, warm-up).")
-    latency_p95_ms: float | None
-
-
-class Delta(_Body):
-    """`model` minus `baseline`: positive accuracy / F1 and negative errors / loss mean better."""
-
-    baseline: str
-    model: str
-    test_accuracy_delta: float
-    test_errors_delta: int
-    test_loss_delta: float
-    macro_f1_delta: float
-
-
-class ArchitectureGap(Delta):
-    """CNN minus MLP at the same regularisation."""
-
-    regularisation: str
-
-
-class RegularisationEffect(Delta):
-    """A regularised variant minus the unregularised one of the same architecture."""
-
-    architecture: str
-    regularisation: str
-
-
-class Unavailable(_Body):
-    name: str
-    reason: str
-
-
-class ModelComparison(_Body):
-    """The variants side by side, ranked, with the computed effects of architecture and regularisation."""
-
-    best: str | None
-    models: list[ComparisonRow]
-    cnn_vs_mlp: list[ArchitectureGap]
-    regularisation_effects: list[RegularisationEffect]
-    per_class_f1: dict[str, list[float]] = Field(description="Per model, F1 of digits 0-9 on the test set.")
-    findings: list[str] = Field(description="The deltas above in words, with their significance.")
-    unavailable: list[Unavailable] = Field(description="Models left out because they are not ready.")
-    tied_for_best: list[str] = Field(description="Models not significantly less accurate than `best`, itself included.")
-    significance: list[PairedTest] = Field(description="The deltas above tested (exact McNemar, Holm over them).")
-    seed_spread: list[SeedSpread] = Field(description="Per variant, test figures over its training seeds.")
-    seed_claims: list[SeedClaim] = Field(description="The seed's claims, tested over training seeds.")
-    calibration: list[CalibrationRow] = Field(description="Per model, temperature scaling and test ECE.")
-    robustness: list[RobustnessSummary] = Field(description="Accuracy under corruptions of the test images.")
-    uploads: list[UploadAccuracy] = Field(description="Accuracy on the user-style validation uploads, with intervals.")
-    methods: str = Field(description="How the figures above were computed.")
 
 
 class Agreement(_Body):

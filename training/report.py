@@ -16,6 +16,7 @@ import numpy as np
 
 from digit_contract.calibration import apply_temperature, reliability_bins, top_confidence
 from digit_contract.card import ModelCard
+from digit_contract.ranking import best_card, group_by_test_set
 from digit_contract.records import RobustnessRecord, read_replicates, read_robustness
 from digit_contract.store import CARD_FILE, latest_version, list_models, version_dir
 from service.comparison import compare_models
@@ -41,11 +42,6 @@ def load_cards(store: Path) -> list[ModelCard]:
         assert version is not None  # list_models only returns models with versions
         cards.append(ModelCard.read(version_dir(store, name, version) / CARD_FILE))
     return sorted(cards, key=lambda c: (order.get(c.name, len(order)), c.name))
-
-
-def best_card(cards: list[ModelCard]) -> ModelCard:
-    """Highest test accuracy; ties go to the lower test loss."""
-    return max(cards, key=lambda c: (c.test_accuracy, -c.test_loss))
 
 
 def comparison_of(cards: list[ModelCard], store: Path | None = None) -> ModelComparison:
@@ -342,7 +338,8 @@ def render_report(store: Path, out: Path, *, data_dir: Path | None = None) -> li
     if not cards:
         raise FileNotFoundError(f"no model cards in {store}")
     out.mkdir(parents=True, exist_ok=True)
-    best = best_card(cards)
+    by_name = {c.name: c for c in cards}
+    best = best_card(by_name[n] for n in group_by_test_set(by_name)[0])  # of the largest test set
     written = [out / "curves.png", out / "confusion.png"]
     plot_curves(cards, written[0])
     plot_confusion(best, written[1])

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from digit_contract.ranking import best_card
 from tests.factories import make_card
-from training.report import best_card, render_report, results_table
+from training.report import render_report, results_table
 
 
 def test_best_model_is_the_most_accurate_ties_broken_by_loss() -> None:
