@@ -263,7 +263,7 @@ def _experiments(
         record = records.get(experiment)
         first = own[ranked[0]]
         findings = [_say_best(ranking, group, own, scope="of the experiment") for group in range(len(ranking.groups))]
-        findings += [_say_test(cards, t) for t in tests if experiment not in SEED_000_EXPERIMENTS]
+        findings += [_say_test(cards, t) for t in tests]
         if record is not None and record.trials:
             top = max(record.trials, key=lambda t: (t.validation_accuracy, -t.trial))
             findings.append(f"Search: {len(record.trials)} trials; the best by validation accuracy, trial {top.trial}, "
@@ -274,6 +274,8 @@ def _experiments(
                 title=record.title if record is not None else None,
                 seed_document=record.seed_document if record is not None else None,
                 question=record.question if record is not None else None,
+                protocol=record.protocol if record is not None else None,
+                split=record.split if record is not None else None,
                 dataset=first.dataset.name,
                 test_samples=first.dataset.test_samples,
                 models=[_row(models[name], own[name], ranking) for name in ranked],

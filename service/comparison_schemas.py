@@ -204,6 +204,8 @@ class ExperimentComparison(_Body):
     title: str | None = Field(description="From the experiment's record; null when none is stored.")
     seed_document: str | None
     question: str | None
+    protocol: str | None
+    split: str | None
     dataset: str
     test_samples: int
     models: list[ComparisonRow] = Field(description="Ranked within the experiment (Holm over its own pairs).")

@@ -9,12 +9,13 @@ import { h, percent, scrollBox } from "./dom.js";
 
 // The card fields this view draws itself; any other field gets a generic section.
 const CARD_FIELDS = new Set([
-  "schema_version", "name", "version", "architecture", "description", "hyperparameters", "parameter_count", "seed",
+  "schema_version", "name", "version", "experiment", "architecture", "framework", "input", "description", "hyperparameters", "parameter_count", "seed",
   "history", "training_seconds", "test_accuracy", "test_loss", "test_errors", "per_class", "macro_avg",
   "confusion_matrix", "misclassified", "onnx", "dataset", "library_versions", "created_at",
 ]);
 const COMPARISON_FIELDS = new Set([
   "best", "models", "cnn_vs_mlp", "regularisation_effects", "per_class_f1", "findings", "unavailable",
+  "tied_for_best", "significance", "experiments", "datasets", "zoo_note",
 ]);
 const MISTAKES_SHOWN = 48;
 const THUMB = 56; // px: a 28x28 digit at twice its size
@@ -55,16 +56,17 @@ async function load() {
   for (const card of cards) KNOWN_MODELS.add(card.name);
   const colors = new Map(cards.map((card, i) => [card.name, PALETTE[i % PALETTE.length]]));
   const spriteIndex = sprite ? new Map(sprite.indices.map((index, position) => [index, position])) : new Map();
-  const experiments = groupExperiments(cards);
+  const experiments = groupExperiments(cards, comparison.experiments ?? []);
   const extras = Object.keys(comparison).filter((key) => !COMPARISON_FIELDS.has(key));
   return { cards, comparison, colors, sprite, spriteIndex, experiments, extras };
 }
 
 /**
- * Models trained with the same protocol are one experiment: they differ only in what the cards'
- * variants table changes (architecture, Dropout, noise). A card that names its experiment wins.
+ * One tab per experiment: the cards' `experiment`, in the order and with the titles of the
+ * comparison's experiment sections (GET /models/compare `experiments`). A card without one (an
+ * older store) is grouped with the cards trained the same way (epochs, batch, optimizer, images).
  */
-function groupExperiments(cards) {
+function groupExperiments(cards, sections) {
   const groups = new Map();
   for (const card of cards) {
     const hp = card.hyperparameters;
@@ -72,18 +74,21 @@ function groupExperiments(cards) {
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(card);
   }
-  return [...groups.entries()].map(([key, members], i) => {
+  const order = new Map(sections.map((section, i) => [section.id, i]));
+  const keys = [...groups.keys()].sort((a, b) => (order.get(a) ?? Infinity) - (order.get(b) ?? Infinity));
+  return keys.map((key, i) => {
+    const members = groups.get(key);
+    const section = sections.find((one) => one.id === key) ?? null;
     const hp = members[0].hyperparameters;
-    const protocol = `${hp.epochs} epochs, batch ${hp.batch_size}, ${hp.optimizer}` +
-      (hp.augmentation ? `, "${hp.augmentation}" augmentation` : ", clean MNIST images");
-    const architectures = new Set(members.map((c) => c.architecture));
-    let title = typeof members[0].experiment === "string" ? members[0].experiment : null;
-    if (!title) {
-      title = hp.augmentation ? `Augmentation: ${hp.augmentation}`
-        : architectures.size > 1 ? "Architecture and regularisation" : `${members[0].architecture.toUpperCase()} variants`;
-    }
-    members.sort((a, b) => b.test_accuracy - a.test_accuracy);
-    return { id: slug(key) || `experiment-${i}`, title, protocol, members };
+    const protocol = section?.protocol ?? (`${hp.epochs} epochs, batch ${hp.batch_size}, ${hp.optimizer}` +
+      (hp.augmentation ? `, "${hp.augmentation}" augmentation` : ""));
+    const title = section?.title ?? (typeof members[0].experiment === "string" ? members[0].experiment
+      : hp.augmentation ? `Augmentation: ${hp.augmentation}` : `${members[0].architecture.toUpperCase()} variants`);
+    // The experiment's own ranking (ties within noise share a rank); by accuracy without one.
+    const ranked = section ? section.models.map((row) => row.name) : [];
+    const position = (card) => (ranked.includes(card.name) ? ranked.indexOf(card.name) : ranked.length);
+    members.sort((a, b) => position(a) - position(b) || b.test_accuracy - a.test_accuracy);
+    return { id: slug(key) || `experiment-${i}`, title, protocol, members, section };
   });
 }
 
@@ -106,25 +111,44 @@ function renderTabs(experiments, current) {
 function renderExperiment(experiment, data) {
   const { members } = experiment;
   const names = new Set(members.map((c) => c.name));
-  const rows = data.comparison.models.filter((row) => names.has(row.name));
-  const series = (pick) => members.map((card) => ({
-    name: card.name, color: data.colors.get(card.name), points: card.history.map((e) => [e.epoch, pick(e)]),
-  }));
+  const { section } = experiment;
+  // The experiment's own rows (ranked among its models); the zoo's where the comparison has no section.
+  const rows = section ? section.models : data.comparison.models.filter((row) => names.has(row.name));
+  // Validation figures per epoch; a model that recorded none (scikit-learn without early stopping)
+  // is drawn with its training figures, and says so.
+  const series = (validation, training) => members.map((card) => {
+    const measured = card.history.some((e) => validation(e) != null);
+    const pick = measured ? validation : training;
+    return {
+      name: measured || !card.history.some((e) => training(e) != null) ? card.name : `${card.name} (training)`,
+      color: data.colors.get(card.name),
+      points: card.history.filter((e) => pick(e) != null).map((e) => [e.epoch, pick(e)]),
+    };
+  });
   const out = [
     h("h2", { text: experiment.title }),
     h("p", { class: "protocol", text: `Trained the same way: ${experiment.protocol}. ` +
       members.map((c) => `${c.name}: ${c.description}`).join("; ") + "." }),
-    summaryTable(members, rows),
   ];
+  if (section?.question) out.push(h("p", { class: "question", text: `The question: ${section.question}` }));
+  out.push(summaryTable(members, rows));
 
   out.push(h("section", { class: "curves" }, h("h3", { text: "Learning curves" }),
     h("div", { class: "chart-pair" },
-      lineChart({ title: "Validation accuracy by epoch", series: series((e) => e.val_accuracy), format: (y) => percent(y, 1), yFrom: 2, xLabel: "epoch" }),
-      lineChart({ title: "Validation loss by epoch", series: series((e) => e.val_loss), format: (y) => y.toFixed(2), xLabel: "epoch" }))));
+      lineChart({ title: "Validation accuracy by epoch", series: series((e) => e.val_accuracy, (e) => e.accuracy), format: (y) => percent(y, 1), yFrom: 2, xLabel: "epoch" }),
+      lineChart({ title: "Validation loss by epoch", series: series((e) => e.val_loss, (e) => e.loss), format: (y) => y.toFixed(2), xLabel: "epoch" }))));
 
   out.push(modelDetails(members, data));
-  const findings = data.comparison.findings.filter((text) => [...names].some((n) => new RegExp(`\\b${n}\\b`).test(text)));
+  // The experiment's findings, then the zoo's that name one of its models (seed spread, calibration, ...),
+  // leaving out the zoo's own rankings: this tab ranks its models among themselves.
+  const own = section?.findings ?? [];
+  const zoo = data.comparison.findings.filter((text) => !own.includes(text) && !/ has the highest test accuracy /.test(text) &&
+    [...names].some((n) => new RegExp(`\\b${n}\\b`).test(text)));
+  const findings = [...own, ...zoo];
   if (findings.length) out.push(h("section", { class: "findings" }, h("h3", { text: "Findings" }), h("ul", {}, findings.map((f) => h("li", { text: f })))));
+  if (section?.significance.length) out.push(pairTable(section.significance));
+  if (section) out.push(...recordSection(section));
+  out.push(...zooSection(data.comparison, names));
   const deltas = [...data.comparison.cnn_vs_mlp, ...data.comparison.regularisation_effects]
     .filter((d) => names.has(d.model) && names.has(d.baseline));
   if (deltas.length) out.push(deltaTable(deltas));
@@ -136,15 +160,18 @@ function renderExperiment(experiment, data) {
 
 function summaryTable(members, rows) {
   const byName = new Map(rows.map((r) => [r.name, r]));
-  const head = ["model", "test accuracy", "errors", "test loss", "macro F1", "parameters", "latency p50", "training"];
+  const head = ["model", "rank", "test accuracy (95% CI)", "errors", "test loss", "macro F1", "parameters", "latency p50", "training"];
+  const sets = [...new Set(members.map((c) => `${c.dataset.test_samples.toLocaleString("en")} ${c.dataset.name === "mnist" ? "MNIST" : c.dataset.name} test images`))];
   return scrollBox("Test figures of each model", h("table", { class: "summary" },
-    h("caption", { text: "On the 10,000 MNIST test images, as exported ONNX files; latency measured on this server" }),
+    h("caption", { text: `On the ${sets.join(" / ")}, as exported ONNX files; rank: models whose difference is not significant (McNemar, Holm) share one; latency measured on this server` }),
     h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col", text: t })))),
     h("tbody", {}, members.map((card) => {
       const row = byName.get(card.name);
+      const interval = row?.test_accuracy_low != null ? ` (${percent(row.test_accuracy_low, 2)}–${percent(row.test_accuracy_high, 2)})` : "";
       return h("tr", {},
         h("th", { scope: "row", text: card.name }),
-        h("td", { text: percent(card.test_accuracy, 2) }),
+        h("td", { text: row?.rank ?? "–" }),
+        h("td", { text: percent(card.test_accuracy, 2) + interval }),
         h("td", { text: card.test_errors }),
         h("td", { text: card.test_loss.toFixed(4) }),
         h("td", { text: card.macro_avg.f1.toFixed(4) }),
@@ -152,6 +179,56 @@ function summaryTable(members, rows) {
         h("td", { text: row?.latency_p50_ms != null ? `${row.latency_p50_ms.toFixed(2)} ms` : "–" }),
         h("td", { text: `${(card.training_seconds / 60).toFixed(1)} min` }));
     }))));
+}
+
+/** McNemar tests of pairs of models on the same test images (the experiment's own question). */
+function pairTable(tests) {
+  const p = (v) => (v < 0.001 ? v.toExponential(1) : v.toFixed(3));
+  const head = ["comparison", "only the model right", "only the baseline right", "McNemar p", "Holm p", "verdict"];
+  return h("section", { class: "pairs" }, h("h3", { text: "Is the difference real?" }), scrollBox("Paired tests on the test set",
+    h("table", { class: "summary" },
+      h("caption", { text: "Exact McNemar tests on the test images exactly one of the two models got right, Holm-adjusted within the experiment" }),
+      h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col", text: t })))),
+      h("tbody", {}, tests.map((t) => h("tr", {},
+        h("th", { scope: "row", text: `${t.question}: ${t.model} vs ${t.baseline}` }),
+        h("td", { class: "num", text: t.only_model_right }), h("td", { class: "num", text: t.only_baseline_right }),
+        h("td", { class: "num", text: p(t.p_value) }), h("td", { class: "num", text: p(t.p_holm) }),
+        h("td", { text: t.significant ? `significant: ${t.better} better` : "not significant" })))))));
+}
+
+/** What the experiment's record holds beyond the models: the seed's figures, a search, studies, notes. */
+function recordSection(section) {
+  const facts = [];
+  if (section.seed_document) facts.push(["seed document", section.seed_document]);
+  if (section.split) facts.push(["split", section.split]);
+  if (section.seed_claims.length) facts.push(["the seed reports", section.seed_claims.join("; ")]);
+  if (section.trials) facts.push(["search trials", String(section.trials)]);
+  if (section.studies.length) facts.push(["sensitivity studies", section.studies.join("; ")]);
+  if (section.notes.length) facts.push(["notes", section.notes.join(" ")]);
+  if (!facts.length) return [];
+  return [h("section", { class: "record", "data-section": "record" }, h("h3", { text: "The experiment" }),
+    h("dl", { class: "facts" }, facts.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v })])))];
+}
+
+/** The zoo on this experiment's test set: the best of each family, and why other test sets are not compared. */
+function zooSection(comparison, names) {
+  const sets = (comparison.datasets ?? []).filter((d) => d.models.some((m) => names.has(m)));
+  if (!sets.length) return [];
+  const head = ["family", "best model", "experiment", "framework", "test accuracy (95% CI)", "errors", "parameters", "latency p50", "tied within the family"];
+  return [h("section", { class: "zoo", "data-section": "zoo" }, h("h3", { text: "Across the zoo" }),
+    h("p", { class: "protocol", text: comparison.zoo_note }),
+    ...sets.map((d) => scrollBox(`Best per family on ${d.dataset}`, h("table", { class: "summary" },
+      h("caption", { text: `Best per family on the ${d.test_samples.toLocaleString("en")} ${d.dataset} test images (${d.models.length} models)` +
+        (d.family_gap ? `; best CNN vs best MLP: ${d.family_gap.significant ? `significant, ${d.family_gap.better} better` : "not significant"} (McNemar p = ${d.family_gap.p_value.toPrecision(2)})` : "") }),
+      h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col", text: t })))),
+      h("tbody", {}, d.families.map((f) => h("tr", {},
+        h("th", { scope: "row", text: f.family.toUpperCase() }), h("td", { text: f.model }), h("td", { text: f.experiment }),
+        h("td", { text: f.framework }),
+        h("td", { text: `${percent(f.test_accuracy, 2)} (${percent(f.test_accuracy_low, 2)}–${percent(f.test_accuracy_high, 2)})` }),
+        h("td", { class: "num", text: f.test_errors }), h("td", { class: "num", text: f.parameter_count.toLocaleString("en") }),
+        h("td", { text: f.latency_p50_ms != null ? `${f.latency_p50_ms.toFixed(2)} ms` : "–" }),
+        h("td", { text: f.tied_in_family.filter((m) => m !== f.model).join(", ") || "none" })))))))),
+  ];
 }
 
 function deltaTable(deltas) {
@@ -223,7 +300,7 @@ function thumbnail(m, data) {
 
 /** Card fields this page does not know (issue 12's results): one section each, every model that has it. */
 function cardExtras(members, data) {
-  const keys = [...new Set(members.flatMap((c) => Object.keys(c).filter((k) => !CARD_FIELDS.has(k) && k !== "experiment")))];
+  const keys = [...new Set(members.flatMap((c) => Object.keys(c).filter((k) => !CARD_FIELDS.has(k))))];
   return keys.map((key) => {
     const holders = members.filter((c) => c[key] !== undefined && c[key] !== null);
     const flat = (v) => v && typeof v === "object" && !Array.isArray(v) && Object.values(v).every((x) => x === null || typeof x !== "object");
