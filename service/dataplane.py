@@ -3,6 +3,11 @@
 Routes parse the request and call one method here; nothing here knows about HTTP beyond raising
 the domain errors of `service.errors`.
 
+The data plane orchestrates; the per-request path itself (open each file's header once, decode,
+find the digit, frame it for each model's input spec, batch; check pixel input against a spec)
+is `service.model_inputs`. Here: the image count, which model (and so which `InputSpec`, from its
+card), inline or in a worker thread, inference, and metrics.
+
 Decoding and inference block. For the common request, a few small images (a 28x28 PNG decodes in
 ~80 us and a CNN answers in ~60 us), they run right on the event loop: handing them to a worker
 thread costs more (~130 us per hop on the 2-core machines we measured, see bench/). Anything
@@ -12,28 +17,38 @@ and inference together, so the event loop keeps serving other requests meanwhile
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 from anyio import CapacityLimiter
-from PIL import Image
 
 from digit_contract.calibration import served_probabilities
+from digit_contract.inputs import MNIST_INPUT, InputSpec
 from service.comparison import compare_models, majority_vote
-from service.errors import NoInk, NoModelReady, TooManyFiles
-from service.image_structure import check_structure
+from service.errors import NoModelReady, TooManyFiles
 from service.metrics import ServiceMetrics, label_request_model
-from service.preprocessing import BLANK_LEVEL, SUPPORTED_FORMATS, PreparedImage, prepare_image, to_model_input
+from service.model_inputs import (
+    INLINE_MAX_IMAGES,
+    ImageFile,
+    PreparedUpload,
+    Upload,
+    check_ink,
+    model_batch,
+    open_uploads,
+    pixels_for,
+    prepare_upload,
+    runs_inline,
+)
+from service.preprocessing import png_base64
 from service.registry import ModelRegistry, ServedModel
 from service.schemas import (
     ImageComparison,
     ImageReport,
+    InputSpecReport,
     LatencyReport,
     ModelComparison,
     ModelDetail,
@@ -46,24 +61,14 @@ from service.schemas import (
 )
 from service.settings import Settings
 
-INLINE_MAX_IMAGES = 16
-"""Most images in a request that may run on the event loop (see `Settings.inline_max_pixels`)."""
+__all__ = ["INLINE_MAX_IMAGES", "DataPlane", "ImageFile", "input_spec"]
 
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
-class ImageFile:
-    """An uploaded image file: its bytes and, for multipart parts, the client's filename."""
-
-    data: bytes
-    filename: str | None = None
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    images: list[PreparedImage]
-    seconds: list[float]
+def input_spec(model: ServedModel | None) -> InputSpec:
+    """The input `model` takes, from its card (a model without one, which cannot serve: MNIST's)."""
+    return model.card.input if model is not None and model.card is not None else MNIST_INPUT
 
 
 class DataPlane:
@@ -85,52 +90,76 @@ class DataPlane:
     ) -> list[Prediction]:
         """Answer for each image file, in order, with one model (the default when None).
 
-        With `explain`, each answer carries the 28x28 image the model saw. `served`: a model the
-        caller already resolved (a version other than the latest, for the Open Inference Protocol).
+        With `explain`, each answer carries the image the model saw (28x28, or 8x8 for the UCI
+        models). `served`: a model the caller already resolved (a version other than the latest,
+        for the Open Inference Protocol).
         """
         self._check_count(len(files))
         # Before decoding: an unknown model costs nothing.
         model = served if served is not None else self._resolve(model_name, uploads=True)
+        spec = input_spec(model)
+        uploads = self._uploads(files)
 
-        def work() -> tuple[_Prepared, npt.NDArray[np.float32], float]:
-            prepared = self._prepare(files, model.name)
-            return (prepared, *self._infer(model, to_model_input(prepared.images)))
+        def work() -> tuple[list[PreparedUpload], npt.NDArray[np.float32], float]:
+            prepared = self._prepare(uploads, {spec.encoding}, model.name)
+            return (prepared, *self._infer(model, model_batch(prepared, spec)))
 
         prepared, probabilities, seconds = await self._run_blocking(
-            work, inline=_is_small(files, self.settings.inline_max_pixels)
+            work, inline=runs_inline(uploads, self.settings.inline_max_pixels)
         )
-        reports = [_report(image, file.filename, explain) for image, file in zip(prepared.images, files, strict=True)]
-        return self._answers(model, probabilities, seconds, prepared.seconds, reports)
+        reports = [_report(upload, spec, file.filename, explain) for upload, file in zip(prepared, files, strict=True)]
+        return self._answers(model, probabilities, seconds, [p.seconds for p in prepared], reports)
 
-    async def predict_pixels(self, images: npt.NDArray[np.float32], model_name: str | None) -> list[Prediction]:
-        """Answer for already-normalised (N, 28, 28, 1) input."""
+    async def predict_pixels(self, images: npt.NDArray[np.float32], model_name: str | None,
+                             spec: InputSpec = MNIST_INPUT) -> list[Prediction]:
+        """Answer for already-normalised input: (N, height, width[, 1]) images in `spec`'s range
+        (the spec they were read for; the model's own decides their shape)."""
         self._check_count(len(images))
-        _check_pixels_have_ink(images)
+        check_ink(images, spec)
         model = self._resolve(model_name)
+        batch = pixels_for(images, input_spec(model), model.name)
         probabilities, seconds = await self._run_blocking(
-            lambda: self._infer(model, images),
-            inline=self.settings.inline_max_pixels > 0 and len(images) <= INLINE_MAX_IMAGES,
+            lambda: self._infer(model, batch),
+            inline=self.settings.inline_max_pixels > 0 and len(batch) <= INLINE_MAX_IMAGES,
         )
-        return self._answers(model, probabilities, seconds, [0.0] * len(images), [None] * len(images))
+        return self._answers(model, probabilities, seconds, [0.0] * len(batch), [None] * len(batch))
+
+    def pixel_target(self, model_name: str | None) -> tuple[str | None, InputSpec]:
+        """The model JSON pixels for `model_name` (None: the default model) are meant for, and the
+        input spec to read them against; (None, MNIST's) when that model is not known.
+
+        Never raises: an unknown model gets its 404 after the body is read, as it always did.
+        """
+        models = self.registry.models
+        name = model_name if model_name is not None else self.registry.default_name(models)
+        if name is None or name not in models:
+            return None, MNIST_INPUT
+        return name, input_spec(models[name])
 
     async def compare_image(self, file: ImageFile, *, explain: bool = False) -> ImageComparison:
-        """Every ready model's answer for one image, and how far they agree."""
+        """Every ready model's answer for one image, and how far they agree.
+
+        The image is decoded and its digit found once, framed once per encoding the models take,
+        and laid out once per input spec.
+        """
         models = self.registry.models
         ready = [m for _, m in sorted(models.items()) if m.ready]
         if not ready:
             raise NoModelReady("no model is ready to answer")
         label_request_model("*")
+        specs = {model.name: input_spec(model) for model in ready}
+        uploads = self._uploads([file])
 
-        def work() -> tuple[_Prepared, list[tuple[npt.NDArray[np.float32], float]]]:
-            prepared = self._prepare([file], "*")
-            batch = to_model_input(prepared.images)
-            return prepared, [self._infer(model, batch) for model in ready]
+        def work() -> tuple[list[PreparedUpload], list[tuple[npt.NDArray[np.float32], float]]]:
+            prepared = self._prepare(uploads, {spec.encoding for spec in specs.values()}, "*")
+            batches = {spec: model_batch(prepared, spec) for spec in set(specs.values())}
+            return prepared, [self._infer(model, batches[specs[model.name]]) for model in ready]
 
-        prepared, results = await self._run_blocking(work, inline=_is_small([file], self.settings.inline_max_pixels))
-        report = _report(prepared.images[0], file.filename, explain)
+        prepared, results = await self._run_blocking(work, inline=runs_inline(uploads, self.settings.inline_max_pixels))
         predictions = []
         for model, (probabilities, seconds) in zip(ready, results, strict=True):
-            predictions += self._answers(model, probabilities, seconds, prepared.seconds, [report])
+            report = _report(prepared[0], specs[model.name], file.filename, explain)
+            predictions += self._answers(model, probabilities, seconds, [prepared[0].seconds], [report])
         return ImageComparison(
             predictions=predictions,
             agreement=majority_vote(predictions),
@@ -158,18 +187,12 @@ class DataPlane:
         label_request_model(model.name)
         return model
 
-    def _prepare(self, files: Sequence[ImageFile], model: str) -> _Prepared:
-        images, seconds = [], []
-        histogram = self.metrics.preprocess_seconds.labels(model=model)
-        for file in files:
-            start = time.perf_counter()
-            try:
-                images.append(prepare_image(file.data, max_pixels=self.settings.max_image_pixels))
-            finally:
-                elapsed = time.perf_counter() - start
-                histogram.observe(elapsed)
-            seconds.append(elapsed)
-        return _Prepared(images, seconds)
+    def _uploads(self, files: Sequence[ImageFile]) -> list[Upload]:
+        return open_uploads(files, max_pixels=self.settings.max_image_pixels)
+
+    def _prepare(self, uploads: Sequence[Upload], encodings: set[str], model: str) -> list[PreparedUpload]:
+        observe = self.metrics.preprocess_seconds.labels(model=model).observe
+        return [prepare_upload(upload, encodings, observe) for upload in uploads]
 
     def _infer(self, model: ServedModel, batch: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], float]:
         start = time.perf_counter()
@@ -252,45 +275,8 @@ class DataPlane:
         )
 
 
-INLINE_MAX_BYTES = 256 * 1024
-"""Largest request body whose images may be opened on the event loop at all. A drawn digit is a few
-KB; anything bigger is decided, and decoded, in a worker thread."""
-
-
-def _is_small(files: Sequence[ImageFile], max_pixels: int) -> bool:
-    """Whether the images' headers declare few enough pixels to decode on the event loop.
-
-    Reads only the headers (Pillow opens lazily), and only for small files whose framing was
-    checked first: an image's header can cost more to walk than its pixels to decode (see
-    `service.image_structure`). Anything unreadable counts as large, so that the full decode, and
-    its error, happen in a worker thread.
-    """
-    if len(files) > INLINE_MAX_IMAGES or max_pixels <= 0 or sum(len(f.data) for f in files) > INLINE_MAX_BYTES:
-        return False
-    total = 0
-    for file in files:
-        try:
-            check_structure(file.data)
-            with Image.open(io.BytesIO(file.data), formats=SUPPORTED_FORMATS) as image:
-                width, height = image.size
-        except Exception:
-            return False
-        total += width * height
-        if total > max_pixels:
-            return False
-    return True
-
-
-def _check_pixels_have_ink(images: npt.NDArray[np.float32]) -> None:
-    """Pixel input gets the upload path's "no ink" answer for a blank image (all zeros or nearly)."""
-    peaks = images.reshape(len(images), -1).max(axis=1) if len(images) else np.zeros(0)
-    blank = np.flatnonzero(~(peaks >= BLANK_LEVEL / 255.0))  # NaN counts as blank too
-    if blank.size:
-        raise NoInk(f"no ink found: image {int(blank[0])} of the request is blank (every pixel below "
-                    f"{BLANK_LEVEL / 255.0:.3f})")
-
-
-def _report(image: PreparedImage, filename: str | None, explain: bool = False) -> ImageReport:
+def _report(prepared: PreparedUpload, spec: InputSpec, filename: str | None, explain: bool = False) -> ImageReport:
+    image = prepared.image
     return ImageReport(
         filename=filename,
         format=image.format,
@@ -302,7 +288,7 @@ def _report(image: PreparedImage, filename: str | None, explain: bool = False) -
         box=list(image.box),
         other_digits=image.other_digits,
         lines_removed=image.lines_removed,
-        prepared_png=image.png_base64() if explain else None,
+        prepared_png=png_base64(prepared.picture(spec.encoding)) if explain else None,
     )
 
 
@@ -326,5 +312,6 @@ def _summary(
         latency=LatencyReport(runs=latency.runs, p50_ms=latency.p50_ms, p95_ms=latency.p95_ms, mean_ms=latency.mean_ms)
         if latency
         else None,
+        input=InputSpecReport.from_spec(card.input) if card else None,
         loaded_at=model.loaded_at,
     )

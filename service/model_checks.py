@@ -5,9 +5,12 @@
    the bytes loaded);
 3. `open_session`: ONNX Runtime builds a session on the planned providers (an explicit GPU device
    that the session does not really get stops the whole start-up: see `service.sessions`);
-4. `check_signature`: the graph has the one signature every model shares (`digit_contract.inputs`);
-5. `warm_up`: a warm-up batch gives finite probabilities that sum to 1, and timed single-image runs
-   measure this server's inference latency.
+4. `check_input_spec`: the card's input spec is one the service can prepare uploads for (its size
+   is its encoding's: 28x28 for "mnist", 8x8 for "uci-8x8");
+5. `check_signature`: the graph has the signature every model shares (`digit_contract.inputs`),
+   its input shaped as the card's input spec says ([N, 28, 28, 1], [N, 64], ...);
+6. `warm_up`: a warm-up batch (of the spec's shape and range) gives finite probabilities that sum
+   to 1, and timed single-image runs measure this server's inference latency.
 
 Each check raises `ModelLoadError` with a client-visible reason (no server paths in it); the
 registry makes that the model's `reason` and keeps the other models serving.
@@ -26,8 +29,9 @@ import numpy as np
 from pydantic import ValidationError
 
 from digit_contract.card import ModelCard
-from digit_contract.inputs import IMAGE_SIDE, INPUT_NAME, INPUT_SHAPE, NUM_CLASSES, OUTPUT_NAME
+from digit_contract.inputs import INPUT_NAME, MNIST_INPUT, NUM_CLASSES, OUTPUT_NAME, InputSpec
 from digit_contract.store import CARD_FILE, MODEL_FILE
+from service.model_inputs import check_encoding
 from service.sessions import InferenceSessionLike, ProviderPlan, SessionFactory, check_session_providers
 
 
@@ -102,10 +106,19 @@ def open_session(
     return session
 
 
-def check_signature(session: InferenceSessionLike) -> None:
-    """The graph takes `image` float32 [N, 28, 28, 1] and gives `probabilities` float32 [N, 10]."""
+def check_input_spec(card: ModelCard) -> InputSpec:
+    """The card's input spec, if uploads can be prepared for it (its size is its encoding's)."""
+    problem = check_encoding(card.input)
+    if problem is not None:
+        raise ModelLoadError(f"{CARD_FILE} input: {problem}")
+    return card.input
+
+
+def check_signature(session: InferenceSessionLike, spec: InputSpec = MNIST_INPUT) -> None:
+    """The graph takes `image` float32 [N, *spec.sample_shape] ([N, 28, 28, 1] for MNIST's input)
+    and gives `probabilities` float32 [N, 10]."""
     expected = (
-        ("input", session.get_inputs(), INPUT_NAME, (*INPUT_SHAPE,)),
+        ("input", session.get_inputs(), INPUT_NAME, spec.sample_shape),
         ("output", session.get_outputs(), OUTPUT_NAME, (NUM_CLASSES,)),
     )
     for kind, tensors, name, tail in expected:
@@ -116,15 +129,19 @@ def check_signature(session: InferenceSessionLike) -> None:
         wanted = f"{name!r} tensor(float) [N, {', '.join(map(str, tail))}]"
         dims_ok = len(shape) == len(tail) + 1 and not isinstance(shape[0], int) and tuple(shape[1:]) == tail
         if tensor.name != name or tensor.type != "tensor(float)" or not dims_ok:
+            # A card with another input than MNIST's says which: the graph disagrees with its card.
+            card = f", as its card's input says ({spec.describe()})" if kind == "input" and spec != MNIST_INPUT else ""
             raise ModelLoadError(
                 f"graph {kind} is {tensor.name!r} {tensor.type} {_format_shape(shape)}, expected {wanted} "
-                "with a dynamic batch dimension"
+                f"with a dynamic batch dimension{card}"
             )
 
 
-def warm_up(session: InferenceSessionLike, runs: int) -> LatencyStats:
-    """Check a small batch gives probabilities, then time `runs` single-image inferences."""
-    probe = np.random.default_rng(0).random((3, IMAGE_SIDE, IMAGE_SIDE, 1), dtype=np.float32)
+def warm_up(session: InferenceSessionLike, runs: int, spec: InputSpec = MNIST_INPUT) -> LatencyStats:
+    """Check a small batch (of the spec's shape, values in its range) gives probabilities, then time
+    `runs` single-image inferences."""
+    unit = np.random.default_rng(0).random((3, *spec.sample_shape), dtype=np.float32)
+    probe = unit if (spec.low, spec.high) == (0.0, 1.0) else np.float32(spec.low) + unit * np.float32(spec.high - spec.low)
     try:
         out = np.asarray(session.run([OUTPUT_NAME], {INPUT_NAME: probe})[0])
     except Exception as exc:  # a graph that loads but cannot run

@@ -30,6 +30,7 @@ from service.errors import ModelNotFound, ModelNotReady, NoModelReady, StoreUnav
 from service.model_checks import (
     LatencyStats,
     ModelLoadError,
+    check_input_spec,
     check_signature,
     open_session,
     read_card,
@@ -78,7 +79,7 @@ class ServedModel:
         return self.state == "ready"
 
     def predict(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Probabilities (N, 10) for model input (N, 28, 28, 1). Blocking: call it off the event loop."""
+        """Probabilities (N, 10) for model input (N, *card.input.sample_shape). Blocking: call it off the event loop."""
         if self.session is None:
             raise ModelNotReady(self.name, self.reason or "not loaded")
         outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: images})
@@ -196,11 +197,12 @@ class ModelRegistry:
         card: ModelCard | None = None
         try:
             card = read_card(directory / CARD_FILE, name, version)
+            spec = check_input_spec(card)
             data = read_model_bytes(directory / MODEL_FILE, card)
             # Raises DeviceUnavailable (not ModelLoadError): a wrong device fails start-up, not one model.
             session = open_session(data, self.plan, self.intra_op_threads, self._session_factory, name)
-            check_signature(session)
-            latency = warm_up(session, self.warmup_runs)
+            check_signature(session, spec)
+            latency = warm_up(session, self.warmup_runs, spec)
         except ModelLoadError as exc:
             log.error("model %s v%d is not ready: %s", name, version, exc)
             return ServedModel(name, version, "failed", reason=str(exc), card=card)

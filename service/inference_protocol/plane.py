@@ -7,7 +7,8 @@ latest loaded version, as `/predict` does.
 Image files (`image_file`) go through `DataPlane.predict_files`, the very path of `POST /predict`,
 so they get the same preprocessing, limits (`max_files_per_request`, the pixel limit), metrics and
 errors. Tensors (`image`) skip preprocessing and go to the model as they are, in batches of up to
-`MAX_BATCH` (the `max_batch_size` of the Triton configs in the store).
+`MAX_BATCH` (the `max_batch_size` of the Triton configs in the store). Both are shaped by the
+model's input spec (its card's, checked against its ONNX signature when it was loaded).
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ import numpy as np
 import numpy.typing as npt
 
 from digit_contract.inputs import INPUT_NAME
-from service.dataplane import INLINE_MAX_IMAGES, DataPlane, ImageFile
+from service.dataplane import DataPlane, input_spec
 from service.errors import ModelNotFound, ModelNotReady
 from service.inference_protocol.errors import VersionNotFound
 from service.inference_protocol.tensors import (
-    MODEL_INPUTS,
     MODEL_OUTPUTS,
     PLATFORM,
     InferRequest,
@@ -31,9 +31,11 @@ from service.inference_protocol.tensors import (
     build_outputs,
     image_files,
     model_images,
+    model_inputs,
     single_input,
 )
 from service.metrics import label_request_model
+from service.model_inputs import INLINE_MAX_IMAGES, ImageFile
 from service.registry import ServedModel
 
 SERVER_NAME = "digit-serving"
@@ -95,7 +97,7 @@ class InferencePlane:
             "name": model.name,
             "versions": [str(v) for v in sorted(self.dataplane.registry.versions(name))],
             "platform": PLATFORM,
-            "inputs": [{"name": n, "datatype": d, "shape": list(s)} for n, d, s in MODEL_INPUTS],
+            "inputs": [{"name": n, "datatype": d, "shape": list(s)} for n, d, s in model_inputs(input_spec(model))],
             "outputs": [{"name": n, "datatype": d, "shape": list(s)} for n, d, s in MODEL_OUTPUTS],
         }
 
@@ -117,9 +119,10 @@ class InferencePlane:
         label_request_model(model.name)
         if not model.ready:
             raise ModelNotReady(model.name, model.reason or "not loaded")
-        tensor = single_input(request)  # checks before any work: a wrong request costs nothing
+        spec = input_spec(model)
+        tensor = single_input(request, spec)  # checks before any work: a wrong request costs nothing
         if tensor.name == INPUT_NAME:
-            images = model_images(tensor, MAX_BATCH)
+            images = model_images(tensor, MAX_BATCH, spec)
             probabilities = await self._run_batch(model, images)
             self._observe(model, probabilities)
         else:

@@ -7,7 +7,9 @@ as its shape says. What a model accepts is decided here, once, for both transpor
 
 The models take one input, and the protocol offers it in two forms (exactly one per request):
 
-- `image`: FP32 [N, 28, 28, 1], the model's own tensor (white digit on black, values in [0, 1]);
+- `image`: FP32, the model's own tensor, shaped as its card's input spec says: [N, 28, 28, 1]
+  for the MNIST models (white digit on black, values in [0, 1]), [N, 64] or [N, 8, 8, 1] for the
+  UCI 8x8 ones (`model_inputs(spec)`, what the model metadata declares);
 - `image_file`: BYTES [N] (or [N, 1]), encoded image files (PNG, JPEG, ...) that go through the
   same preprocessing as `POST /predict`, so the same files give the same digits.
 
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from digit_contract.inputs import IMAGE_SIDE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
+from digit_contract.inputs import INPUT_NAME, MNIST_INPUT, NUM_CLASSES, OUTPUT_NAME, InputSpec
 from service.inference_protocol.errors import BatchTooLarge, InvalidInferRequest
 
 FILE_INPUT = "image_file"
@@ -55,12 +57,18 @@ NUMERIC_DTYPES: dict[str, str] = {
 }
 DATATYPES = (*NUMERIC_DTYPES, "BYTES", "BF16")
 
-# The tensors each model declares in its metadata: (name, datatype, shape with -1 for the batch).
-MODEL_INPUTS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
-    (INPUT_NAME, "FP32", (-1, IMAGE_SIDE, IMAGE_SIDE, 1)),
-    (FILE_INPUT, "BYTES", (-1,)),
-)
-MODEL_OUTPUTS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
+TensorDecl = tuple[str, str, tuple[int, ...]]
+"""A tensor as model metadata declares it: name, datatype, shape with -1 for the batch."""
+
+
+def model_inputs(spec: InputSpec) -> tuple[TensorDecl, ...]:
+    """The inputs a model with input `spec` declares in its metadata."""
+    return ((INPUT_NAME, "FP32", (-1, *spec.sample_shape)), (FILE_INPUT, "BYTES", (-1,)))
+
+
+MODEL_INPUTS = model_inputs(MNIST_INPUT)
+"""The inputs of the MNIST models: `image` [-1, 28, 28, 1] and `image_file`."""
+MODEL_OUTPUTS: tuple[TensorDecl, ...] = (
     (OUTPUT_NAME, "FP32", (-1, NUM_CLASSES)),
     (DIGIT_OUTPUT, "INT64", (-1,)),
 )
@@ -230,27 +238,30 @@ def check_outputs(outputs: Sequence[RequestedOutput]) -> None:
 # -- what the models accept -------------------------------------------------------------------------
 
 
-def model_images(tensor: InputTensor, max_batch: int) -> npt.NDArray[np.float32]:
-    """The FP32 `image` input as model input (N, 28, 28, 1), checked.
+_VALUE_HINTS = {"mnist": "white digit on black, x / 255", "uci-8x8": "ink pixels per 4x4 block / 16"}
+
+
+def model_images(tensor: InputTensor, max_batch: int, spec: InputSpec = MNIST_INPUT) -> npt.NDArray[np.float32]:
+    """The FP32 `image` input as input of a model taking `spec` (N, *spec.sample_shape), checked.
 
     Raises:
-        InvalidInferRequest: another datatype or shape, or values that are not finite in [0, 1].
+        InvalidInferRequest: another datatype or shape, or values that are not finite in [low, high].
         BatchTooLarge: more than `max_batch` images.
     """
-    expected = [-1, IMAGE_SIDE, IMAGE_SIDE, 1]
+    expected = [-1, *spec.sample_shape]
     if tensor.datatype != "FP32":
         raise InvalidInferRequest(f"input {INPUT_NAME!r} must be FP32, got {tensor.datatype}")
     shape = tensor.shape
-    if len(shape) != 4 or shape[1:] != (IMAGE_SIDE, IMAGE_SIDE, 1):
+    if len(shape) != len(expected) or shape[1:] != spec.sample_shape:
         raise InvalidInferRequest(f"input {INPUT_NAME!r} must have shape {expected} (N images), got {list(shape)}")
     check_batch(shape[0], max_batch)
     assert isinstance(tensor.data, np.ndarray)
     images = tensor.data.reshape(shape).astype(np.float32, copy=False)
     # min/max of an array with a NaN are NaN, so one comparison pair also refuses NaN and inf.
     low, high = float(images.min()), float(images.max())
-    if not (low >= 0.0 and high <= 1.0):
-        raise InvalidInferRequest(f"input {INPUT_NAME!r}: pixel values must be finite and in [0, 1] "
-                                  "(white digit on black, x / 255)")
+    if not (low >= spec.low and high <= spec.high):
+        raise InvalidInferRequest(f"input {INPUT_NAME!r}: pixel values must be finite and in "
+                                  f"[{spec.low:g}, {spec.high:g}] ({_VALUE_HINTS[spec.encoding]})")
     return images
 
 
@@ -272,13 +283,14 @@ def check_batch(size: int, max_batch: int) -> None:
         raise BatchTooLarge(f"batch of {size} images; the limit is {max_batch} per request")
 
 
-def single_input(request: InferRequest) -> InputTensor:
+def single_input(request: InferRequest, spec: InputSpec = MNIST_INPUT) -> InputTensor:
     """The request's one input: `image` or `image_file`."""
     names = [tensor.name for tensor in request.inputs]
     if len(request.inputs) != 1 or names[0] not in (INPUT_NAME, FILE_INPUT):
         shown = ", ".join(repr(n[:64]) for n in names[:4]) or "none"
+        dims = ", ".join(map(str, spec.sample_shape))
         raise InvalidInferRequest(
-            f"send exactly one input, {INPUT_NAME!r} (FP32 [N, 28, 28, 1]) or {FILE_INPUT!r} "
+            f"send exactly one input, {INPUT_NAME!r} (FP32 [N, {dims}]) or {FILE_INPUT!r} "
             f"(BYTES [N], image files); got {shown}"
         )
     return request.inputs[0]

@@ -4,9 +4,10 @@ the store as it is:
     python -m service.inference_protocol.triton_config --store model_store   # (re)write them
 
 The store already has Triton's layout (`<name>/<version>/model.onnx`); Triton ignores the cards
-beside the ONNX files. A config declares what the service's own metadata declares for the model's
-tensor (`image` FP32 [-1, 28, 28, 1] in, `probabilities` FP32 [-1, 10] out; Triton writes the batch
-dimension as `max_batch_size` instead of -1), Triton's dynamic batcher, and a version policy of the
+beside the ONNX files (this script reads them for each model's input spec). A config declares
+what the service's own metadata declares for the model's tensor (`image` FP32 [-1, 28, 28, 1] in
+for the MNIST models, [-1, 64] or [-1, 8, 8, 1] for the UCI 8x8 ones; `probabilities` FP32 [-1, 10]
+out; Triton writes the batch dimension as `max_batch_size` instead of -1), Triton's dynamic batcher, and a version policy of the
 latest version. The `image_file` input and the `digit` output are this service's (the preprocessing
 is Python); Triton serves the tensor only. `tests/oip/test_triton_config.py` parses every committed
 config with Triton's own `ModelConfig` message and checks it against the model's ONNX signature.
@@ -17,8 +18,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from digit_contract.inputs import IMAGE_SIDE, INPUT_NAME, NUM_CLASSES, OUTPUT_NAME
-from digit_contract.store import list_models
+from digit_contract.card import ModelCard
+from digit_contract.inputs import INPUT_NAME, MNIST_INPUT, NUM_CLASSES, OUTPUT_NAME, InputSpec
+from digit_contract.store import CARD_FILE, latest_version, list_models, version_dir
 from service.inference_protocol.plane import MAX_BATCH
 
 CONFIG_FILE = "config.pbtxt"
@@ -28,8 +30,9 @@ MAX_QUEUE_DELAY_US = 500
 ~0.1 ms on a CPU core; on a GPU the batch is what makes the device worth having)."""
 
 
-def render_config(name: str, max_batch: int = MAX_BATCH) -> str:
-    """The `config.pbtxt` text of one model of the store."""
+def render_config(name: str, max_batch: int = MAX_BATCH, spec: InputSpec = MNIST_INPUT) -> str:
+    """The `config.pbtxt` text of one model of the store, whose card's input is `spec`."""
+    dims = ", ".join(map(str, spec.sample_shape))
     return f"""\
 # Triton model configuration, written by `python -m service.inference_protocol.triton_config`.
 name: "{name}"
@@ -40,7 +43,7 @@ input [
   {{
     name: "{INPUT_NAME}"
     data_type: TYPE_FP32
-    dims: [ {IMAGE_SIDE}, {IMAGE_SIDE}, 1 ]
+    dims: [ {dims} ]
   }}
 ]
 output [
@@ -56,12 +59,20 @@ dynamic_batching {{
 """
 
 
+def model_spec(store: Path, name: str) -> InputSpec:
+    """The input spec of the latest version of `name` in the store, from its card."""
+    version = latest_version(store, name)
+    if version is None:
+        raise FileNotFoundError(f"no version of {name} in {store}")
+    return ModelCard.read(version_dir(store, name, version) / CARD_FILE).input
+
+
 def write_configs(store: Path) -> list[Path]:
     """Write `<store>/<name>/config.pbtxt` for every model of the store."""
     written = []
     for name in list_models(store):
         path = store / name / CONFIG_FILE
-        path.write_text(render_config(name))
+        path.write_text(render_config(name, spec=model_spec(store, name)))
         written.append(path)
     return written
 

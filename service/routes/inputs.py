@@ -8,6 +8,7 @@ decided from the bytes by the decoder.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from service.dataplane import ImageFile
+from digit_contract.inputs import MNIST_INPUT, InputSpec
 from service.errors import (
     InvalidInput,
     MalformedBody,
@@ -30,7 +31,8 @@ from service.errors import (
     describe_validation_errors,
     safe_echo,
 )
-from service.schemas import PixelsRequest
+from service.model_inputs import ENCODING_SHAPES, ImageFile, describe_input
+from service.schemas import pixels_request
 from service.settings import Settings
 
 FILE_FIELD = "file"
@@ -59,6 +61,18 @@ class FilesInput:
 @dataclass(frozen=True)
 class PixelsInput:
     images: npt.NDArray[np.float32]
+    """(N, height, width, 1), values in the spec's range."""
+    spec: InputSpec = MNIST_INPUT
+    """The input spec the body was read against (the requested model's, or the default model's)."""
+
+
+@dataclass(frozen=True)
+class PixelTarget:
+    """Which model JSON pixels are meant for, as far as is known before the body is read."""
+
+    model: str | None
+    """The model's name; None when it is not known (its error comes after the body is read)."""
+    spec: InputSpec = MNIST_INPUT
 
 
 @asynccontextmanager
@@ -81,7 +95,8 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-async def read_image_input(request: Request, settings: Settings, *, allow_pixels: bool = True) -> FilesInput | PixelsInput:
+async def read_image_input(request: Request, settings: Settings, *, allow_pixels: bool = True,
+                           target: PixelTarget | None = None) -> FilesInput | PixelsInput:
     """Parse the body by its content type.
 
     Raises:
@@ -95,7 +110,7 @@ async def read_image_input(request: Request, settings: Settings, *, allow_pixels
     if media_type.startswith(RAW_TYPES):
         return FilesInput([ImageFile(await _read_body(request))], as_list=False)
     if media_type == "application/json" and allow_pixels:
-        return await read_pixels(request, settings)
+        return await read_pixels(request, settings, target or PixelTarget(None))
     accepted = "multipart/form-data with `file` parts, or an image/* body"
     if allow_pixels:
         accepted += ", or application/json pixels"
@@ -154,17 +169,51 @@ async def _read_body(request: Request, limit: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
-async def read_pixels(request: Request, settings: Settings) -> PixelsInput:
-    """`{"images": [28x28 floats in [0, 1], ...]}` as a (N, 28, 28, 1) float32 array.
+async def read_pixels(request: Request, settings: Settings, target: PixelTarget | None = None) -> PixelsInput:
+    """`{"images": [height x width floats in [low, high], ...]}` for the target model's input spec
+    (MNIST's: 28x28 in [0, 1]) as a (N, height, width, 1) float32 array.
 
     Raises:
         PayloadTooLarge: the body is larger than the JSON for `max_files_per_request` images can be.
-        InvalidInput: not JSON, or not 28x28 finite floats in [0, 1].
+        InvalidInput: not JSON, or not height x width finite floats in [low, high]; an image the
+            shape of another input kind (28x28 to an 8x8 model, or the reverse) is told the shape the
+            model takes.
     """
+    target = target or PixelTarget(None)
     body = await _read_body(request, limit=settings.max_files_per_request * JSON_BYTES_PER_IMAGE)
     try:
-        parsed = PixelsRequest.model_validate_json(body)
+        parsed = pixels_request(target.spec).model_validate_json(body)
     except ValidationError as exc:
+        if target.model is not None:
+            _check_other_shape(body, target.model, target.spec)
         described = describe_validation_errors(exc.errors())
         raise InvalidInput(described["error"], detail=described["detail"]) from exc
-    return PixelsInput(np.asarray(parsed.images, dtype=np.float32)[..., np.newaxis])
+    images: Any = getattr(parsed, "images")  # noqa: B009 - the body model is made per spec
+    return PixelsInput(np.asarray(images, dtype=np.float32)[..., np.newaxis], target.spec)
+
+
+def _check_other_shape(body: bytes, model: str, spec: InputSpec) -> None:
+    """Raise a clear `InvalidInput` when an image has the shape of another kind of input than `model`'s.
+
+    Only for the shapes of the encodings the service knows (28x28, 8x8): any other malformed array
+    gets the validation error naming where it is malformed, as before.
+    """
+    try:
+        images = json.loads(body).get("images")
+    except (ValueError, AttributeError, RecursionError):
+        return
+    if not isinstance(images, list):
+        return
+    for index, image in enumerate(images):
+        if not (isinstance(image, list) and image and all(isinstance(row, list) for row in image)):
+            return
+        shape = (len(image), len(image[0]))
+        if shape == spec.image_shape:
+            continue
+        if shape in ENCODING_SHAPES.values() and all(len(row) == shape[1] for row in image):
+            raise InvalidInput(
+                f"model {model!r} takes {describe_input(spec)}; image {index} of the request is "
+                f"{shape[0]}x{shape[1]}",
+                model=model, input_shape=list(spec.image_shape),
+            )
+        return

@@ -16,10 +16,10 @@ from service.errors import (
     PayloadTooLarge,
     UnsupportedImage,
     UnsupportedMediaType,
-    error_responses,
 )
 from service.routes.dependencies import DataPlaneDep, SettingsDep
-from service.routes.inputs import FilesInput, read_image_input, upload_slot
+from service.routes.errors import error_responses
+from service.routes.inputs import FilesInput, PixelTarget, read_image_input, upload_slot
 from service.schemas import PixelsRequest, Prediction
 
 router = APIRouter(tags=["predict"])
@@ -35,7 +35,8 @@ ModelQuery = Annotated[
 
 ExplainQuery = Annotated[
     bool,
-    Query(description="Also return, for each image file, the 28x28 image the model saw (base64 PNG, "
+    Query(description="Also return, for each image file, the image the model saw (28x28, or 8x8 for the UCI "
+          "8x8 models; base64 PNG, "
           "`image.prepared_png`); `image.box` always says where in the upload the digit was found."),
 ]
 
@@ -60,7 +61,8 @@ PREDICT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "description": "Image files (PNG, JPEG, BMP, GIF, WebP, TIFF; format detected from the bytes) as "
-        "multipart `file` parts or a raw body, or JSON pixel arrays already normalised to [0, 1].",
+        "multipart `file` parts or a raw body, or JSON pixel arrays already normalised to [0, 1]: 28x28 for the "
+        "MNIST models, the model's own `input` shape and range for others (8x8 for the UCI 8x8 models).",
         "content": {**IMAGE_BODY, "application/json": {"schema": PixelsRequest.model_json_schema()}},
     }
 }
@@ -84,8 +86,8 @@ async def predict(request: Request, dataplane: DataPlaneDep, settings: SettingsD
                   model: ModelQuery = None, explain: ExplainQuery = False) -> Prediction | list[Prediction]:
     """Predict the digit in one or more images: multipart `file` parts, a raw image body, or JSON pixels."""
     async with upload_slot(request):
-        body = await read_image_input(request, settings)
+        body = await read_image_input(request, settings, target=PixelTarget(*dataplane.pixel_target(model)))
         if not isinstance(body, FilesInput):
-            return await dataplane.predict_pixels(body.images, model)
+            return await dataplane.predict_pixels(body.images, model, body.spec)
         answers = await dataplane.predict_files(body.files, model, explain=explain)
     return answers if body.as_list else answers[0]

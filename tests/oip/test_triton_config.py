@@ -12,14 +12,14 @@ from tritonclient.grpc import model_config_pb2
 
 from digit_contract.store import latest_version, list_models, version_dir
 from service.inference_protocol.plane import MAX_BATCH
-from service.inference_protocol.triton_config import CONFIG_FILE, render_config
+from service.inference_protocol.triton_config import CONFIG_FILE, model_spec, render_config
 from tests.service.conftest import MODEL_NAMES
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_config_parses_and_matches_the_graph(oip_store: Path, name: str) -> None:
     text = (oip_store / name / CONFIG_FILE).read_text()
-    assert text == render_config(name), "stale: run python -m service.inference_protocol.triton_config"
+    assert text == render_config(name, spec=model_spec(oip_store, name)), "stale: run python -m service.inference_protocol.triton_config"
     config = text_format.Parse(text, model_config_pb2.ModelConfig())
     assert config.name == name
     assert config.platform == "onnxruntime_onnx"
