@@ -336,7 +336,7 @@ def _dataset(models: Mapping[str, ServedModel], cards: Mapping[str, ModelCard], 
         test = paired_tests(cards, [(mlp, cnn)]).tests[(mlp, cnn)]
         significant = test.p_value < ALPHA
         gap = PairedTest(
-            question=f"best CNN vs best MLP on {best.dataset.name}",
+            question=f"best CNN vs best MLP on {_dataset_name(best)}",
             baseline=mlp,
             model=cnn,
             only_baseline_right=test.only_a,
@@ -358,12 +358,16 @@ def _dataset(models: Mapping[str, ServedModel], cards: Mapping[str, ModelCard], 
     )
 
 
+def _dataset_name(card: ModelCard) -> str:
+    return "MNIST" if card.dataset.name == "mnist" else card.dataset.name
+
+
 def _zoo_note(ranking: Ranking, cards: Mapping[str, ModelCard]) -> str:
     sets = []
     for group in ranking.groups:
         card = cards[group[0]]
         low, high = wilson_interval(card.dataset.test_samples - card.test_errors, card.dataset.test_samples)
-        sets.append(f"{card.dataset.test_samples:,} {card.dataset.name} test images ({len(group)} "
+        sets.append(f"{card.dataset.test_samples:,} {_dataset_name(card)} test images ({len(group)} "
                     f"model{'s' if len(group) > 1 else ''}; the best one's 95% CI ±{50 * (high - low):.2f} points)")
     text = ("Models are ranked and tested (McNemar) only against models scored on the same test images: "
             + "; ".join(sets) + ".")
@@ -610,7 +614,7 @@ def _interval(card: ModelCard) -> str:
 def _say_best(ranking: Ranking, group: int, cards: Mapping[str, ModelCard], scope: str = "") -> str:
     names = ranking.groups[group]
     card = cards[names[0]]
-    where = f"{card.dataset.test_samples:,} {card.dataset.name} test images"
+    where = f"{card.dataset.test_samples:,} {_dataset_name(card)} test images"
     scope = f" {scope}" if scope else ""
     text = (f"{card.name} has the highest test accuracy{scope} on the {where}: {card.test_accuracy:.2%} "
             f"({_interval(card)}; {card.test_errors} errors)")

@@ -10,21 +10,31 @@ SHA-256 recorded in the card before use. The significance, spread and claims are
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from digit_contract.calibration import apply_temperature, reliability_bins, top_confidence
-from digit_contract.card import ModelCard
+from digit_contract.card import EpochRecord, ModelCard
 from digit_contract.ranking import best_card, group_by_test_set
-from digit_contract.records import RobustnessRecord, read_replicates, read_robustness
+from digit_contract.records import (
+    ExperimentRecord,
+    RobustnessRecord,
+    SensitivityStudy,
+    read_experiments,
+    read_replicates,
+    read_robustness,
+)
 from digit_contract.store import CARD_FILE, latest_version, list_models, version_dir
-from service.comparison import compare_models
-from service.comparison_schemas import SeedClaim, SeedSpread
+from service.comparison import SEED_000_EXPERIMENTS, compare_models
+from service.comparison_schemas import ExperimentComparison, ModelComparison, PairedTest, SeedClaim, SeedSpread
 from service.registry import ServedModel
-from service.schemas import ModelComparison
 from training.assess import TEST_PREDICTIONS_FILE
 from training.data import TEST_IMAGES, TEST_LABELS, DatasetNotFound, load_split, resolve_data_dir
+from training.experiments import EXPERIMENTS
 from training.variants import VARIANTS
 
 log = logging.getLogger(__name__)
@@ -102,16 +112,7 @@ def _separated(claim: SeedClaim) -> str:
 def significance_tables(comparison: ModelComparison) -> str:
     """Markdown: the tested deltas (one run each, on the test set) and the seed's claims (over seeds)."""
     lines = [
-        "| comparison (test set, one run each) | model vs baseline | only model right | only baseline right "
-        "| McNemar p | Holm p | verdict |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for t in comparison.significance:
-        verdict = f"significant: {t.better} better" if t.significant else "not significant"
-        lines.append(f"| {t.question} | {t.model} vs {t.baseline} | {t.only_model_right} | {t.only_baseline_right} "
-                     f"| {_p(t.p_value)} | {_p(t.p_holm)} | {verdict} |")
-    lines += [
-        "",
+        pairs_table(comparison.significance),
         "| the seed's claim (over training seeds) | runs (baseline, model) | mean accuracy delta | runs separated "
         "| permutation p | smallest possible p | Holm p | verdict |",
         "| --- | ---: | ---: | --- | ---: | ---: | ---: | --- |",
@@ -142,10 +143,13 @@ def plot_curves(cards: list[ModelCard], path: Path) -> None:
 
     fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=(13, 4.8))
     for c in cards:
-        epochs = [e.epoch for e in c.history]
         style = "-" if c.architecture == "cnn" else "--"
-        acc_ax.plot(epochs, [e.val_accuracy for e in c.history], style, label=c.name, linewidth=1.3)
-        loss_ax.plot(epochs, [e.val_loss for e in c.history], style, label=c.name, linewidth=1.3)
+        accuracy = [(e.epoch, e.val_accuracy) for e in c.history if e.val_accuracy is not None]
+        loss = [(e.epoch, e.val_loss) for e in c.history if e.val_loss is not None]
+        if accuracy:
+            acc_ax.plot(*zip(*accuracy, strict=True), style, label=c.name, linewidth=1.3)
+        if loss:
+            loss_ax.plot(*zip(*loss, strict=True), style, label=c.name, linewidth=1.3)
     acc_ax.set(title="Validation accuracy", xlabel="epoch", ylabel="accuracy")
     loss_ax.set(title="Validation loss", xlabel="epoch", ylabel="categorical cross-entropy")
     # The interesting part is the top of the accuracy curve; the first epochs would squash it.
@@ -166,8 +170,15 @@ def plot_curves(cards: list[ModelCard], path: Path) -> None:
 def plot_confusion(card: ModelCard, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    matrix = np.array(card.confusion_matrix)
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    _draw_confusion(ax, card)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _draw_confusion(ax: Any, card: ModelCard) -> None:
+    matrix = np.array(card.confusion_matrix)
     # Log colour scale: the diagonal (~1000) would otherwise hide the few off-diagonal errors.
     image = ax.imshow(np.log1p(matrix), cmap="Blues")
     for (row, col), count in np.ndenumerate(matrix):
@@ -180,10 +191,7 @@ def plot_confusion(card: ModelCard, path: Path) -> None:
         ylabel="true",
         title=f"{card.name} v{card.version}: {card.test_errors} errors in {card.dataset.test_samples:,}",
     )
-    fig.colorbar(image, ax=ax, label="log(1 + count)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    ax.figure.colorbar(image, ax=ax, label="log(1 + count)")
 
 
 def plot_misclassified(card: ModelCard, test_images: np.ndarray, path: Path) -> None:
@@ -313,6 +321,301 @@ def plot_robustness(record: RobustnessRecord, cards: list[ModelCard], path: Path
     plt.close(fig)
 
 
+# -- the zoo and its experiments -------------------------------------------------------------
+
+TRIALS_SHOWN = 15
+"""Rows of a search's trials table (the best by validation accuracy); the count says how many ran."""
+
+
+def _dataset_text(card: ModelCard) -> str:
+    name = "MNIST" if card.dataset.name == "mnist" else card.dataset.name
+    return f"{name} ({card.dataset.test_samples:,})"
+
+
+def zoo_table(comparison: ModelComparison) -> str:
+    """Markdown: one row per model of the zoo, grouped by test set; bold: tied for best on its test set."""
+    tied = {name for d in comparison.datasets for name in d.tied_for_best}
+    lines = [
+        "| model | experiment | dataset (test images) | family | framework | parameters | test accuracy (95% CI) "
+        "| errors | rank on its test set |",
+        "| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in comparison.models:
+        name = f"**{row.name}**" if row.name in tied else row.name
+        dataset = "MNIST" if row.dataset == "mnist" else row.dataset
+        lines.append(
+            f"| {name} | {row.experiment} | {dataset} ({row.test_samples:,}) | {row.architecture.upper()} "
+            f"| {row.framework} | {row.parameter_count:,} | {100 * row.test_accuracy:.2f}% "
+            f"({100 * row.test_accuracy_low:.2f}-{100 * row.test_accuracy_high:.2f}) | {row.test_errors} | {row.rank} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def family_table(comparison: ModelComparison) -> str:
+    """Markdown: the best model of each family per test set, and the best CNN against the best MLP."""
+    lines = [
+        "| dataset (test images) | family | best model | experiment | test accuracy (95% CI) | errors | parameters "
+        "| not significantly worse in the family | best CNN vs best MLP |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for d in comparison.datasets:
+        gap = "-"
+        if d.family_gap is not None:
+            g = d.family_gap
+            verdict = f"significant, {g.better} better" if g.significant else "not significant"
+            gap = f"{g.only_model_right} vs {g.only_baseline_right} discordant, McNemar p = {_p(g.p_value)}: {verdict}"
+        for i, f in enumerate(d.families):
+            dataset = "MNIST" if d.dataset == "mnist" else d.dataset
+            tied = ", ".join(m for m in f.tied_in_family if m != f.model) or "none"
+            lines.append(
+                f"| {dataset} ({d.test_samples:,}) | {f.family.upper()} | {f.model} | {f.experiment} "
+                f"| {100 * f.test_accuracy:.2f}% ({100 * f.test_accuracy_low:.2f}-{100 * f.test_accuracy_high:.2f}) "
+                f"| {f.test_errors} | {f.parameter_count:,} | {tied} | {gap if i == 0 else ''} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def overfitting_table(cards: list[ModelCard]) -> str:
+    """Markdown: where each model's validation loss was lowest (where overfitting starts), against the end."""
+    lines = [
+        "| model | epochs run | lowest validation loss (epoch) | final validation loss | best validation accuracy (epoch) "
+        "| final validation accuracy |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for c in cards:
+        turn = overfitting_epoch(c)
+        measured = [e for e in c.history if e.val_loss is not None]
+        last = measured[-1] if measured else None
+        peak = c.peak_validation()
+        lines.append(
+            f"| {c.name} | {len(c.history)} "
+            f"| {'-' if turn is None else f'{turn.val_loss:.4f} ({turn.epoch})'} "
+            f"| {'-' if last is None else f'{last.val_loss:.4f}'} "
+            f"| {'-' if peak is None else f'{100 * (peak.val_accuracy or 0.0):.2f}% ({peak.epoch})'} "
+            f"| {'-' if last is None or last.val_accuracy is None else f'{100 * last.val_accuracy:.2f}%'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def overfitting_epoch(card: ModelCard) -> EpochRecord | None:
+    """The epoch of minimum validation loss (the first of equals): after it the model fits the training
+    images better and the validation images worse. None without validation figures."""
+    measured = [e for e in card.history if e.val_loss is not None]
+    return min(measured, key=lambda e: e.val_loss or 0.0) if measured else None
+
+
+def trials_table(record: ExperimentRecord) -> str:
+    """Markdown: a search's best trials by validation accuracy (every parameter a column)."""
+    trials = sorted(record.trials, key=lambda t: (-t.validation_accuracy, t.trial))
+    keys = list(dict.fromkeys(k for t in trials for k in t.parameters))
+    shown = trials[:TRIALS_SHOWN]
+    lines = [
+        f"{len(trials)} trials, {sum(t.seconds for t in trials) / 60:.1f} min in all"
+        + (f"; the best {len(shown)} by validation accuracy:" if len(trials) > len(shown) else ":"),
+        "",
+        "| trial | " + " | ".join(keys) + " | validation accuracy | validation loss | epochs run | seconds |",
+        "| ---: |" + " --- |" * len(keys) + " ---: | ---: | ---: | ---: |",
+    ]
+    for t in shown:
+        cells = [_cell(t.parameters.get(k)) for k in keys]
+        loss = "-" if t.validation_loss is None else f"{t.validation_loss:.4f}"
+        lines.append(f"| {t.trial} | " + " | ".join(cells) + f" | {100 * t.validation_accuracy:.2f}% | {loss} "
+                     f"| {t.epochs_run or '-'} | {t.seconds:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return "(" + ", ".join(str(v) for v in value) + ")"
+    return str(value)
+
+
+def per_class_table(card: ModelCard) -> str:
+    """Markdown: one model's precision, recall and F1 per digit on its test set."""
+    lines = ["| digit | precision | recall | F1 | support |", "| ---: | ---: | ---: | ---: | ---: |"]
+    for c in card.per_class:
+        lines.append(f"| {c.digit} | {c.precision:.4f} | {c.recall:.4f} | {c.f1:.4f} | {c.support} |")
+    m = card.macro_avg
+    lines.append(f"| macro | {m.precision:.4f} | {m.recall:.4f} | {m.f1:.4f} | {card.dataset.test_samples} |")
+    return "\n".join(lines) + "\n"
+
+
+def studies_table(record: ExperimentRecord) -> str:
+    """Markdown: every sensitivity study, its points (value: validation / test accuracy) and time."""
+    lines = ["| study | model | points (value: validation accuracy, test accuracy) | time |", "| --- | --- | --- | ---: |"]
+    for s in record.studies:
+        points = "; ".join(
+            f"{_cell(p.value)}: {_percent(p.validation_accuracy)}, {_percent(p.test_accuracy)}" for p in s.points)
+        lines.append(f"| {s.title} | {s.model} | {points} | {s.seconds / 60:.1f} min |")
+    return "\n".join(lines) + "\n"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def plot_side_by_side(cards: list[ModelCard], path: Path) -> None:
+    """One column per model: training and validation loss (top), accuracy (bottom), with the epoch of
+    minimum validation loss marked (where overfitting starts). Missing figures (scikit-learn) are left out."""
+    import matplotlib.pyplot as plt
+
+    columns = len(cards)
+    fig, axes = plt.subplots(2, columns, figsize=(4.3 * columns, 6.4), squeeze=False)
+    for column, card in enumerate(cards):
+        loss_ax, acc_ax = axes[0][column], axes[1][column]
+        for ax, train_field, val_field, label in ((loss_ax, "loss", "val_loss", "loss"),
+                                                  (acc_ax, "accuracy", "val_accuracy", "accuracy")):
+            for field, name, style in ((train_field, "training", "--"), (val_field, "validation", "-")):
+                points = [(e.epoch, getattr(e, field)) for e in card.history if getattr(e, field) is not None]
+                if points:
+                    ax.plot(*zip(*points, strict=True), style, label=f"{name} {label}", linewidth=1.3)
+            ax.set(xlabel="epoch", ylabel=label)
+            ax.grid(alpha=0.3)
+        turn = overfitting_epoch(card)
+        if turn is not None:
+            for ax in (loss_ax, acc_ax):
+                ax.axvline(turn.epoch, color="tab:red", linestyle=":", linewidth=1.2,
+                           label=f"lowest validation loss (epoch {turn.epoch})")
+        loss_ax.set_title(f"{card.name}: {card.parameter_count:,} parameters", fontsize=10)
+        for ax in (loss_ax, acc_ax):
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+        if not any(e.accuracy is not None or e.val_accuracy is not None for e in card.history):
+            acc_ax.text(0.5, 0.5, "no accuracy recorded per epoch", ha="center", va="center", transform=acc_ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusions(cards: list[ModelCard], path: Path) -> None:
+    """Confusion matrices side by side, one per model."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(cards), figsize=(5.4 * len(cards), 5.0), squeeze=False)
+    for ax, card in zip(axes[0], cards, strict=True):
+        _draw_confusion(ax, card)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_studies(studies: list[SensitivityStudy], path: Path, title: str) -> None:
+    """One study's accuracy against its parameter, one line per model that ran it (the training-set
+    size study: MLP against CNN); categorical values are spaced evenly."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    numeric = all(isinstance(p.value, int | float) and not isinstance(p.value, bool) for s in studies for p in s.points)
+    labels: list[str] = []
+    if not numeric:
+        labels = list(dict.fromkeys(_cell(p.value) for s in studies for p in s.points))
+    for study in studies:
+        for field, style in (("validation_accuracy", "-"), ("test_accuracy", ":"), ("train_accuracy", "--")):
+            points = [(p.value, getattr(p, field)) for p in study.points if getattr(p, field) is not None]
+            if not points:
+                continue
+            xs = [float(v) if numeric else labels.index(_cell(v)) for v, _ in points]  # type: ignore[arg-type]
+            ax.plot(xs, [100 * y for _, y in points], style, marker="o", markersize=3,
+                    label=f"{study.model}: {field.replace('_', ' ')} ({study.seconds / 60:.1f} min)")
+    if numeric:
+        values = [float(p.value) for s in studies for p in s.points]  # type: ignore[arg-type]
+        if min(values) > 0 and max(values) / min(values) >= 50:
+            ax.set_xscale("log")
+    else:
+        ax.set_xticks(range(len(labels)), labels, rotation=20, fontsize=8)
+    ax.set(title=title, xlabel=studies[0].parameter, ylabel="accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _study_groups(record: ExperimentRecord) -> list[list[SensitivityStudy]]:
+    """Studies of the same parameter drawn together (MLP against CNN), else one each."""
+    groups: dict[str, list[SensitivityStudy]] = {}
+    for study in record.studies:
+        groups.setdefault(study.parameter, []).append(study)
+    return list(groups.values())
+
+
+def experiment_section(
+    experiment: ExperimentComparison,
+    cards: list[ModelCard],
+    record: ExperimentRecord | None,
+    store: Path,
+    out: Path,
+) -> tuple[str, list[Path]]:
+    """Markdown and figures of one experiment: its results table (ranked among its models), its paired
+    tests, its curves with where overfitting starts, confusion matrices, a search's trials with the
+    winner's per-class figures, sensitivity studies."""
+    declared = EXPERIMENTS.get(experiment.id)
+    if declared is not None and experiment.title is None:  # no record stored yet: the declaration says it
+        experiment = experiment.model_copy(update={
+            "title": declared.title, "seed_document": declared.seed_document, "question": declared.question,
+            "split": declared.split, "protocol": declared.protocol, "seed_claims": list(declared.seed_claims)})
+    title = experiment.title or experiment.id
+    seed = f" (seed {experiment.seed_document})" if experiment.seed_document else ""
+    seed_000 = experiment.id in SEED_000_EXPERIMENTS  # its tests and claims have a section of their own
+    parts = [f"## {title}{seed}\n", f"Experiment `{experiment.id}`: " +
+             f"{len(cards)} model{'s' if len(cards) > 1 else ''} on the {_dataset_text(cards[0])} test images.\n"]
+    if experiment.question:
+        parts.append(f"Question: {experiment.question}\n")
+    facts = [("Split", experiment.split), ("Protocol", experiment.protocol)]
+    parts.append("".join(f"- {k}: {v}\n" for k, v in facts if v)
+                 + "".join(f"- The seed reports: {claim}\n" for claim in experiment.seed_claims)
+                 + "".join(f"- Note: {note}\n" for note in experiment.notes))
+    parts.append(results_table(cards, store))
+    if experiment.significance and not seed_000:
+        parts.append(pairs_table(experiment.significance))
+    written: list[Path] = []
+    if experiment.id != "regularisation":  # seed 000's six have curves.png and the sections below
+        curves = out / f"{experiment.id}-curves.png"
+        order = list(declared.variants) if declared is not None else []
+        plot_side_by_side(sorted(cards, key=lambda c: order.index(c.name) if c.name in order else len(order)), curves)
+        written.append(curves)
+        parts.append(overfitting_table(cards))
+        parts.append(f"![Training and validation curves of {title}, lowest validation loss marked]({curves.name})\n")
+        shown = cards if len(cards) <= 3 else [cards[0]]
+        confusion = out / f"{experiment.id}-confusion.png"
+        plot_confusions(shown, confusion)
+        written.append(confusion)
+        parts.append(f"![Confusion matrices]({confusion.name})\n")
+    if record is not None and record.trials:
+        parts.append("### The search\n")
+        parts.append(trials_table(record))
+        best = cards[0]
+        parts.append(f"Per-class figures of the best model, {best.name}, on its test set:\n")
+        parts.append(per_class_table(best))
+    if record is not None and record.studies:
+        parts.append("### Sensitivity studies\n")
+        parts.append(studies_table(record))
+        for group in _study_groups(record):
+            slug = re.sub(r"[^a-z0-9]+", "-", group[0].parameter.lower()).strip("-") or group[0].name
+            path = out / f"{experiment.id}-study-{slug}.png"
+            plot_studies(group, path, " / ".join(s.title for s in group))
+            written.append(path)
+            parts.append(f"![{group[0].title}]({path.name})\n")
+    findings = experiment.findings[:1] if seed_000 else experiment.findings
+    parts.append("".join(f"- {finding}\n" for finding in findings))
+    return "\n".join(parts), written
+
+
+def pairs_table(tests: Sequence[PairedTest]) -> str:
+    lines = [
+        "| comparison (test set, one run each) | model vs baseline | only model right | only baseline right "
+        "| McNemar p | Holm p | verdict |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for t in tests:
+        verdict = f"significant: {t.better} better" if t.significant else "not significant"
+        lines.append(f"| {t.question} | {t.model} vs {t.baseline} | {t.only_model_right} | {t.only_baseline_right} "
+                     f"| {_p(t.p_value)} | {_p(t.p_holm)} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
 def _test_images_matching(card: ModelCard, data_dir: Path | None) -> np.ndarray | None:
     try:
         directory = resolve_data_dir(data_dir, download=False)
@@ -328,9 +631,13 @@ def _test_images_matching(card: ModelCard, data_dir: Path | None) -> np.ndarray 
 
 
 def render_report(store: Path, out: Path, *, data_dir: Path | None = None) -> list[Path]:
-    """Write curves.png, confusion.png, misclassified.png (if MNIST is at hand), seed_spread.png,
-    reliability.png (if test predictions are stored), robustness.png (if robustness.json is) and
-    results.md (the results table, the tested comparisons and claims, robustness, the findings)."""
+    """Write results.md: the zoo table and the best of each family per test set, then one section per
+    experiment (its results table ranked among its own models, paired tests, curves with where
+    overfitting starts, confusion matrices, a search's trials, sensitivity studies), then seed 000's
+    tested comparisons and claims, calibration, robustness and the findings. Figures: curves.png
+    (seed 000's six), confusion.png and misclassified.png (the best MNIST model; the grid only if
+    MNIST is at hand), seed_spread.png, reliability.png (if test predictions are stored),
+    robustness.png (if robustness.json is), and <experiment>-*.png per experiment."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -340,8 +647,9 @@ def render_report(store: Path, out: Path, *, data_dir: Path | None = None) -> li
     out.mkdir(parents=True, exist_ok=True)
     by_name = {c.name: c for c in cards}
     best = best_card(by_name[n] for n in group_by_test_set(by_name)[0])  # of the largest test set
+    seed_000 = [c for c in cards if c.experiment == "regularisation"] or cards
     written = [out / "curves.png", out / "confusion.png"]
-    plot_curves(cards, written[0])
+    plot_curves(seed_000, written[0])
     plot_confusion(best, written[1])
     images = _test_images_matching(best, data_dir)
     if images is not None:
@@ -357,13 +665,32 @@ def render_report(store: Path, out: Path, *, data_dir: Path | None = None) -> li
         written.append(out / "robustness.png")
         plot_robustness(robustness, cards, written[-1])
     comparison = comparison_of(cards, store)
-    table = out / "results.md"
+    records = read_experiments(store)
+
     sections = [
-        results_table(cards, store),
+        "# Results\n",
+        "## The zoo\n",
+        comparison.zoo_note + " Bold: tied for best on its test set (no model of that test set significantly "
+        "more accurate). Rank: 1 + the number of models of the same test set significantly more accurate.\n",
+        zoo_table(comparison),
+        "Best of each family per test set:\n",
+        family_table(comparison),
+    ]
+    for experiment in comparison.experiments:
+        members = [by_name[row.name] for row in experiment.models]
+        text, figures = experiment_section(experiment, members, records.get(experiment.id), store, out)
+        sections.append(text)
+        written += figures
+    sections += [
+        "## Seed 000 in detail: every variant, tested comparisons and claims\n",
+        results_table(seed_000 + [c for c in cards if c.experiment == "uploads"], store),
         significance_tables(comparison),
+        "## Robustness\n" if comparison.robustness else "",
         robustness_table(comparison),
+        "## Findings\n",
         "\n".join(f"- {finding}" for finding in comparison.findings) + "\n\n" + comparison.methods + "\n",
     ]
+    table = out / "results.md"
     table.write_text("\n".join(section for section in sections if section), encoding="utf-8")
     written.append(table)
     return written

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from digit_contract.card import ModelCard
 from digit_contract.ranking import best_card
+from digit_contract.records import SearchTrial, SensitivityStudy, StudyPoint
 from tests.factories import make_card
+from training.experiments import EXPERIMENTS, write_record
 from training.report import render_report, results_table
 
 
@@ -54,3 +58,119 @@ def test_report_without_mnist_skips_only_the_digit_grid(
 def test_report_on_an_empty_store_says_so(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no model cards in"):
         render_report(tmp_path, tmp_path / "out")
+
+
+# -- the zoo: one section per experiment -------------------------------------------------------
+
+
+def wrong(indices: range) -> tuple[tuple[int, int, int], ...]:
+    return tuple((i, 1, 7) for i in indices)
+
+
+def zoo_card(name: str, experiment: str, errors: range, **overrides: Any) -> ModelCard:
+    card = make_card(name, errors=wrong(errors), **overrides)
+    return card.model_copy(update={"experiment": experiment})
+
+
+def digits8_card(name: str, errors: range, framework: str, history: list[dict[str, Any]]) -> ModelCard:
+    card = make_card(name, errors=wrong(errors), test_samples=360, epochs=len(history))
+    dataset = card.dataset.model_copy(update={"name": "uci-digits-8x8", "file_sha256": {"load_digits": "2" * 64}})
+    return ModelCard.model_validate({**card.model_dump(), "experiment": "digits-8x8", "framework": framework,
+                                     "dataset": dataset.model_dump(), "history": history})
+
+
+def write(store: Path, *cards: ModelCard) -> None:
+    for card in cards:
+        directory = store / card.name / "1"
+        directory.mkdir(parents=True)
+        card.write(directory / "card.json")
+
+
+def point(value: Any, accuracy: float) -> StudyPoint:
+    return StudyPoint(value=value, validation_accuracy=accuracy, seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def zoo_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path], str]:
+    store = tmp_path_factory.mktemp("store")
+    # A scikit-learn model records a training loss per iteration and nothing else.
+    sklearn_history = [{"epoch": e, "loss": 1.0 / e, "accuracy": None, "val_loss": None, "val_accuracy": None}
+                       for e in range(1, 6)]
+    keras_history = [{"epoch": e, "loss": 1.0 / e, "accuracy": 0.9, "val_loss": 0.5 + (e - 3) ** 2 / 10,
+                      "val_accuracy": 0.95} for e in range(1, 6)]
+    write(
+        store,
+        make_card("cnn", errors=wrong(range(10))),
+        make_card("mlp", errors=wrong(range(100, 140))),
+        zoo_card("dense_baseline", "universal-workflow", range(200, 240)),
+        zoo_card("dense_large", "universal-workflow", range(300, 330)),
+        zoo_card("dense_tuned", "universal-workflow", range(400, 412)),
+        zoo_card("dense_bn_search", "dense-search", range(500, 520)),
+        digits8_card("digits8_sklearn_mlp", range(3), "scikit-learn", sklearn_history),
+        digits8_card("digits8_keras_mlp", range(10, 18), "keras", keras_history),
+        zoo_card("numpy_mlp", "numpy-mlp", range(600, 630)).model_copy(update={"framework": "numpy"}),
+        zoo_card("cnn3", "numpy-mlp", range(700, 708)),
+    )
+    trials = [SearchTrial(trial=i, parameters={"layers": 1 + i % 3, "optimizer": "adam" if i % 2 else "sgd",
+                                               "units": [64, 128][: 1 + i % 2]},
+                          validation_accuracy=0.95 + i / 1000, validation_loss=0.2, epochs_run=5, seconds=30.0)
+              for i in range(20)]
+    write_record(EXPERIMENTS["dense-search"], store, trials=trials)
+    studies = [
+        SensitivityStudy(name="mlp-train-size", title="Training-set size (MLP)", parameter="train_size",
+                         model="numpy_mlp", points=[point(1000, 0.9), point(10000, 0.95), point(60000, 0.97)],
+                         seconds=60.0),
+        SensitivityStudy(name="cnn-train-size", title="Training-set size (CNN)", parameter="train_size",
+                         model="cnn3", points=[point(1000, 0.95), point(10000, 0.98), point(60000, 0.99)],
+                         seconds=600.0),
+        SensitivityStudy(name="activation", title="Activation", parameter="activation", model="numpy_mlp",
+                         points=[point("relu", 0.97), point("leaky_relu", 0.971), point("sigmoid", 0.95)],
+                         seconds=90.0),
+    ]
+    write_record(EXPERIMENTS["numpy-mlp"], store, studies=studies)
+    out = store.parent / "out"
+    written = render_report(store, out)
+    return out, written, (out / "results.md").read_text()
+
+
+def test_report_has_one_section_per_experiment_with_its_figures(zoo_report: tuple[Path, list[Path], str]) -> None:
+    _, written, results = zoo_report
+    names = {p.name for p in written}
+    for experiment in ("universal-workflow", "dense-search", "digits-8x8", "numpy-mlp"):
+        assert f"## {EXPERIMENTS[experiment].title} (seed {EXPERIMENTS[experiment].seed_document})" in results
+        assert {f"{experiment}-curves.png", f"{experiment}-confusion.png"} <= names
+    # One plot per study; the training-set size studies of the MLP and the CNN share one.
+    assert {"numpy-mlp-study-train-size.png", "numpy-mlp-study-activation.png"} <= names
+    assert all(p.is_file() and p.stat().st_size > 1000 for p in written)
+
+
+def test_the_zoo_table_ranks_within_each_test_set(zoo_report: tuple[Path, list[Path], str]) -> None:
+    _, _, results = zoo_report
+    rows = [line for line in results.splitlines() if line.startswith("| **") or (line.startswith("| ") and
+            "| MNIST (1,000) |" in line) or "| uci-digits-8x8 (360) |" in line]
+    # The 8x8 model's 99.17% of 360 is bold on its own test set without outranking MNIST's best.
+    assert any(line.startswith("| **digits8_sklearn_mlp** | digits-8x8 | uci-digits-8x8 (360) | MLP | scikit-learn |")
+               for line in rows)
+    assert any(line.startswith("| **cnn** | regularisation | MNIST (1,000) | CNN | keras |") for line in rows)
+    assert "not the same measurement" in results
+    assert "| MNIST (1,000) | MLP | dense_tuned | universal-workflow |" in results
+
+
+def test_overfitting_starts_at_the_lowest_validation_loss(zoo_report: tuple[Path, list[Path], str]) -> None:
+    _, _, results = zoo_report
+    # val_loss 0.5 + (e - 3)^2 / 10 is lowest at epoch 3; the scikit-learn model has no validation figures.
+    assert "| digits8_keras_mlp | 5 | 0.5000 (3) | 0.9000 | 95.00% (1) | 95.00% |" in results
+    assert "| digits8_sklearn_mlp | 5 | - | - | - | - |" in results
+
+
+def test_the_search_shows_its_best_trials_and_the_winners_per_class_figures(
+    zoo_report: tuple[Path, list[Path], str]
+) -> None:
+    _, _, results = zoo_report
+    section = results.split("### The search")[1].split("## ")[0]
+    assert section.startswith("\n\n20 trials, 10.0 min in all; the best 15 by validation accuracy:")
+    trial_rows = [line for line in section.splitlines() if line.startswith("| 1") and "%" in line]
+    assert trial_rows[0] == "| 19 | 2 | adam | (64, 128) | 96.90% | 0.2000 | 5 | 30.0 |"
+    assert len([line for line in section.splitlines() if line.count("%") == 1 and line.startswith("| ")]) == 15
+    assert "Per-class figures of the best model, dense_bn_search" in section
+    assert "| 0 | 0.9900 | 0.9900 | 0.9900 | 100 |" in section
