@@ -14,33 +14,41 @@ from typing import Any, get_args
 from pydantic import ValidationError
 
 from service.metrics import MULTIPROC_ENV
-from service.settings import ENV_PREFIX, Device, LogLevel, Settings
+from service.settings import ENV_PREFIX, Device, LogLevel, Settings, describe_errors, unknown_variables
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m service",
         description="Serve the digit classifiers of a model store over HTTP. Every option defaults to its "
-        f"{ENV_PREFIX}* environment variable (e.g. {ENV_PREFIX}PORT), then to the built-in default.",
+        f"{ENV_PREFIX}* environment variable (e.g. {ENV_PREFIX}PORT), then to the built-in default. "
+        "`python -m service store --help`: get a model store (an installed package has none).",
     )
     parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default 8000)")
     parser.add_argument("--workers", type=int, help="worker processes (default 1)")
     parser.add_argument("--grpc-port", type=int, help="port of the Open Inference Protocol's gRPC service (default: off)")
     parser.add_argument("--model-store", type=Path, help="model store directory (default ./model_store)")
-    parser.add_argument("--device", choices=get_args(Device), help="execution provider (default auto)")
+    parser.add_argument("--device", type=str.lower, choices=get_args(Device), help="execution provider (default auto)")
     parser.add_argument("--default-model", help="model for requests that name none (default: best test accuracy)")
-    parser.add_argument("--log-level", choices=get_args(LogLevel), help="log level (default info)")
+    parser.add_argument("--log-level", type=str.lower, choices=get_args(LogLevel), help="log level (default info)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["store"]:
+        from service.store_archive import main as store_main
+
+        return store_main(arguments[1:])
+    args = build_parser().parse_args(arguments)
     overrides: dict[str, Any] = {key: value for key, value in vars(args).items() if value is not None}
+    for warning in unknown_variables(os.environ):
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        print(f"invalid settings: {exc}", file=sys.stderr)
+        print(f"invalid settings: {describe_errors(exc, given_as_flags=overrides)}", file=sys.stderr)
         return 2
     # Uvicorn builds the app in each worker from the environment: hand the command line on that way.
     for key, value in overrides.items():

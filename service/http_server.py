@@ -31,6 +31,7 @@ import logging
 import os
 import resource
 import signal
+import sys
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -41,11 +42,15 @@ from uvicorn.supervisors.multiprocess import Multiprocess
 
 from service.headers import SECURITY_HEADERS
 from service.settings import Settings
+from service.startup import StartupFailure, bind_port, preflight
 
 log = logging.getLogger(__name__)
 
 PROTOCOL = "service.http_server:GuardedHttpProtocol"
 """The import string uvicorn is given, so that every worker process finds the class."""
+
+APP_FACTORY = "service.http_server:create_served_app"
+"""The app factory uvicorn is given: the application, with its start-up failures told in one line."""
 
 DRAIN_GRACE_SECONDS = 1.0
 """On shutdown, how long an idle keep-alive connection stays open for a request already on its way."""
@@ -288,13 +293,67 @@ def _evict_longest_waiting(newcomer: GuardedHttpProtocol) -> bool:
     return False
 
 
+class QuietStartupFailure:
+    """ASGI wrapper: when the lifespan fails for a reason the service has already logged in one line
+    (no usable store, no usable device), uvicorn is told the start-up failed without the 20-35 line
+    traceback starlette attaches to it. Any other failure (a bug) keeps its traceback."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)  # app.state and the rest, for whoever holds the served app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        from service.errors import DeviceUnavailable, StoreUnavailable
+
+        failed: list[dict[str, Any]] = []
+
+        async def hold_failure(message: Any) -> None:
+            if message["type"] == "lifespan.startup.failed":
+                failed.append(message)  # sent once the exception behind it is known
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, hold_failure)
+        except (StoreUnavailable, DeviceUnavailable):
+            await send({**failed[0], "message": ""} if failed else {"type": "lifespan.startup.failed"})
+            return  # the lifespan logged "cannot start: <why>"; uvicorn exits with its start-up status
+        except BaseException:
+            if failed:
+                await send(failed[0])
+            raise
+        if failed:
+            await send(failed[0])
+
+
+def create_served_app() -> Any:
+    """Factory for uvicorn: the app from the environment (`service.app.create_app_from_env`), wrapped."""
+    from service.app import create_app_from_env
+
+    return QuietStartupFailure(create_app_from_env())
+
+
 class ReloadingMultiprocess(Multiprocess):
-    """uvicorn's worker supervisor, except that SIGHUP reloads the model store instead of restarting.
+    """uvicorn's worker supervisor, except that SIGHUP reloads the model store instead of restarting,
+    and that a worker's start-up failure is the supervisor's exit status (`failed_to_start`).
 
     Each worker reloads its store on SIGHUP and swaps the models atomically (`service.reloader`);
     restarting the workers instead would drop every connection they hold. So the supervisor passes
     the signal on to each worker and keeps them.
     """
+
+    @property
+    def failed_to_start(self) -> bool:
+        """A worker exited with uvicorn's start-up failure status (uvicorn then stops the others, but
+        its supervisor returns as after a clean shutdown, so a process supervisor would see success)."""
+        from uvicorn.config import STARTUP_FAILURE
+
+        return any(process.exitcode == STARTUP_FAILURE for process in self.processes)
 
     def handle_hup(self) -> None:
         log.info("Received SIGHUP, asking %d workers to reload the model store.", len(self.processes))
@@ -324,15 +383,24 @@ def raise_descriptor_limit(settings: Settings) -> None:
 def serve(settings: Settings) -> int:
     """Run the service with uvicorn as configured: one process, or a supervisor and its workers.
 
-    Returns the exit status: uvicorn's start-up failure status (3) when a single process could not
-    start, else 0, as `uvicorn.run` does.
+    The port is bound, and the store and device checked, before any model loads: a start-up that
+    cannot succeed prints one line (`cannot start: ...`) and returns at once.
+
+    Returns the exit status: uvicorn's start-up failure status (3) when the service could not start,
+    with one worker or several, else 0 (a drained shutdown is a success).
     """
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
 
+    try:
+        sock = bind_port(settings)
+        preflight(settings)
+    except StartupFailure as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return STARTUP_FAILURE
     raise_descriptor_limit(settings)
     config = uvicorn.Config(
-        "service.app:create_app_from_env",
+        APP_FACTORY,
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -342,13 +410,18 @@ def serve(settings: Settings) -> int:
         http=PROTOCOL,
         timeout_graceful_shutdown=30,
     )
-    server = uvicorn.Server(config)
+    # What uvicorn logs when it binds the socket itself (it was bound above, before the models load).
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", settings.host, sock.getsockname()[1]
+    )
     if config.workers > 1:
-        ReloadingMultiprocess(config, sockets=[config.bind_socket()]).run()
-        return 0
+        supervisor = ReloadingMultiprocess(config, sockets=[sock])
+        supervisor.run()
+        return STARTUP_FAILURE if supervisor.failed_to_start else 0
+    server = uvicorn.Server(config)
     # uvicorn re-raises the SIGTERM it handled once it has drained, which would end the process "by
     # signal"; a drained shutdown is a success, as it is with several workers (the supervisor exits 0).
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+        server.run(sockets=[sock])
     return 0 if server.started else STARTUP_FAILURE

@@ -6,10 +6,13 @@ package reads `os.environ`. `python -m service --help` shows the command-line ov
 
 from __future__ import annotations
 
+import difflib
+import reprlib
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.versions import parse_policies
@@ -166,6 +169,12 @@ class Settings(BaseSettings):
     batch_queue_limit: int = Field(default=4096, ge=1, le=1_000_000)
     """Most images waiting for a batch per model; a request beyond it gets 503 at once."""
 
+    @field_validator("device", "log_level", mode="before")
+    @classmethod
+    def _case_insensitive_choice(cls, value: object) -> object:
+        # `DIGITS_LOG_LEVEL=INFO` is what operators write (uvicorn's and Python's own spelling).
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("admin_token", "metrics_token", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: object) -> object:
@@ -187,3 +196,40 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+
+NOT_SETTINGS_PREFIXES = ("DIGITS_TEST_",)
+NOT_SETTINGS = frozenset({"DIGITS_REQUIRE_BROWSER", "DIGITS_FUZZ_EXAMPLES"})
+"""`DIGITS_*` variables that are not the service's settings: the test suite's own knobs."""
+
+
+def variable_name(field: str) -> str:
+    """The environment variable a settings field is read from (`device` -> `DIGITS_DEVICE`)."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per `DIGITS_*` variable that is no setting (a typo is otherwise silently ignored),
+    naming the closest valid variable when there is one."""
+    valid = [variable_name(field) for field in Settings.model_fields]
+    warnings = []
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX) or key in valid or key in NOT_SETTINGS or key.startswith(NOT_SETTINGS_PREFIXES):
+            continue
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.7)
+        hint = f"did you mean {close[0]}?" if close else "the settings are listed by `python -m service --help`"
+        warnings.append(f"{key} is not a setting and is ignored: {hint}")
+    return warnings
+
+
+def describe_errors(exc: ValidationError, given_as_flags: Collection[str] = ()) -> str:
+    """The settings' validation errors, each named by the variable it came from (`DIGITS_DEVICE`), or
+    by its flag (`--device`) for the fields in `given_as_flags`, with the value that was refused."""
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = f"--{field.replace('_', '-')}" if field in given_as_flags else variable_name(field)
+        value = error.get("input")
+        shown = "" if value is None or "token" in field else f" (got {reprlib.repr(value)})"
+        lines.append(f"{name}: {error['msg']}{shown}")
+    return "; ".join(lines)
