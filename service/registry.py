@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from digit_contract.card import ModelCard
 from digit_contract.inputs import INPUT_NAME, OUTPUT_NAME
+from digit_contract.ranking import rank_cards
 from digit_contract.store import CARD_FILE, MODEL_FILE, read_upload_accuracy, scan_store, version_dir
 from service.errors import ModelNotFound, ModelNotReady, NoModelReady, StoreUnavailable
 from service.model_checks import (
@@ -294,13 +295,5 @@ class ModelRegistry:
 
 
 def rank_models(models: Mapping[str, ServedModel], uploads: Mapping[str, float] | None = None) -> list[str]:
-    """Ready models, best first, by `rank_cards`."""
+    """Ready models, best first, by `digit_contract.ranking.rank_cards` (the zoo's one ranking rule)."""
     return rank_cards({name: m.card for name, m in models.items() if m.ready and m.card is not None}, uploads)
-
-
-def rank_cards(cards: Mapping[str, ModelCard], uploads: Mapping[str, float] | None = None) -> list[str]:
-    """The one ranking rule: by accuracy on the validation uploads when given, then by test
-    accuracy, then lower test loss, then name (so the order never depends on the mapping's)."""
-    scores = uploads or {}
-    ranked = sorted((-scores.get(name, 0.0), -card.test_accuracy, card.test_loss, name) for name, card in cards.items())
-    return [row[-1] for row in ranked]
