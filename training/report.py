@@ -656,7 +656,7 @@ def render_report(store: Path, out: Path, *, data_dir: Path | None = None) -> li
         written.append(out / "misclassified.png")
         plot_misclassified(best, images, written[-1])
     spread_path = out / "seed_spread.png"
-    plot_seed_spread(cards, store, spread_path)
+    plot_seed_spread([c for c in cards if c.experiment in SEED_000_EXPERIMENTS] or cards, store, spread_path)
     written.append(spread_path)
     if plot_reliability(cards, store, out / "reliability.png"):
         written.append(out / "reliability.png")
