@@ -227,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     except (DatasetNotFound, IdxFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        # `digit-training` is installed with the package, its dependencies only with the extra.
+        if (exc.name or "").partition(".")[0] in ("training", "service", "digit_contract"):
+            raise  # one of our own modules: a broken install, not a missing extra
+        print(f"error: the training commands need the `train` extra ({exc.name} is not installed): "
+              "pip install 'digit-serving[train]'", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
