@@ -96,6 +96,12 @@ UPLOADS = Experiment(
 # The other seeds' experiments. Each trainer module owns its protocol's details; the texts here
 # are what /models/compare, the report and the README show.
 
+SEED_50K_SPLIT = (
+    "train: the first 50,000 of MNIST's 60,000 training images; validation: the last 10,000 "
+    "(every choice of architecture, epochs and hyperparameters); test: the 10,000 test images, "
+    "for the final evaluation only"
+)
+
 UNIVERSAL_WORKFLOW = Experiment(
     id="universal-workflow",
     title="The universal workflow of machine learning, dense layers only",
@@ -103,14 +109,28 @@ UNIVERSAL_WORKFLOW = Experiment(
     question="From a baseline, through a model that overfits on purpose, to a regularised and tuned "
     "dense network: can Dense and Dropout layers alone pass 99% test accuracy?",
     dataset="mnist",
-    split="train: the first 50,000 of MNIST's 60,000 training images; validation: the last 10,000; "
-    "test: the 10,000 test images, for the final evaluation only",
-    protocol="Dense and Dropout layers only; baseline Dense(64) and Dense(256)-Dense(256) with RMSprop; "
-    "the tuned model chosen on the validation split only (training/seed001.py)",
+    split=SEED_50K_SPLIT,
+    protocol="Dense and Dropout layers only, categorical cross-entropy, seed 1234. dense_baseline: "
+    "Dense(64, relu), RMSprop (lr 0.001), batch 128, 20 epochs; dense_large: Dense(256)-Dense(256), "
+    "the same, 20 epochs, no regularisation; dense_tuned: 2 x Dense(1024, relu) + Dropout, Adam with "
+    "the learning rate decaying geometrically from 0.001 to 0.00003, batch 128, 70 epochs, each epoch "
+    "on a fresh elastic (alpha 34, sigma 4, Simard et al. 2003) and affine distortion of the training "
+    "digits, validated on the clean validation digits; its dropout is chosen by the mean validation "
+    "accuracy of the last 5 epochs among the candidate rates (training/seed001.py)",
     variants=("dense_baseline", "dense_large", "dense_tuned"),
     trainer="training.seed001:train",
-    seed_claims=("baseline Dense(64): ~97.4% validation accuracy", "Dense(256)-Dense(256): ~98.3% validation",
-                 "target: > 99% test accuracy (not reached by the seed)"),
+    seed_claims=(
+        "baseline Dense(64): ~97.4% validation accuracy (97.6% at its 20th epoch)",
+        "Dense(256)-Dense(256): 98.29% validation, 99.96% training accuracy after 20 epochs",
+        "target: > 99% test accuracy (the seed stopped before its regularisation step)",
+    ),
+    notes=(
+        "the seed flattens 784-vectors; here a Flatten layer takes MNIST's [N, 28, 28, 1] input so the "
+        "models serve like the others",
+        "where overfitting starts is read from each card's history: the epoch of lowest validation loss",
+        "dense_tuned's training accuracy is measured on distorted digits with dropout active, so it sits "
+        "below its validation accuracy; wall times were measured with other trainings sharing the 2 cores",
+    ),
 )
 
 DENSE_SEARCH = Experiment(
@@ -120,13 +140,20 @@ DENSE_SEARCH = Experiment(
     question="Which depth, width, optimizer, dropout rate and batch size does a random search pick "
     "for a Dense + BatchNormalization + Dropout network, and does it beat the seed's 97.93%?",
     dataset="mnist",
-    split="train: the first 50,000 of MNIST's 60,000 training images; validation: the last 10,000 "
-    "(the search's score and early stopping); test: the 10,000 test images, for the final evaluation only",
-    protocol="random search over layers, neurons, optimizer (adam, sgd), dropout and batch size, each trial "
-    "with EarlyStopping restoring the best weights (training/seed003.py)",
+    split=SEED_50K_SPLIT,
+    protocol="a seeded random search (our own; the seed used RandomizedSearchCV over scikeras) over hidden "
+    "layers (1-3), neurons per layer (64-512), optimizer (adam lr 0.001, sgd lr 0.01), dropout (0-0.5) and "
+    "batch size (64-256); each trial Dense -> BatchNormalization -> ReLU -> Dropout per layer, at most 30 "
+    "epochs with EarlyStopping(val_loss, patience 4, restore_best_weights), scored by the restored weights' "
+    "validation accuracy; no new trial after 1,500 s; the best trial's model is published "
+    "(training/seed003.py)",
     variants=("dense_bn_search",),
     trainer="training.seed003:train",
-    seed_claims=("best model of the seed's RandomizedSearchCV: 97.93% test accuracy",),
+    seed_claims=(
+        "best model of the seed's RandomizedSearchCV: 98.18% validation accuracy (epoch 15), 97.93% test, "
+        "test loss 0.0740",
+        "seed's per-class F1 0.97-0.99, macro F1 0.98",
+    ),
 )
 
 DIGITS_8X8 = Experiment(
