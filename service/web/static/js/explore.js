@@ -270,8 +270,10 @@ function mistakes(card, data) {
   const grid = h("ol", { class: "mistakes", "aria-label": `${card.name}: misclassified test digits` });
   const more = h("button", { type: "button", class: "more" });
   let shown = 0;
+  // The sprite holds MNIST test digits: another test set's indices name other images, so they get labelled tiles.
+  const mnist = card.dataset?.name === undefined || card.dataset.name === "mnist";
   const showMore = (count) => {
-    for (const m of wrong.slice(shown, shown + count)) grid.append(thumbnail(m, data));
+    for (const m of wrong.slice(shown, shown + count)) grid.append(thumbnail(m, data, mnist));
     shown = Math.min(wrong.length, shown + count);
     more.hidden = shown >= wrong.length;
     more.textContent = `Show all ${wrong.length}`;
@@ -283,8 +285,8 @@ function mistakes(card, data) {
     grid, more);
 }
 
-function thumbnail(m, data) {
-  const position = data.spriteIndex.get(m.index);
+function thumbnail(m, data, mnist) {
+  const position = mnist ? data.spriteIndex.get(m.index) : undefined;
   const tile = h("span", { class: "thumb", role: "img", "aria-label": `test digit ${m.index}, a ${m.label} read as ${m.predicted}` });
   if (position === undefined || !data.sprite) {
     tile.classList.add("missing");
