@@ -595,9 +595,11 @@ def experiment_section(
         for group in _study_groups(record):
             slug = re.sub(r"[^a-z0-9]+", "-", group[0].parameter.lower()).strip("-") or group[0].name
             path = out / f"{experiment.id}-study-{slug}.png"
-            plot_studies(group, path, " / ".join(s.title for s in group))
+            study_title = group[0].title if len(group) == 1 else f"{group[0].parameter}: " + " against ".join(
+                s.model for s in group)
+            plot_studies(group, path, study_title)
             written.append(path)
-            parts.append(f"![{group[0].title}]({path.name})\n")
+            parts.append(f"![{study_title}]({path.name})\n")
     findings = experiment.findings[:1] if seed_000 else experiment.findings
     parts.append("".join(f"- {finding}\n" for finding in findings))
     return "\n".join(parts), written

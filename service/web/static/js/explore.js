@@ -161,7 +161,7 @@ function renderExperiment(experiment, data) {
 function summaryTable(members, rows) {
   const byName = new Map(rows.map((r) => [r.name, r]));
   const head = ["model", "rank", "test accuracy (95% CI)", "errors", "test loss", "macro F1", "parameters", "latency p50", "training"];
-  const sets = [...new Set(members.map((c) => `${c.dataset.test_samples.toLocaleString("en")} ${c.dataset.name === "mnist" ? "MNIST" : c.dataset.name} test images`))];
+  const sets = [...new Set(members.map((c) => `${c.dataset.test_samples.toLocaleString("en")} ${datasetName(c.dataset.name)} test images`))];
   return scrollBox("Test figures of each model", h("table", { class: "summary" },
     h("caption", { text: `On the ${sets.join(" / ")}, as exported ONNX files; rank: models whose difference is not significant (McNemar, Holm) share one; latency measured on this server` }),
     h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col", text: t })))),
@@ -187,7 +187,7 @@ function pairTable(tests) {
   const head = ["comparison", "only the model right", "only the baseline right", "McNemar p", "Holm p", "verdict"];
   return h("section", { class: "pairs" }, h("h3", { text: "Is the difference real?" }), scrollBox("Paired tests on the test set",
     h("table", { class: "summary" },
-      h("caption", { text: "Exact McNemar tests on the test images exactly one of the two models got right, Holm-adjusted within the experiment" }),
+      h("caption", { text: "Exact McNemar tests on the test images exactly one of the two models got right, Holm-adjusted over the tests listed" }),
       h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col", text: t })))),
       h("tbody", {}, tests.map((t) => h("tr", {},
         h("th", { scope: "row", text: `${t.question}: ${t.model} vs ${t.baseline}` }),
@@ -217,8 +217,8 @@ function zooSection(comparison, names) {
   const head = ["family", "best model", "experiment", "framework", "test accuracy (95% CI)", "errors", "parameters", "latency p50", "tied within the family"];
   return [h("section", { class: "zoo", "data-section": "zoo" }, h("h3", { text: "Across the zoo" }),
     h("p", { class: "protocol", text: comparison.zoo_note }),
-    ...sets.map((d) => scrollBox(`Best per family on ${d.dataset}`, h("table", { class: "summary" },
-      h("caption", { text: `Best per family on the ${d.test_samples.toLocaleString("en")} ${d.dataset} test images (${d.models.length} models)` +
+    ...sets.map((d) => scrollBox(`Best per family on ${datasetName(d.dataset)}`, h("table", { class: "summary" },
+      h("caption", { text: `Best per family on the ${d.test_samples.toLocaleString("en")} ${datasetName(d.dataset)} test images (${d.models.length} models)` +
         (d.family_gap ? `; best CNN vs best MLP: ${d.family_gap.significant ? `significant, ${d.family_gap.better} better` : "not significant"} (McNemar p = ${d.family_gap.p_value.toPrecision(2)})` : "") }),
       h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col", text: t })))),
       h("tbody", {}, d.families.map((f) => h("tr", {},
@@ -230,6 +230,8 @@ function zooSection(comparison, names) {
         h("td", { text: f.tied_in_family.filter((m) => m !== f.model).join(", ") || "none" })))))))),
   ];
 }
+
+const datasetName = (name) => (name === "mnist" ? "MNIST" : name);
 
 function deltaTable(deltas) {
   const signed = (v, digits) => `${v > 0 ? "+" : ""}${v.toFixed(digits)}`;
