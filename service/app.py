@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from service.dataplane import DataPlane
-from service.errors import DeviceUnavailable, ErrorBody, StoreUnavailable, install_error_handlers
+from service.errors import DeviceUnavailable, ErrorBody, StoreUnavailable
 from service.headers import SecurityHeadersMiddleware
 from service.inference_protocol.serving import mount as mount_protocol
 from service.inference_protocol.serving import serve_protocol
@@ -23,6 +23,7 @@ from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.registry import ModelRegistry
 from service.reloader import StoreReloader
 from service.routes import admin_router, api_router, web
+from service.routes.errors import install_error_handlers
 from service.sessions import SessionFactory, create_onnx_session, plan_providers
 from service.settings import Settings
 from service.versions import parse_policies

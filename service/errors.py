@@ -1,24 +1,19 @@
-"""Domain errors that carry their HTTP status, and the one JSON error body the service sends.
+"""Domain errors that carry their HTTP status as data, and the one JSON error body the service sends.
 
-Code below the routes raises these; `install_error_handlers` turns them (and FastAPI's own
+Code below the routes raises these; `service.routes.errors` turns them (and FastAPI's own
 validation and routing errors) into `{"error": "<message>", ...}` with the status of the class.
-No handler ever puts a traceback, an exception's repr or a server path into a body.
+This module imports no web framework, so the domain modules that raise these stay free of it
+(tests/service/test_layering.py checks it). No body ever holds a traceback, an exception's repr or a
+server path.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-log = logging.getLogger(__name__)
 
 # Only names that could be model names are echoed back; anything else (a path, a script) is not.
 # `fullmatch`, not `match` with `$`: `$` also matches before a trailing newline, which would echo it.
@@ -193,16 +188,6 @@ class ErrorBody(BaseModel):
     error: str = Field(description="What went wrong, in words meant for the client.")
 
 
-def error_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` for a route that can raise `errors`: the error body under each status."""
-    described: dict[int, list[str]] = {}
-    for error in errors:
-        described.setdefault(error.status_code, []).append(error.title)
-    return {
-        status: {"model": ErrorBody, "description": "; ".join(titles)} for status, titles in sorted(described.items())
-    }
-
-
 ECHO_MAX_CHARS = 64
 """Longest piece of client data (a JSON key, a filename) ever repeated in an answer."""
 
@@ -237,52 +222,3 @@ def describe_validation_errors(errors: Sequence[Any]) -> dict[str, Any]:
     where = ".".join(str(part) for part in first["loc"]) or "body"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return {"error": f"invalid request: {where}: {first['msg']}{more}", "detail": detail}
-
-
-async def _service_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
-
-
-async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    return JSONResponse(describe_validation_errors(exc.errors()), status_code=422)
-
-
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    headers = exc.headers
-    if exc.status_code == 404:
-        message = "no such endpoint"
-    elif exc.status_code == 405:
-        message = f"method {request.method} not allowed here"
-        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
-    else:
-        message = exc.detail if isinstance(exc.detail, str) else "request failed"
-    return JSONResponse({"error": message}, status_code=exc.status_code, headers=headers)
-
-
-def _allowed_methods(request: Request) -> str:
-    # The framework's 405 names the methods of the first route whose path matched; a path served
-    # by several routes (GET and POST /models/compare) must list all of them (RFC 9110, 15.5.6).
-    # The OpenAPI schema (built once, cached) lists every documented method of every path.
-    path = request.url.path
-    methods: set[str] = set()
-    for template, operations in request.app.openapi().get("paths", {}).items():
-        if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), path):
-            methods |= {method.upper() for method in operations}
-    return ", ".join(sorted(methods))
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # The traceback goes to the log, never to the client.
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse({"error": "internal server error"}, status_code=500)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Make every error the app can produce use the one body shape."""
-    app.add_exception_handler(ServiceError, _service_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)

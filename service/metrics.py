@@ -31,11 +31,13 @@ from prometheus_client import (
     values,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digit_contract.inputs import NUM_CLASSES
 
 if TYPE_CHECKING:
+    # Types only: the data plane records into ServiceMetrics without importing the web framework.
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
     from service.registry import ServedModel
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

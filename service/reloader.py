@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Literal
 
-from starlette.concurrency import run_in_threadpool
+import anyio.to_thread
 
 from service.errors import DeviceUnavailable, ReloadFailed, StoreUnavailable
 from service.metrics import ServiceMetrics
@@ -53,7 +53,7 @@ class StoreReloader:
             before = self.registry.models
             start = time.perf_counter()
             try:
-                after = await run_in_threadpool(self.registry.load)
+                after = await anyio.to_thread.run_sync(self.registry.load)
             except (StoreUnavailable, DeviceUnavailable) as exc:
                 self.metrics.reloads.labels(trigger, "failed").inc()
                 log.error("reload (%s) failed, the previous models keep serving: %s", trigger, exc)

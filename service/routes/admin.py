@@ -11,8 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.errors import NotAuthenticated, NotAuthorized, ReloadFailed, error_responses
+from service.errors import NotAuthenticated, NotAuthorized, ReloadFailed
 from service.routes.dependencies import ReloaderDep, SettingsDep, check_bearer_token
+from service.routes.errors import error_responses
 from service.schemas import ReloadReport
 
 # auto_error=False: a missing or non-Bearer header reaches `require_admin`, which answers with the

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.errors import NoModelReady, error_responses
+from service.errors import NoModelReady
 from service.routes.dependencies import DataPlaneDep
+from service.routes.errors import error_responses
 from service.schemas import Liveness, Readiness
 
 router = APIRouter(prefix="/health", tags=["health"])

@@ -5,8 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.errors import NotAuthenticated, NotAuthorized, error_responses
+from service.errors import NotAuthenticated, NotAuthorized
 from service.routes.dependencies import MetricsDep, SettingsDep, check_bearer_token
+from service.routes.errors import error_responses
 
 router = APIRouter(tags=["metrics"])
 

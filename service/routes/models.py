@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from service.errors import InvalidInput, ModelNotFound, NoModelReady, error_responses
+from service.errors import InvalidInput, ModelNotFound, NoModelReady
 from service.routes.dependencies import DataPlaneDep, SettingsDep
+from service.routes.errors import error_responses
 from service.routes.inputs import FilesInput, read_image_input, upload_slot
 from service.routes.predict import IMAGE_BODY, IMAGE_ERRORS, ExplainQuery
 from service.schemas import ImageComparison, ModelComparison, ModelDetail, ModelList

@@ -16,9 +16,9 @@ from service.errors import (
     PayloadTooLarge,
     UnsupportedImage,
     UnsupportedMediaType,
-    error_responses,
 )
 from service.routes.dependencies import DataPlaneDep, SettingsDep
+from service.routes.errors import error_responses
 from service.routes.inputs import FilesInput, PixelTarget, read_image_input, upload_slot
 from service.schemas import PixelsRequest, Prediction
 
