@@ -616,8 +616,8 @@ def _say_best(ranking: Ranking, group: int, cards: Mapping[str, ModelCard], scop
     card = cards[names[0]]
     where = f"{card.dataset.test_samples:,} {_dataset_name(card)} test images"
     scope = f" {scope}" if scope else ""
-    text = (f"{card.name} has the highest test accuracy{scope} on the {where}: {card.test_accuracy:.2%} "
-            f"({_interval(card)}; {card.test_errors} errors)")
+    text = (f"{card.name} has the highest test accuracy{scope}: {card.test_accuracy:.2%} "
+            f"({_interval(card)}; {card.test_errors} errors in the {where})")
     if len(names) == 1:
         return text + "; no other model here was scored on these images"
     tied = [name for name in ranking.tied_for_best(group) if name != card.name]

@@ -142,7 +142,7 @@ function renderExperiment(experiment, data) {
   // The experiment's findings, then the zoo's that name one of its models (seed spread, calibration, ...),
   // leaving out the zoo's own rankings: this tab ranks its models among themselves.
   const own = section?.findings ?? [];
-  const zoo = data.comparison.findings.filter((text) => !own.includes(text) && !/ has the highest test accuracy /.test(text) &&
+  const zoo = data.comparison.findings.filter((text) => !own.includes(text) && !/ has the highest test accuracy\b/.test(text) &&
     [...names].some((n) => new RegExp(`\\b${n}\\b`).test(text)));
   const findings = [...own, ...zoo];
   if (findings.length) out.push(h("section", { class: "findings" }, h("h3", { text: "Findings" }), h("ul", {}, findings.map((f) => h("li", { text: f })))));
