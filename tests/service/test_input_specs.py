@@ -102,16 +102,17 @@ def client(zoo: Path) -> Iterator[TestClient]:
 
 
 def bar_page() -> npt.NDArray[np.uint8]:
-    """A black bar 160 px tall and 32 wide on a white 320x320 page: a "1" whose 8x8 counts are known."""
+    """A black bar 160 px tall and 38 wide on a white 320x320 page: a "1" whose 8x8 counts are known."""
     page = np.full((320, 320), 255, dtype=np.uint8)
-    page[80:240, 144:176] = 0
+    page[80:240, 141:179] = 0
     return page
 
 
-# The bar's UCI framing by hand: full height (32), width 32 * 32 / 160 = 6.4 -> 6 px, centred at
-# columns 13-18 of the 32x32 bitmap; its stroke (32 px at 160 px tall: 6.4 at 32) is within the
-# pen's tolerance, so it is neither dilated nor eroded. Blocks 3 (columns 12-15) and 4 (16-19) hold
-# 3 and 3 of its columns, 4 rows each: 12 on every row, 0 elsewhere.
+# The bar's UCI framing by hand: full height (32 rows), width 0.8 (UCI_WIDTH) x 38 x 32 / 160 =
+# 6.08 -> 6 columns, its centre of mass (2.5) put at the bitmap's middle (15.5): columns 13-18.
+# Its stroke (2 x area / outline = 31 px at 160 tall) is within the pen's tolerance (0.7-1.6 x
+# 7 x 160 / 32 = 35 px), so it is neither dilated nor eroded. Blocks 3 (columns 12-15) and 4
+# (16-19) hold 3 of its columns each, 4 rows each: 12 on every row, 0 elsewhere.
 BAR_COUNTS = np.zeros((8, 8), dtype=np.uint8)
 BAR_COUNTS[:, 3] = BAR_COUNTS[:, 4] = 12
 
