@@ -605,6 +605,14 @@ def experiment_section(
     return "\n".join(parts), written
 
 
+def _section_order(experiment: ExperimentComparison) -> tuple[str, int, str]:
+    """Seed 000's experiments first, then by seed document (the record's, else the declaration's)."""
+    declared = EXPERIMENTS.get(experiment.id)
+    seed = experiment.seed_document or (declared.seed_document if declared is not None else "999")
+    first = SEED_000_EXPERIMENTS.index(experiment.id) if experiment.id in SEED_000_EXPERIMENTS else len(SEED_000_EXPERIMENTS)
+    return seed, first, experiment.id
+
+
 def pairs_table(tests: Sequence[PairedTest]) -> str:
     lines = [
         "| comparison (test set, one run each) | model vs baseline | only model right | only baseline right "
@@ -678,7 +686,7 @@ def render_report(store: Path, out: Path, *, data_dir: Path | None = None) -> li
         "Best of each family per test set:\n",
         family_table(comparison),
     ]
-    for experiment in comparison.experiments:
+    for experiment in sorted(comparison.experiments, key=_section_order):
         members = [by_name[row.name] for row in experiment.models]
         text, figures = experiment_section(experiment, members, records.get(experiment.id), store, out)
         sections.append(text)
