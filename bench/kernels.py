@@ -29,7 +29,7 @@ import onnx
 from onnx import shape_inference
 
 from digit_contract.inputs import INPUT_NAME, OUTPUT_NAME
-from digit_contract.store import MODEL_FILE, latest_version, list_models, version_dir
+from digit_contract.store import MODEL_FILE, latest_versions, version_dir
 
 
 def measure_peak_gflops(size: int = 2048, repeats: int = 5) -> float:
@@ -177,11 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         "peak_gflops": measure_peak_gflops(args.gemm_size),
         "models": [],
     }
-    for name in list_models(args.store):
+    for name, version in latest_versions(args.store).items():
         if wanted and name not in wanted:
             continue
-        version = latest_version(args.store, name)
-        assert version is not None
         path = version_dir(args.store, name, version) / MODEL_FILE
         report["models"].append(bench_model(name, path, images, args.batch, args.seconds, keras=not args.no_keras))
         print(f"{name}: done", flush=True)

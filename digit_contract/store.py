@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from digit_contract.card import ModelCard
+
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
@@ -54,6 +56,11 @@ class StoreListing:
     versions: dict[str, list[int]]
     unreadable: dict[str, str]
 
+    @property
+    def latest(self) -> dict[str, int]:
+        """Each readable model's highest published version, in name order."""
+        return {name: found[-1] for name, found in self.versions.items()}
+
 
 def scan_store(store: Path) -> StoreListing:
     """List every model directory of the store.
@@ -82,9 +89,29 @@ def list_models(store: Path) -> dict[str, list[int]]:
 
 
 def latest_version(store: Path, name: str) -> int | None:
-    """The highest published version, or None when the model has none."""
+    """The highest published version of one model, or None when the model has none."""
     versions = list_versions(store, name)
     return versions[-1] if versions else None
+
+
+def latest_versions(store: Path) -> dict[str, int]:
+    """The latest version of each model: name -> its highest published version, in name order.
+
+    The one definition of "the latest version" (the registry's default version policy, the report,
+    the bench and the tests all read it); unreadable model directories are left out.
+    """
+    return scan_store(store).latest
+
+
+def latest_cards(store: Path) -> dict[str, ModelCard]:
+    """The card of each model's latest version, in name order.
+
+    Raises:
+        OSError, pydantic.ValidationError: a card is missing or invalid (a server reports such a
+            model as failed instead; this is for tools that read a store they trust).
+    """
+    return {name: ModelCard.read(version_dir(store, name, version) / CARD_FILE)
+            for name, version in latest_versions(store).items()}
 
 
 def version_dir(store: Path, name: str, version: int) -> Path:

@@ -165,7 +165,7 @@ class ModelRegistry:
                     policy = self.version_policies.for_model(name)
                     reason = f"the version policy {policy} selects none of its versions ({found[name]})"
                     log.error("model %s is not ready: %s", name, reason)
-                    model = ServedModel(name, found[name][-1], "failed", reason=reason)
+                    model = ServedModel(name, listing.latest[name], "failed", reason=reason)
                 else:
                     model = self._load_one(name, candidates[name][0])
                 old = previous.get(name)

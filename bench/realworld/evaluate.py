@@ -36,8 +36,7 @@ from digit_contract.card import ModelCard
 from digit_contract.store import (
     CARD_FILE,
     UPLOAD_EVALUATION_FILE,
-    latest_version,
-    list_models,
+    latest_versions,
     read_upload_accuracy,
     version_dir,
 )
@@ -196,22 +195,14 @@ def _init_worker() -> None:
 
 def store_models(store: Path) -> dict[str, Path]:
     """The latest version's ONNX file of every model in the store."""
-    paths: dict[str, Path] = {}
-    for name in sorted(list_models(store)):
-        version = latest_version(store, name)
-        if version is not None:
-            paths[name] = version_dir(store, name, version) / "model.onnx"
-    return paths
+    return {name: version_dir(store, name, version) / "model.onnx" for name, version in latest_versions(store).items()}
 
 
 def default_model(store: Path, names: Sequence[str]) -> str:
     """The model the service gives image uploads that name none (`service.registry.rank_cards` over the
     store's cards and its recorded validation-upload accuracy, as the registry does)."""
-    cards = {}
-    for name in names:
-        version = latest_version(store, name)
-        if version is not None:
-            cards[name] = ModelCard.read(version_dir(store, name, version) / CARD_FILE)
+    latest = latest_versions(store)
+    cards = {name: ModelCard.read(version_dir(store, name, latest[name]) / CARD_FILE) for name in names if name in latest}
     uploads = {name: value for name, value in read_upload_accuracy(store).items() if name in cards}
     return rank_cards(cards, uploads)[0]
 

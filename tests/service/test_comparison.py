@@ -15,12 +15,12 @@ from fastapi.testclient import TestClient
 from digit_contract.card import ModelCard
 from digit_contract.records import ROBUSTNESS_FILE, ReplicateRun, read_replicates, replicate_path
 from digit_contract.statistics import holm_adjust, mcnemar_exact, permutation_test, wilson_interval
-from digit_contract.store import list_models
+from digit_contract.store import latest_cards
 from service.comparison import SEED_CLAIMS, compare_models
 from service.registry import ServedModel
 from tests.factories import make_card
 
-from .conftest import MODEL_NAMES, model_files
+from .conftest import MODEL_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def compared(client: TestClient) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def cards(store: Path) -> dict[str, ModelCard]:
     """Every model of the store (seed 000's seven and whatever the zoo has gained)."""
-    return {name: ModelCard.read(model_files(store, name)[1]) for name in list_models(store)}
+    return latest_cards(store)
 
 
 def errors_of(card: ModelCard) -> set[int]:

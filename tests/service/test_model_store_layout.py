@@ -7,13 +7,17 @@ from pathlib import Path
 import pytest
 
 from digit_contract.store import (
+    CARD_FILE,
     VersionConflict,
+    latest_cards,
     latest_version,
+    latest_versions,
     list_models,
     list_versions,
     publish_version,
     version_dir,
 )
+from tests.factories import make_card
 
 
 def write_files(staging: Path, version: int) -> None:
@@ -73,3 +77,22 @@ def test_concurrent_writer_taking_the_number_is_a_conflict(tmp_path: Path) -> No
         publish_version(tmp_path, "cnn", build_while_another_publishes)
     assert list_versions(tmp_path, "cnn") == [1]
     assert [p.name for p in (tmp_path / "cnn").iterdir()] == ["1"]
+
+
+def test_the_latest_version_of_each_model_is_its_highest_number(tmp_path: Path) -> None:
+    for name, versions in {"cnn": (2, 10, 9), "mlp": (1,)}.items():
+        for version in versions:
+            version_dir(tmp_path, name, version).mkdir(parents=True)
+    (tmp_path / "cnn" / ".incomplete-abc").mkdir()  # a writer mid-publish, and stray entries
+    (tmp_path / "cnn" / "11.bak").mkdir()
+    (tmp_path / "cnn" / "12").write_text("a file, not a version")
+    (tmp_path / "empty").mkdir()
+    assert latest_versions(tmp_path) == {"cnn": 10, "mlp": 1}
+    assert latest_versions(tmp_path / "absent") == {}
+
+
+def test_latest_cards_reads_each_models_latest_card(tmp_path: Path) -> None:
+    for name, version in (("mlp", 1), ("mlp", 2), ("cnn", 1)):
+        version_dir(tmp_path, name, version).mkdir(parents=True)
+        make_card(name, version).write(version_dir(tmp_path, name, version) / CARD_FILE)
+    assert {name: card.version for name, card in latest_cards(tmp_path).items()} == {"cnn": 1, "mlp": 2}
