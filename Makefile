@@ -1,11 +1,12 @@
 # Two environments, so the serving one never holds TensorFlow:
 #   .venv-serve  the service only (requirements/serve.lock)
 #   .venv        training + serving + dev tools (requirements/ci.lock), used by the tests
+# and a third, optional one for Ray Serve (~760 MB): .venv-ray (requirements/ray.lock), `make test-ray`.
 PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint report lock audit bench bench-quick clean
+.PHONY: serve test test-ray lint report lock audit bench bench-quick clean
 
 .venv-serve/.installed: requirements/serve.lock pyproject.toml
 	$(PYTHON) -m venv .venv-serve
@@ -19,6 +20,12 @@ PORT ?= 8000
 	.venv/bin/pip install -q --no-deps -e .
 	touch $@
 
+.venv-ray/.installed: requirements/ray.lock pyproject.toml
+	$(PYTHON) -m venv .venv-ray
+	.venv-ray/bin/pip install -q -r requirements/ray.lock
+	.venv-ray/bin/pip install -q --no-deps -e .
+	touch $@
+
 ## Install the serving stack and start the service on the committed models.
 serve: .venv-serve/.installed
 	.venv-serve/bin/python -m service --host $(HOST) --port $(PORT)
@@ -26,6 +33,10 @@ serve: .venv-serve/.installed
 ## Install everything and run the test suite (offline, CPU only).
 test: .venv/.installed
 	.venv/bin/python -m pytest
+
+## Ray Serve's loopback test (tests/ray/, a local Ray cluster of 2 CPUs) in its own environment.
+test-ray: .venv-ray/.installed
+	.venv-ray/bin/python -m pytest -m ray tests/ray
 
 lint: .venv/.installed
 	.venv/bin/ruff check digit_contract service training tests bench scripts
@@ -40,6 +51,8 @@ lock: .venv/.installed
 	.venv/bin/uv pip compile pyproject.toml --extra serve -o requirements/serve.lock $(LOCKFLAGS)
 	.venv/bin/uv pip compile pyproject.toml --extra gpu -o requirements/gpu.lock $(LOCKFLAGS)
 	.venv/bin/uv pip compile pyproject.toml --extra serve --extra train --extra dev -o requirements/ci.lock $(LOCKFLAGS)
+	grep -o '"pytest==[^"]*"' pyproject.toml | tr -d '"' | \
+	  .venv/bin/uv pip compile pyproject.toml - --extra serve --extra ray -o requirements/ray.lock $(LOCKFLAGS)
 
 LOCKFLAGS = -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-header
 
@@ -54,7 +67,7 @@ bench-quick: .venv/.installed .venv-serve/.installed
 	.venv/bin/python -m bench --store $(BENCH_STORE) --quick
 
 clean:
-	rm -rf .venv .venv-serve .venv-bench-bentoml .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-serve .venv-ray .venv-bench-bentoml .pytest_cache .mypy_cache .ruff_cache
 
 ## Audit the locked dependencies for known vulnerabilities (needs pip-audit's databases; see SECURITY.md).
 audit: .venv/.installed
