@@ -12,7 +12,8 @@ The optimizers are the seed's Keras strings: Adam at lr 0.001 and plain SGD at l
 
 Options (`--option key=value`): `trials` (default TRIALS), `max_epochs` (per trial, default
 MAX_EPOCHS; `--epochs` overrides it too), `patience` (default PATIENCE), `min_delta` (default 0),
-`budget_s` (no new trial starts once the search has run this long; default BUDGET_S), `threads`.
+`budget_s` (no new trial starts once the search has run this long; default BUDGET_S), `extend`
+(1: continue the search recorded in the store, see `train`), `threads`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from digit_contract.card import EpochRecord, Hyperparameters, ModelCard
-from digit_contract.records import JsonScalar, SearchTrial
+from digit_contract.records import JsonScalar, SearchTrial, read_experiments
 from training.data import as_model_input
 from training.dense import (
     VALIDATION_SHARE,
@@ -33,6 +34,7 @@ from training.dense import (
     build_dense,
     export_and_publish,
     history_records,
+    latest_card,
     limit_threads,
     load_dense_split,
     one_hot,
@@ -149,15 +151,18 @@ def run_trial(trial: Trial, split: DenseSplit, settings: SearchSettings, seed: i
     return TrialResult(trial, model, history, stopper.best_epoch + 1, float(accuracy), float(loss), seconds)
 
 
-def search(split: DenseSplit, settings: SearchSettings, seed: int) -> tuple[TrialResult, list[SearchTrial]]:
+def search(
+    split: DenseSplit, settings: SearchSettings, seed: int, skip: int = 0
+) -> tuple[TrialResult, list[SearchTrial]]:
     """Run the trials (until the budget is spent); the best by validation accuracy and all trials.
 
-    Only the best trial's model is kept in memory. Ties go to the earlier trial.
+    `skip` continues a search: the first `skip` draws of the seeded sequence ran before. Only the
+    best trial's model is kept in memory. Ties go to the earlier trial.
     """
     best: TrialResult | None = None
     trials: list[SearchTrial] = []
     started = time.perf_counter()
-    for trial in draw_trials(settings.trials, seed):
+    for trial in draw_trials(skip + settings.trials, seed)[skip:]:
         if trials and time.perf_counter() - started > settings.budget_s:
             log.info("search budget of %.0f s spent after %d trials", settings.budget_s, len(trials))
             break
@@ -213,22 +218,42 @@ def hyperparameters(best: TrialResult, settings: SearchSettings, trials: list[Se
 
 
 def train(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
-    """Run the random search, publish its winner, write the record with every trial."""
+    """Run the random search, publish its winner, write the record with every trial.
+
+    With option `extend=1` the search continues the one recorded in the store: its next `trials`
+    draws run, the record keeps the earlier trials, and a new version is published only when a new
+    trial beats the recorded winner on validation (else the published winner stays).
+    """
     limit_threads(run_threads(run))
     settings = SearchSettings.of(run)
     split = load_dense_split(run)
-    log.info("random search: %d trials, at most %d epochs each (patience %d), budget %.0f s",
-             settings.trials, settings.max_epochs, settings.patience, settings.budget_s)
-    best, trials = search(split, settings, run.seed)
-    p = best.trial.parameters
-    card = export_and_publish(
-        best.model, name=NAME, experiment=experiment,
-        description=f"Seed 003 random search winner (trial {best.trial.index} of {len(trials)}): "
-        f"{p['layers']} x Dense({p['neurons']}) + BatchNormalization + ReLU + Dropout {p['dropout']}, "
-        f"{p['optimizer']}, batch {p['batch_size']}, early stopping at validation loss (best epoch {best.best_epoch})",
-        hyperparameters=hyperparameters(best, settings, trials), history=best.history,
-        seconds=best.seconds, seed=run.seed + best.trial.index, split=split, store=run.store,
-    )
+    earlier: list[SearchTrial] = []
+    if run.options.get("extend", "0") not in ("0", ""):
+        recorded = read_experiments(run.store).get(experiment.id)
+        earlier = list(recorded.trials) if recorded else []
+    log.info("random search: %d trials after %d recorded, at most %d epochs each (patience %d), budget %.0f s",
+             settings.trials, len(earlier), settings.max_epochs, settings.patience, settings.budget_s)
+    best, new = search(split, settings, run.seed, skip=len(earlier))
+    trials = [*earlier, *new]
+    champion = max(earlier, key=lambda t: t.validation_accuracy) if earlier else None
+    if champion is not None and champion.validation_accuracy >= best.validation_accuracy:
+        card = latest_card(run.store, NAME)
+        if card is None or card.hyperparameters.settings.get("search_trial") != champion.trial:
+            raise RuntimeError(f"the recorded winner, trial {champion.trial}, is not the published {NAME}")
+        log.info("no new trial beats trial %d (%.4f): %s v%d stays", champion.trial, champion.validation_accuracy,
+                 NAME, card.version)
+        winner, winner_accuracy = champion.trial, champion.validation_accuracy
+    else:
+        p = best.trial.parameters
+        card = export_and_publish(
+            best.model, name=NAME, experiment=experiment,
+            description=f"Seed 003 random search winner (trial {best.trial.index} of {len(trials)}): "
+            f"{p['layers']} x Dense({p['neurons']}) + BatchNormalization + ReLU + Dropout {p['dropout']}, "
+            f"{p['optimizer']}, batch {p['batch_size']}, early stopping at validation loss (best epoch {best.best_epoch})",
+            hyperparameters=hyperparameters(best, settings, trials), history=best.history,
+            seconds=best.seconds, seed=run.seed + best.trial.index, split=split, store=run.store,
+        )
+        winner, winner_accuracy = best.trial.index, best.validation_accuracy
     per_class = ", ".join(f"{c.digit}: {c.precision:.3f}/{c.recall:.3f}/{c.f1:.3f}" for c in card.per_class)
     notes = [
         *experiment.notes,
@@ -236,7 +261,7 @@ def train(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
         f"each at most {settings.max_epochs} epochs, EarlyStopping(val_loss, patience {settings.patience}, "
         f"restore_best_weights); ranked by the restored weights' validation accuracy, the test set unseen; "
         f"{sum(t.seconds for t in trials):.0f} s of training in all",
-        f"winner: trial {best.trial.index}, validation accuracy {best.validation_accuracy:.4f}; published as "
+        f"winner: trial {winner}, validation accuracy {winner_accuracy:.4f}; published as "
         f"{NAME} v{card.version} (its card's training_seconds are the winning trial's)",
         f"{NAME} v{card.version} test per class (precision/recall/F1): {per_class}; macro F1 {card.macro_avg.f1:.4f}",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,3 +114,22 @@ def test_record_holds_every_trial_and_the_winner_ranks_first_on_validation(searc
     # The winner's score is the validation accuracy of the weights it kept (epoch 1, restored).
     assert winner.validation_accuracy == pytest.approx(card.history[0].val_accuracy, abs=1e-6)
     assert any("per class (precision/recall/F1)" in note for note in record.notes)
+
+
+@pytest.mark.slow
+def test_an_extended_search_runs_the_next_draws_and_keeps_the_best_published(
+    searched: tuple[ModelCard, Path], sample_dir: Path, tmp_path: Path
+) -> None:
+    _, first_store = searched
+    store = tmp_path / "store"
+    shutil.copytree(first_store, store)
+    run = ExperimentRun(store=store, data_dir=sample_dir, download=False,
+                        options={"trials": "1", "max_epochs": "6", "patience": "1", "min_delta": "100", "extend": "1"})
+    (card,) = EXPERIMENT.load_trainer()(EXPERIMENT, run)
+    record = read_experiments(store)["dense-search"]
+    assert [t.trial for t in record.trials] == [0, 1, 2, 3]
+    assert {k: record.trials[3].parameters[k] for k in SEARCH_SPACE} == draw_trials(4, seed=1234)[3].parameters
+    winner = max(record.trials, key=lambda t: t.validation_accuracy)
+    assert card.hyperparameters.settings["search_trial"] == winner.trial
+    # A new version only when the new trial won.
+    assert card.version == (2 if winner.trial == 3 else 1)
