@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from service.settings import Device, Settings, describe_errors, unknown_variables
-from service.startup import StartupFailure, preflight
+from service.startup import StartupFailure, bind_port, preflight
 
 APP_NAME = "digits"
 DEPLOYMENT_NAME = "DigitService"
@@ -109,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings(**overrides)
         preflight(settings)  # once here, rather than once per replica after Ray has started
+        bind_port(settings).close()  # Ray's proxy binds it later, after the replicas are placed
     except StartupFailure as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 3
