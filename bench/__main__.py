@@ -29,7 +29,8 @@ from bench.loadgen import pick_tool
 from bench.payloads import load_digits, upload_payload
 from bench.preparation import measure_preparation
 from bench.report import baseline_from, evaluate_targets, render_markdown
-from bench.servers import REPO, RunningServer, ServerFailed, server_spec
+from bench.servers import RunningServer, server_spec
+from bench.toolkit import REPO, ServerFailed
 from digit_contract.store import list_models
 
 BUSY_CORES = 0.3

@@ -31,7 +31,6 @@ import platform
 import random
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -46,16 +45,15 @@ from bench.soak import (
     RESULTS,
     Tally,
     build_mix,
-    free_port,
     percentiles,
     raw_request,
     read_response,
     record_expected,
-    rss_bytes,
     server_5xx,
-    start_server,
+    service,
     worker,
 )
+from bench.toolkit import tree_rss_bytes
 
 HOST = "127.0.0.1"
 UPLOAD_LIMIT = 8 * 1024 * 1024  # the service's default
@@ -293,7 +291,7 @@ async def run(args: argparse.Namespace, pid: int) -> dict[str, Any]:
 
     async def sample() -> None:
         while time.monotonic() < stop_at:
-            rss.append((time.monotonic() - origin, phase(), rss_bytes(pid)))
+            rss.append((time.monotonic() - origin, phase(), tree_rss_bytes(pid)))
             await asyncio.sleep(1.0)
 
     stop = asyncio.Event()
@@ -335,7 +333,7 @@ async def run(args: argparse.Namespace, pid: int) -> dict[str, Any]:
         attacks(),
         *(worker(args.seed + i, HOST, PORT[0], mix, tally, origin, stop_at) for i in range(args.concurrency)),
     )
-    rss.append((time.monotonic() - origin, "end", rss_bytes(pid)))
+    rss.append((time.monotonic() - origin, "end", tree_rss_bytes(pid)))
     probed = await asyncio.get_running_loop().run_in_executor(None, receiving.recv)
     prober.join(timeout=10)
     for at, latency, what in probed:
@@ -450,19 +448,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         pass
     command = "python -m bench.attack " + " ".join(argv if argv is not None else sys.argv[1:])
-    PORT[0] = free_port()
-    with tempfile.TemporaryFile() as log:
-        process = start_server(args.store, PORT[0], 1, UPLOAD_LIMIT, log)
-        try:
-            report = asyncio.run(run(args, process.pid))
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except Exception:
-                process.kill()
-            log.seek(0)
-            tail = log.read().decode(errors="replace")[-4000:]
+    server = service(args.store, 1, UPLOAD_LIMIT)
+    PORT[0] = server.port
+    try:
+        with server:
+            report = asyncio.run(run(args, server.pid))
+        tail = server.output()[-4000:]
+    finally:
+        server.close()
     report["server_log_tail"] = tail
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "attack.json").write_text(json.dumps(report, indent=2) + "\n")

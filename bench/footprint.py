@@ -20,7 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.toolkit import REPO, children_map, command_of, process_tree, stat_fields, tree_cpu_seconds
+
 SERVE_VENV = REPO / ".venv-serve"
 SERVE_MARKER = SERVE_VENV / ".installed"
 FORBIDDEN_IN_IMAGE = ("tensorflow", "tf_keras", "keras", "tf2onnx", "jax", "torch")
@@ -46,44 +47,7 @@ class ProcessMemory:
         return asdict(self)
 
 
-# -- processes ---------------------------------------------------------------------------------
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name is in parentheses and may itself contain spaces or parentheses.
-    return text[text.rindex(")") + 2:].split()
-
-
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            fields = _stat_fields(int(entry.name))
-            if fields is not None:
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-    return children
-
-
-def process_tree(root: int) -> list[int]:
-    """`root` and all its descendants, parents before children."""
-    children, tree, queue = _children_map(), [], [root]
-    while queue:
-        pid = queue.pop(0)
-        tree.append(pid)
-        queue.extend(sorted(children.get(pid, [])))
-    return tree
-
-
-def command_of(pid: int) -> str:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return ""
-    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+# -- processes (the tree, commands and CPU times: bench.toolkit) ----------------------------------
 
 
 def worker_pids(root: int) -> list[int]:
@@ -93,8 +57,8 @@ def worker_pids(root: int) -> list[int]:
     supervisor and N spawned workers; BentoML has an arbiter and its workers. In each case the
     workers are the leaves.
     """
-    children = _children_map()
-    tree = process_tree(root)
+    children = children_map()
+    tree = process_tree(root, children)
     leaves = [pid for pid in tree if not children.get(pid)]
     return [pid for pid in leaves if not any(helper in command_of(pid) for helper in _HELPERS)]
 
@@ -180,17 +144,6 @@ class RssSampler:
         self._sample()
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """CPU time (user + system, all threads) used so far by one process, in seconds; 0 if it is gone."""
-    fields = _stat_fields(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields is not None else 0.0
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """CPU time (user + system) used so far by `root` and its live descendants, in seconds."""
-    return sum(process_cpu_seconds(pid) for pid in process_tree(root))
-
-
 def wait_until_idle(root: int, *, below_cores: float = 0.1, window_s: float = 0.25, timeout_s: float = 60.0) -> float:
     """Wait until `root`'s process tree uses less than `below_cores` over `window_s`; seconds waited.
 
@@ -221,7 +174,7 @@ def cpu_hogs(*, interval_s: float = 1.0, threshold: float = 0.1, exclude: set[in
     def cpu_times() -> dict[int, int]:
         times = {}
         for entry in Path("/proc").iterdir():
-            if entry.name.isdigit() and (fields := _stat_fields(int(entry.name))) is not None:
+            if entry.name.isdigit() and (fields := stat_fields(int(entry.name))) is not None:
                 times[int(entry.name)] = int(fields[11]) + int(fields[12])  # utime + stime, in ticks
         return times
 

@@ -42,7 +42,8 @@ from bench.payloads import (
     realistic_uploads,
     upload_payload,
 )
-from bench.servers import RunningServer, ServerFailed, ServerSpec, ensure_bento_venv, server_spec
+from bench.servers import RunningServer, ServerSpec, ensure_bento_venv, server_spec
+from bench.toolkit import ServerFailed, process_cpu_seconds, tree_cpu_seconds
 
 ALL_TARGETS = ("ceiling", "decode_ceiling", "naive_ort", "naive_keras", "bentoml", "service")
 PAYLOAD_TARGETS = ("service", "decode_ceiling", "naive_ort")
@@ -298,8 +299,8 @@ def _measure_once(server: RunningServer, session: Session, scenario: Scenario, t
     # The load generator is this process's only child that exits during the run, so the children's
     # rusage delta is its CPU time; the server's comes from /proc.
     children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_before = footprint.tree_cpu_seconds(server.pid)
-    workers_before = [footprint.process_cpu_seconds(pid) for pid in worker_pids]
+    server_before = tree_cpu_seconds(server.pid)
+    workers_before = [process_cpu_seconds(pid) for pid in worker_pids]
     machine_before = footprint.machine_busy_seconds()
     started = time.monotonic()
     with footprint.RssSampler(worker_pids) as rss:
@@ -307,8 +308,8 @@ def _measure_once(server: RunningServer, session: Session, scenario: Scenario, t
     wall = time.monotonic() - started
     after = [footprint.memory_of(pid) for pid in worker_pids]
     children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    server_cpu = footprint.tree_cpu_seconds(server.pid) - server_before
-    workers_cpu = [footprint.process_cpu_seconds(pid) - before for pid, before in zip(worker_pids, workers_before,
+    server_cpu = tree_cpu_seconds(server.pid) - server_before
+    workers_cpu = [process_cpu_seconds(pid) - before for pid, before in zip(worker_pids, workers_before,
                                                                                        strict=True)]
     machine_cpu = footprint.machine_busy_seconds() - machine_before
     loadgen_cpu = (children_after.ru_utime + children_after.ru_stime) - (children_before.ru_utime

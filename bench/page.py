@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.servers import REPO, RunningServer, http_request, server_spec
+from bench.servers import RunningServer, server_spec
+from bench.toolkit import REPO, http_request
 
 Stroke = list[tuple[float, float]]
 

@@ -16,25 +16,17 @@ uvloop and httptools as requirements/serve.lock); the BentoML venv has the same 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from bench.payloads import Payload
+from bench.toolkit import HOST, REPO, ServerFailed, ServerProcess, free_port, http_request
 
-REPO = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 BENTO_VENV = REPO / ".venv-bench-bentoml"
 BENTO_REQUIREMENTS = Path(__file__).resolve().parent / "requirements-bentoml.txt"
 
@@ -47,10 +39,6 @@ LABELS = {
     "bentoml": "BentoML + ONNX Runtime",
     "service": "our service",
 }
-
-
-class ServerFailed(RuntimeError):
-    """The server exited, or did not become ready in time, or answered wrongly."""
 
 
 @dataclass(frozen=True)
@@ -105,106 +93,18 @@ def server_spec(key: str, workers: int, store: Path, *, python: str | None = Non
     raise ValueError(f"unknown target {key!r}")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((HOST, 0))
-        return int(probe.getsockname()[1])
-
-
-def http_request(url: str, *, method: str = "GET", body: bytes | None = None, content_type: str | None = None,
-                 timeout: float = 10.0) -> tuple[int, bytes]:
-    """Status and body of one request (any status; raises OSError when nothing answers)."""
-    request = urllib.request.Request(url, data=body, method=method)  # noqa: S310 (our loopback URLs)
-    if content_type:
-        request.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read()
-
-
-class RunningServer:
-    """A started target: `with RunningServer(spec, log_dir) as server:` starts it and waits until ready."""
+class RunningServer(ServerProcess):
+    """A started target: `with RunningServer(spec, log_dir) as server:` starts it on a free port and
+    waits until ready (`ready_s`); its output goes to `<log_dir>/<key>-w<workers>-<port>.log`."""
 
     def __init__(self, spec: ServerSpec, log_dir: Path, *, ready_timeout_s: float = 180.0) -> None:
+        port = free_port()
+        super().__init__(
+            [arg.format(host=HOST, port=port) for arg in spec.argv], port=port, env={**os.environ, **spec.env},
+            ready_path=spec.ready_path, log_path=log_dir / f"{spec.key}-w{spec.workers}-{port}.log",
+            ready_timeout_s=ready_timeout_s, name=spec.key,
+        )
         self.spec = spec
-        self.port = free_port()
-        self.base_url = f"http://{HOST}:{self.port}"
-        self.log_path = log_dir / f"{spec.key}-w{spec.workers}-{self.port}.log"
-        self.ready_timeout_s = ready_timeout_s
-        self.ready_s: float | None = None
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> RunningServer:
-        self.start()
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self) -> None:
-        argv = [arg.format(host=HOST, port=self.port) for arg in self.spec.argv]
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
-            log.write(f"$ {' '.join(argv)}\n".encode())
-            log.flush()
-            self._started = time.monotonic()
-            self.process = subprocess.Popen(  # noqa: S603 (argv from server_spec)
-                argv, cwd=REPO, env={**os.environ, **self.spec.env}, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-
-    def wait_ready(self) -> float:
-        """Poll the readiness endpoint every 10 ms; the time from spawn to the first 200, in seconds."""
-        assert self.process is not None
-        deadline = self._started + self.ready_timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise ServerFailed(f"{self.spec.key} exited with {self.process.returncode}: {self.log_tail()}")
-            try:
-                status, _ = http_request(self.base_url + self.spec.ready_path, timeout=2.0)
-            except OSError:
-                status = 0
-            if status == 200:
-                self.ready_s = time.monotonic() - self._started
-                return self.ready_s
-            time.sleep(0.01)
-        raise ServerFailed(f"{self.spec.key} not ready after {self.ready_timeout_s:.0f} s: {self.log_tail()}")
-
-    def stop(self) -> None:
-        """SIGTERM to the server's process group (it and its workers), SIGKILL if it lingers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        for sig, wait_s in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(self.process.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                self.process.wait(wait_s)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        # Workers left behind by a supervisor killed hard: same session, so same group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-    def log_tail(self, chars: int = 1500) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return "(no log)"
 
     def check(self, payload: Payload, *, samples: int = 8, allow_refusals: bool = False) -> dict[str, Any]:
         """Send a few of the payload's bodies once; the answers must be 200 (and, for a model, digits).

@@ -29,13 +29,10 @@ import math
 import os
 import platform
 import random
-import signal
 import socket
 import statistics
 import struct
-import subprocess
 import sys
-import tempfile
 import time
 import zlib
 from collections import Counter, defaultdict
@@ -48,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from bench.payloads import json_pixels_body, load_digits, multipart_body
+from bench.toolkit import ServerProcess, service_process, tree_cpu_seconds, tree_rss_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -315,80 +313,16 @@ async def record_expected(host: str, port: int, mix: list[Kind]) -> list[Kind]:
 # -- the server and its memory -----------------------------------------------------------------
 
 
-def process_tree(root: int) -> list[int]:
-    """`root` and its descendants (uvicorn's workers when there are several)."""
-    children: dict[int, list[int]] = defaultdict(list)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children[int(fields[1])].append(int(entry.name))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def rss_bytes(root: int) -> int:
-    total = 0
-    for pid in process_tree(root):
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
-
-
-def cpu_seconds(root: int) -> float:
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in process_tree(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
-
-
 async def sample_rss(pid: int, samples: list[tuple[float, int]], stop_at: float, origin: float) -> None:
     while time.monotonic() < stop_at:
-        samples.append((time.monotonic() - origin, rss_bytes(pid)))
+        samples.append((time.monotonic() - origin, tree_rss_bytes(pid)))
         await asyncio.sleep(1.0)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_server(store: Path, port: int, workers: int, upload_limit: int, log: Any) -> subprocess.Popen[bytes]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DIGITS_")}
-    env.update({"DIGITS_MAX_UPLOAD_BYTES": str(upload_limit), "DIGITS_LOG_LEVEL": "warning"})
-    process = subprocess.Popen(  # noqa: S603 (our own interpreter and fixed arguments)
-        [sys.executable, "-m", "service", "--port", str(port), "--model-store", str(store), "--device", "cpu",
-         "--workers", str(workers)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited with {process.returncode} during start-up")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(raw_request("GET", "/health/ready"))
-                if sock.recv(64).startswith(b"HTTP/1.1 200"):
-                    return process
-        except OSError:
-            pass
-        time.sleep(0.3)
-    process.kill()
-    raise SystemExit("the server was not ready within 120 s")
+def service(store: Path, workers: int, upload_limit: int) -> ServerProcess:
+    """The service under test (not started): its own settings only, whatever DIGITS_* this shell has."""
+    return service_process(store, workers=str(workers), max_upload_bytes=str(upload_limit), log_level="warning",
+                           stop_grace_s=60.0)
 
 
 def server_5xx(host: str, port: int) -> int:
@@ -429,13 +363,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     origin = time.monotonic()
     warm_until, stop_at = origin + args.warmup, origin + args.warmup + args.duration
     samples: list[tuple[float, int]] = []
-    cpu_start = cpu_seconds(args.pid)
+    cpu_start = tree_cpu_seconds(args.pid)
     sampler = asyncio.ensure_future(sample_rss(args.pid, samples, stop_at, origin))
     await asyncio.gather(*(worker(args.seed + i, host, port, mix, tally, warm_until, stop_at)
                            for i in range(args.concurrency)))
     await sampler
-    samples.append((time.monotonic() - origin, rss_bytes(args.pid)))
-    cpu_used = cpu_seconds(args.pid) - cpu_start
+    samples.append((time.monotonic() - origin, tree_rss_bytes(args.pid)))
+    cpu_used = tree_cpu_seconds(args.pid) - cpu_start
     counted_5xx = server_5xx(host, port)
 
     measured = [s for s in samples if s[0] >= args.warmup]
@@ -556,26 +490,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         pass
     command = "python -m bench.soak " + " ".join(argv if argv is not None else sys.argv[1:])
-    with tempfile.TemporaryFile() as log:
-        process = None
-        if args.url:
-            host_port = args.url.rstrip("/").rsplit(":", 1)
-            args.port = int(host_port[1])
-        else:
-            args.port = free_port()
-            process = start_server(args.store, args.port, args.workers, args.upload_limit, log)
-            args.pid = process.pid
+    if args.url:
+        args.port = int(args.url.rstrip("/").rsplit(":", 1)[1])
+        report, server_log = asyncio.run(run(args)), ""
+    else:
+        server = service(args.store, args.workers, args.upload_limit)
         try:
-            report = asyncio.run(run(args))
+            with server:
+                args.port, args.pid = server.port, server.pid
+                report = asyncio.run(run(args))
+            server_log = server.output()  # after the stop: what it logged while shutting down too
         finally:
-            if process is not None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        log.seek(0)
-        server_log = log.read().decode(errors="replace")
+            server.close()
     report["server_log_errors"] = [line for line in server_log.splitlines() if "ERROR" in line or "Traceback" in line]
     if report["server_log_errors"]:
         report["checks"]["no errors in the server log"] = False

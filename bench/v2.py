@@ -44,7 +44,8 @@ import numpy.typing as npt
 
 from bench.loadgen import WRK_SCRIPT, _run_tool, parse_wrk
 from bench.payloads import load_digits
-from bench.servers import REPO, RunningServer, ServerSpec, free_port
+from bench.servers import RunningServer, ServerSpec
+from bench.toolkit import REPO, free_port
 
 WRK_V2 = Path(__file__).resolve().parent / "wrk_v2.lua"
 MODELS = ("cnn_augmented", "mlp")

@@ -13,9 +13,10 @@ import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 from fastapi.testclient import TestClient
 
+from bench.toolkit import free_port
 from service.app import create_app
 from tests.service.conftest import REPO, SAMPLE_DIR, STORE_ENV, make_settings
-from tests.service.live_server import LiveServer, free_port, live_server
+from tests.service.live_server import LiveServer, live_server
 from training.data import TEST_IMAGES, TEST_LABELS, RawSplit, load_split
 
 UPLOADS = REPO / "tests" / "data" / "uploads"
@@ -47,7 +48,7 @@ class ProtocolServer:
 
     def __init__(self, server: LiveServer, grpc_port: int) -> None:
         self.server = server
-        self.base = server.base
+        self.base_url = server.base_url
         self.http_url = f"127.0.0.1:{server.port}"
         self.grpc_url = f"127.0.0.1:{grpc_port}"
 

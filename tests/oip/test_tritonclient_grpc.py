@@ -111,7 +111,7 @@ def test_grpc_requests_are_counted_in_the_shared_metrics(protocol_server: Protoc
     from service.metrics import RENDER_MAX_AGE
 
     def inferences() -> float:
-        text = httpx.get(f"{protocol_server.base}/metrics", timeout=10).text
+        text = httpx.get(f"{protocol_server.base_url}/metrics", timeout=10).text
         found = re.search(rf'^digits_inference_duration_seconds_count{{model="{MODEL}"}} (\S+)$', text, re.MULTILINE)
         return float(found.group(1)) if found else 0.0
 
@@ -123,6 +123,6 @@ def test_grpc_requests_are_counted_in_the_shared_metrics(protocol_server: Protoc
     time.sleep(RENDER_MAX_AGE + 0.1)  # /metrics reuses its rendering for up to this long
     # The data plane's own metrics see gRPC inferences too: one registry for both transports.
     assert inferences() == before + 1
-    text = httpx.get(f"{protocol_server.base}/metrics", timeout=10).text
+    text = httpx.get(f"{protocol_server.base_url}/metrics", timeout=10).text
     assert 'digits_grpc_requests_total{code="OK",method="ModelInfer"}' in text
     assert 'digits_grpc_requests_total{code="NOT_FOUND",method="ModelMetadata"}' in text

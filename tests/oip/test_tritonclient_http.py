@@ -109,7 +109,7 @@ def test_image_files_give_the_same_digits_as_predict(protocol_server: ProtocolSe
     assert len(files) <= 16  # the native API's per-request file limit applies to image files too
     result = client.infer(MODEL, [files_input(files)], outputs=[httpclient.InferRequestedOutput("digit"),
                                                                 httpclient.InferRequestedOutput("probabilities")])
-    native = httpx.post(f"{protocol_server.base}/predict", params={"model": MODEL}, timeout=60,
+    native = httpx.post(f"{protocol_server.base_url}/predict", params={"model": MODEL}, timeout=60,
                         files=[("file", (f"f{i}", data, "application/octet-stream")) for i, data in enumerate(files)])
     assert native.status_code == 200, native.text
     answers = native.json()

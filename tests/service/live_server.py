@@ -1,66 +1,21 @@
 """A real `python -m service` in a subprocess, on a free loopback port, for tests that need HTTP.
 
 Signals, socket-level behaviour (a body cut off while it streams, refused connections while
-shutting down) and the process's resident memory can only be seen on a real server.
+shutting down) and the process's resident memory can only be seen on a real server. The process
+handling is the bench's (`bench.toolkit`); this adds the tests' settings and a raw response reader.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 
-import httpx
+from bench.toolkit import ServerProcess, service_process
 
-from service.metrics import MULTIPROC_ENV
-
-from .conftest import REPO
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class LiveServer:
-    """A started server: its process, base URL and a few probes."""
-
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log: IO[bytes]) -> None:
-        self.process = process
-        self.port = port
-        self.base = f"http://127.0.0.1:{port}"
-        self._log = log
-
-    def output(self) -> str:
-        """Everything the server logged so far (a file, not a pipe: a full pipe would block the server)."""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
-
-    def rss_bytes(self) -> int:
-        """Resident set size of the server process, from /proc (Linux)."""
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-        raise AssertionError("no VmRSS in /proc status")
-
-    def signal(self, signum: int) -> None:
-        self.process.send_signal(signum)
-
-    def connect(self) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=10)
-
-    def wait_exit(self, timeout: float = 30) -> tuple[int, str]:
-        """Wait for the process to exit on its own; (return code, its output)."""
-        return self.process.wait(timeout=timeout), self.output()
+LiveServer = ServerProcess
+"""A started server: its process, `base_url`, `output()`, `rss_bytes()`, `signal()`, `wait_exit()`."""
 
 
 def read_response(sock: socket.socket, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
@@ -83,36 +38,16 @@ def read_response(sock: socket.socket, timeout: float = 10) -> tuple[int, dict[s
     return int(status_line.split()[1]), headers, body
 
 
-
 @contextmanager
 def live_server(store: Path, *, startup_timeout: float = 60, **settings: str) -> Iterator[LiveServer]:
-    """Run the service on `store` with `DIGITS_<NAME>` settings; SIGKILL it if still running at the end."""
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if not key.startswith("DIGITS_") and key != MULTIPROC_ENV}
-    env.update({"DIGITS_WARMUP_RUNS": "2", "DIGITS_LOG_LEVEL": "info"})
-    env.update({f"DIGITS_{key.upper()}": value for key, value in settings.items()})
-    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
-    process = subprocess.Popen(  # noqa: S603 (our own interpreter and fixed arguments)
-        [sys.executable, "-m", "service", "--port", str(port), "--model-store", str(store), "--device", "cpu"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    server = LiveServer(process, port, log)
+    """Run the service on `store` with `DIGITS_<NAME>` settings; SIGKILL it if still running at the end.
+
+    Ready once `/health/live` answers: some tests start it on a store whose models all fail.
+    """
+    server = service_process(store, ready_path="/health/live", ready_timeout_s=startup_timeout, stop_grace_s=0,
+                             **{"warmup_runs": "2", "log_level": "info", **settings})
     try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            try:
-                if httpx.get(f"{server.base}/health/live", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                process.wait(timeout=30)
-                raise AssertionError("server did not start:\n" + server.output())
-            time.sleep(0.2)
-        yield server
+        with server:
+            yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            process.wait(timeout=30)
-        log.close()
+        server.close()

@@ -34,7 +34,7 @@ def server(store: Path) -> Iterator[LiveServer]:
 def probe_seconds(server: LiveServer) -> float:
     """Time a health probe on a fresh connection, as a kubelet would."""
     start = time.perf_counter()
-    assert httpx.get(f"{server.base}/health/live", timeout=5).status_code == 200
+    assert httpx.get(f"{server.base_url}/health/live", timeout=5).status_code == 200
     return time.perf_counter() - start
 
 
@@ -104,7 +104,7 @@ def test_a_request_with_too_many_header_fields_gets_431(server: LiveServer) -> N
 
 
 def test_ordinary_requests_with_bodies_still_pass_the_header_check(server: LiveServer) -> None:
-    with httpx.Client(base_url=server.base, timeout=10) as client:  # one keep-alive connection
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:  # one keep-alive connection
         for _ in range(3):
             response = client.post("/predict", files={"file": ("d.png", DIGIT, "image/png")},
                                    headers={"X-Padding": "p" * 8000})

@@ -419,7 +419,7 @@ def test_a_real_server_survives_the_table_with_flat_memory(store: Path) -> None:
     rounds, allowed = 8, 4 * 1024 * 1024
     sent = rounds * sum(len(row.content) for row in TABLE)
     assert sent > 4 * allowed
-    with live_server(store, log_level="warning", **settings) as server, httpx.Client(base_url=server.base) as client:
+    with live_server(store, log_level="warning", **settings) as server, httpx.Client(base_url=server.base_url) as client:
         def replay() -> None:
             for row in TABLE:
                 status, _, text, _ = send(client, row)

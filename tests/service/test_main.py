@@ -58,14 +58,14 @@ def test_the_command_line_reaches_the_workers_through_the_environment(monkeypatc
 def test_a_real_server_with_two_workers_answers_and_sums_its_metrics(store: Path) -> None:
     with live_server(store, workers="2", log_level="warning") as server:
         deadline = time.monotonic() + 60
-        while httpx.get(f"{server.base}/health/ready", timeout=2).status_code != 200:
+        while httpx.get(f"{server.base_url}/health/ready", timeout=2).status_code != 200:
             assert time.monotonic() < deadline, "server did not become ready"
             time.sleep(0.3)
         for _ in range(6):  # a fresh connection each time, so both workers get some
-            response = httpx.post(f"{server.base}/predict", files=multipart(encode(bar_digit(200))), timeout=10)
+            response = httpx.post(f"{server.base_url}/predict", files=multipart(encode(bar_digit(200))), timeout=10)
             assert response.status_code == 200 and response.json()["digit"] == 1
         for _ in range(4):
-            text = httpx.get(f"{server.base}/metrics", timeout=10).text
+            text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
             total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                         if line.startswith("digits_predictions_total{"))
             assert total == 6  # whichever worker answers the scrape

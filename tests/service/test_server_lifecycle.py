@@ -125,7 +125,7 @@ def test_a_moderately_oversized_body_is_drained_and_the_connection_reused(limite
 
 
 def test_a_body_within_the_limit_still_works_on_the_same_server(limited_server: LiveServer) -> None:
-    response = httpx.post(f"{limited_server.base}/predict", content=DIGIT, headers={"content-type": "image/png"})
+    response = httpx.post(f"{limited_server.base_url}/predict", content=DIGIT, headers={"content-type": "image/png"})
     assert response.status_code == 200 and response.json()["digit"] == 1
 
 
@@ -134,7 +134,7 @@ def test_a_body_within_the_limit_still_works_on_the_same_server(limited_server: 
 
 def test_sighup_reloads_the_store_and_a_broken_version_keeps_the_old_one(copy_store: Callable[..., Path]) -> None:
     store = copy_store("cnn", "mlp")
-    with live_server(store) as server, httpx.Client(base_url=server.base, timeout=10) as client:
+    with live_server(store) as server, httpx.Client(base_url=server.base_url, timeout=10) as client:
         def mlp_version() -> int:
             version: int = client.post("/predict?model=mlp", content=DIGIT, headers={"content-type": "image/png"}
                                        ).json()["version"]
@@ -202,7 +202,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_refuses_new_ones(store: Path
 def test_sigterm_answers_requests_sent_on_idle_keep_alive_connections(store: Path, workers: str) -> None:
     """A client that sends its next request just as the server starts to stop gets an answer, not a reset."""
     with live_server(store, workers=workers) as server:
-        wait_for(lambda: httpx.get(f"{server.base}/health/ready", timeout=2).status_code == 200,
+        wait_for(lambda: httpx.get(f"{server.base_url}/health/ready", timeout=2).status_code == 200,
                  what="every worker to be ready")
         idle = [server.connect() for _ in range(8)]
         for sock in idle:
@@ -243,14 +243,14 @@ def test_a_stalled_upload_gets_408_and_does_not_hold_up_shutdown(store: Path) ->
 
 def test_sighup_with_two_workers_reloads_both_and_drops_no_request(store: Path) -> None:
     with live_server(store, workers="2", log_level="info") as server:
-        wait_for(lambda: httpx.get(f"{server.base}/health/ready", timeout=2).status_code == 200,
+        wait_for(lambda: httpx.get(f"{server.base_url}/health/ready", timeout=2).status_code == 200,
                  what="every worker to be ready")
         failures: list[str] = []
         answered = [0]
         stop = threading.Event()
 
         def keep_alive_client() -> None:
-            with httpx.Client(base_url=server.base, timeout=10) as client:
+            with httpx.Client(base_url=server.base_url, timeout=10) as client:
                 while not stop.is_set():
                     try:
                         response = client.post("/predict?model=mlp", content=DIGIT,
@@ -286,7 +286,7 @@ def test_a_client_leaving_mid_body_is_counted_499_and_logged_once(store: Path) -
                 sock.sendall(request_head("/predict", "image/png", 100_000) + DIGIT)
                 time.sleep(0.2)
         time.sleep(0.5)
-        metrics = httpx.get(f"{server.base}/metrics", timeout=5).text
+        metrics = httpx.get(f"{server.base_url}/metrics", timeout=5).text
         output = server.output()
     counted = [line for line in metrics.splitlines() if line.startswith("digits_http_requests_total{")
                and 'route="/predict"' in line]

@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from bench.toolkit import free_port
 from service import __main__ as cli
 from service.metrics import MULTIPROC_ENV
 from service.settings import Settings, describe_errors, unknown_variables
 from service.startup import StartupFailure, check_store
 
 from .conftest import REPO
-from .live_server import free_port
 
 
 def run_service(*args: str, timeout: float = 90, **settings: str) -> tuple[int, str, float]:

@@ -68,7 +68,7 @@ def server() -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="session")
 def ready_models(server: LiveServer) -> list[dict[str, Any]]:
-    models = httpx.get(f"{server.base}/models", timeout=10).json()["models"]
+    models = httpx.get(f"{server.base_url}/models", timeout=10).json()["models"]
     return [m for m in models if m["state"] == "ready"]
 
 
@@ -94,7 +94,7 @@ class Watched:
 def open_watched(browser: Any, server: LiveServer, *, viewport: dict[str, int] = DESKTOP, **context: Any) -> Watched:
     page = browser.new_context(viewport=viewport, **context).new_page()
     page.set_default_timeout(20_000)
-    watched = Watched(page, server.base)
+    watched = Watched(page, server.base_url)
     page.on("console", lambda m: watched.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: watched.errors.append(f"uncaught: {e}"))
     page.on("request", lambda r: watched.requests.append(r.url))

@@ -41,7 +41,7 @@ def test_every_view_passes_axe(browser: Any, server: LiveServer, viewport: dict[
     draw(page, ONE)
     answers_settled(page)
     found = {"try it": violations(page)}
-    page.goto(server.base + "/#explore")
+    page.goto(server.base_url + "/#explore")
     tabs = page.get_by_role("tab")
     expect()(tabs.first).to_be_visible()
     for i in range(tabs.count()):

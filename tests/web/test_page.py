@@ -183,7 +183,7 @@ def test_sections_the_page_does_not_know_are_shown_for_each_experiment(watched: 
     # drawn from their shape: rows that name a model, per-model curves as charts. The comparison is
     # served with two such sections added, so the test does not depend on which ones exist today.
     page = watched.page
-    comparison = httpx.get(f"{server.base}/models/compare", timeout=10).json()
+    comparison = httpx.get(f"{server.base_url}/models/compare", timeout=10).json()
     names = [row["name"] for row in comparison["models"]]
     comparison["test_only_rows"] = [{"model": name, "score": 0.5 + i / 100} for i, name in enumerate(names)]
     comparison["test_only_curves"] = [{"corruption": "smudge", "unit": "strength", "strengths": [0, 1, 2],
@@ -265,7 +265,7 @@ def test_phone_width_touch_drawing_and_no_horizontal_overflow(browser: Any, serv
     no_horizontal_overflow(page)
     page.screenshot(path=tmp_path / "try-phone.png", full_page=True)
 
-    page.goto(server.base + "/#explore")
+    page.goto(server.base_url + "/#explore")
     tabs = page.get_by_role("tab")
     expect()(tabs.first).to_be_visible()
     for i in range(tabs.count()):
