@@ -108,13 +108,13 @@ def bar_page() -> npt.NDArray[np.uint8]:
     return page
 
 
-# The bar's UCI framing by hand: full height (32 rows), width 0.8 (UCI_WIDTH) x 38 x 32 / 160 =
-# 6.08 -> 6 columns, its centre of mass (2.5) put at the bitmap's middle (15.5): columns 13-18.
-# Its stroke (2 x area / outline = 31 px at 160 tall) is within the pen's tolerance (0.7-1.6 x
-# 7 x 160 / 32 = 35 px), so it is neither dilated nor eroded. Blocks 3 (columns 12-15) and 4
-# (16-19) hold 3 of its columns each, 4 rows each: 12 on every row, 0 elsewhere.
+# The bar's UCI framing by hand: full height (32 rows), width 38 x 32 / 160 = 7.6 -> 8 columns,
+# its centre of mass (3.5) put at the bitmap's middle (15.5): columns 12-19. Its stroke (2 x area /
+# outline = 31 px at 160 tall) is within the pen's tolerance (0.7-1.6 x 5.5 x 160 / 32 = 27.5 px),
+# so it is neither dilated nor eroded. Blocks 3 (columns 12-15) and 4 (16-19) are full: 16 on
+# every row, 0 elsewhere.
 BAR_COUNTS = np.zeros((8, 8), dtype=np.uint8)
-BAR_COUNTS[:, 3] = BAR_COUNTS[:, 4] = 12
+BAR_COUNTS[:, 3] = BAR_COUNTS[:, 4] = 16
 
 
 def picture(prepared_png: str) -> npt.NDArray[np.uint8]:
