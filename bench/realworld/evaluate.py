@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 from bench.realworld.render import CONDITIONS, Upload, render_upload
 from bench.realworld.sources import SourceUnavailable, font_digits, mnist_split, uci_digits
 from digit_contract.card import ModelCard
+from digit_contract.ranking import rank_cards
 from digit_contract.store import (
     CARD_FILE,
     UPLOAD_EVALUATION_FILE,
@@ -42,7 +43,6 @@ from digit_contract.store import (
 )
 from service.errors import ServiceError
 from service.preprocessing import PreparedImage, prepare_image
-from service.registry import rank_cards
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -199,7 +199,7 @@ def store_models(store: Path) -> dict[str, Path]:
 
 
 def default_model(store: Path, names: Sequence[str]) -> str:
-    """The model the service gives image uploads that name none (`service.registry.rank_cards` over the
+    """The model the service gives image uploads that name none (`digit_contract.ranking.rank_cards` over the
     store's cards and its recorded validation-upload accuracy, as the registry does)."""
     latest = latest_versions(store)
     cards = {name: ModelCard.read(version_dir(store, name, latest[name]) / CARD_FILE) for name in names if name in latest}
