@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from digit_contract.card import ModelCard
-from digit_contract.store import latest_version, list_models, version_dir
+from digit_contract.store import latest_cards
 from training.data import TEST_IMAGES, TEST_LABELS, load_split
 
 STATIC = Path(__file__).resolve().parents[1] / "service" / "web" / "static"
@@ -32,12 +31,9 @@ LEVELS = 16  # 4-bit grey: the thumbnails are drawn at 28-56 px, where 16 levels
 def misclassified_indices(store: Path) -> list[int]:
     """Every MNIST test index that some model of the store gets wrong, ascending."""
     indices: set[int] = set()
-    for name in list_models(store):
-        version = latest_version(store, name)
-        if version is not None:
-            card = ModelCard.read(version_dir(store, name, version) / "card.json")
-            if card.dataset.name == "mnist":  # other test sets' indices name other images
-                indices.update(m.index for m in card.misclassified)
+    for card in latest_cards(store).values():
+        if card.dataset.name == "mnist":  # other test sets' indices name other images
+            indices.update(m.index for m in card.misclassified)
     return sorted(indices)
 
 
