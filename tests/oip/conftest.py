@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from bench.toolkit import free_port
 from service.app import create_app
-from tests.service.conftest import REPO, SAMPLE_DIR, STORE_ENV, make_settings
+from tests.service.conftest import REPO, SAMPLE_DIR, make_settings, seed_store
 from tests.service.live_server import LiveServer, live_server
 from training.data import TEST_IMAGES, TEST_LABELS, RawSplit, load_split
 
@@ -25,10 +25,9 @@ MODEL = "cnn_augmented"
 
 
 @pytest.fixture(scope="session")
-def oip_store() -> Path:
-    import os
-
-    return Path(os.environ.get(STORE_ENV) or REPO / "model_store")
+def oip_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seed 000's seven models, as the service tests serve them (tests/service/conftest.py)."""
+    return seed_store(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -34,13 +34,13 @@ SAMPLE_DIR = REPO / "tests" / "data" / "mnist-sample"
 MODEL_NAMES = ("cnn", "cnn_augmented", "cnn_dropout", "cnn_noise", "mlp", "mlp_dropout", "mlp_noise")
 
 
-@pytest.fixture(scope="session")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The model store the tests serve: seed 000's seven models copied out of the committed zoo
-    (or DIGITS_TEST_STORE where that is set), with the records kept beside them.
+def seed_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seed 000's seven models copied out of the committed zoo (or out of DIGITS_TEST_STORE), with
+    the records kept beside them; the store itself where it holds exactly those seven.
 
-    The zoo holds other experiments too (8x8 inputs, other datasets); these tests pin the serving
-    behaviour on one known set of models, and tests/service/test_zoo_serving.py serves the whole zoo.
+    The zoo holds other experiments too (8x8 inputs, other datasets); the service and protocol
+    tests pin behaviour on one known set of models, and tests/service/test_zoo_serving.py serves
+    the whole zoo.
     """
     source = Path(os.environ.get(STORE_ENV) or REPO / "model_store")
     found = list_models(source)
@@ -58,6 +58,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         else:
             shutil.copy2(entry, path / entry.name)
     return path
+
+
+@pytest.fixture(scope="session")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The model store the service tests serve: `seed_store`."""
+    return seed_store(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
