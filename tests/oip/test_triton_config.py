@@ -39,3 +39,18 @@ def test_config_parses_and_matches_the_graph(oip_store: Path, name: str) -> None
 def test_every_model_has_one(oip_store: Path) -> None:
     assert sorted(list_models(oip_store)) == sorted(MODEL_NAMES)
     assert all((oip_store / name / CONFIG_FILE).is_file() for name in MODEL_NAMES)
+
+
+def test_configs_follow_each_models_input_spec(tmp_path: Path) -> None:
+    from service.inference_protocol.triton_config import write_configs
+    from tests.service.test_input_specs import UCI_FLAT, UCI_NHWC, linear_softmax, publish
+
+    for name, spec in (("digits8_flat", UCI_FLAT), ("digits8_nhwc", UCI_NHWC)):
+        publish(tmp_path, name, linear_softmax(spec)[0], spec)
+    written = write_configs(tmp_path)
+    assert [p.parent.name for p in written] == ["digits8_flat", "digits8_nhwc"]
+    for path, dims in zip(written, ([64], [8, 8, 1]), strict=True):
+        config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+        assert list(config.input[0].dims) == dims
+        session = ort.InferenceSession(str(path.parent / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+        assert list(session.get_inputs()[0].shape[1:]) == dims
