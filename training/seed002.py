@@ -17,7 +17,8 @@ and 360 test digits. The test digits score the published ONNX files only.
 Options (`--option key=value`): `grid=seed|smoke` (smoke: two candidates, for tests),
 `search=grid|halving` (successive halving over the same grid, for slower machines),
 `keras=all|<index>` (the seed's configurations to train, 1-based), `threads=N` (default: 1,
-or TF_NUM_INTRAOP_THREADS). `--epochs N` caps MLPClassifier's max_iter and the Keras epochs.
+or TF_NUM_INTRAOP_THREADS), `search_cache=PATH` (save the search's results there, or reuse them
+if the file exists: publishing again does not search again). `--epochs N` caps MLPClassifier's max_iter and the Keras epochs.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,6 +167,22 @@ class SearchResult:
 
 def _json_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(parameters.items())}
+
+
+def cached_search(cache: Path | None, search: Callable[[], SearchResult]) -> SearchResult:
+    """`search()`, or the result a previous run saved in `cache` (a pickle this trainer wrote: the
+    search takes the better part of an hour on one shared core, publishing a minute)."""
+    import pickle
+
+    if cache is not None and cache.is_file():
+        log.info("search results from %s (not searching again)", cache)
+        result: SearchResult = pickle.loads(cache.read_bytes())  # noqa: S301 (our own file)
+        return result
+    result = search()
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_bytes(pickle.dumps(result))
+    return result
 
 
 def search_sklearn(
@@ -430,7 +447,10 @@ def publish_sklearn(
             loss="log_loss",
             # "auto" is scikit-learn's min(200, n_samples).
             batch_size=int(model.batch_size) if model.batch_size != "auto" else min(200, len(data.y_train)),
-            epochs=max_iter,
+            # With early stopping the card's epochs are the budget (max_iter) and the history may stop
+            # short; without it scikit-learn still stops once the training loss stops improving by tol
+            # for n_iter_no_change epochs, and the card records the epochs it ran (max_iter in settings).
+            epochs=max_iter if early else int(model.n_iter_),
             validation_fraction=float(model.validation_fraction) if early else 0.0,
             early_stopping=early,
             settings={
@@ -440,6 +460,8 @@ def publish_sklearn(
                 "learning_rate_schedule": model.learning_rate,
                 "max_iter": max_iter,
                 "epochs_run": int(model.n_iter_),
+                "stopped": "max_iter" if int(model.n_iter_) >= max_iter else (
+                    "validation score stopped improving" if early else "training loss stopped improving (tol)"),
                 "tol": float(model.tol),
                 "n_iter_no_change": int(model.n_iter_no_change),
                 "random_state": SKLEARN_SEED,
@@ -554,7 +576,8 @@ def train(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
     with tempfile.TemporaryDirectory(prefix="seed002-") as tmp:
         workdir = Path(tmp)
         if "digits8_sklearn_mlp" in variants:
-            result = search_sklearn(data, grid, max_iter=max_iter, method=method)
+            cache = Path(run.options["search_cache"]) if "search_cache" in run.options else None
+            result = cached_search(cache, lambda: search_sklearn(data, grid, max_iter=max_iter, method=method))
             trials = result.trials
             notes.append(
                 f"scikit-learn: {result.method} search ({'GridSearchCV' if method == 'grid' else 'HalvingGridSearchCV'}, "

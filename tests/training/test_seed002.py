@@ -18,8 +18,11 @@ from training.seed002 import (
     SEED_GRID,
     SMOKE_GRID,
     UCI_INPUT,
+    SearchResult,
+    cached_search,
     convert_sklearn_to_onnx,
     load_uci_digits,
+    publish_sklearn,
     search_sklearn,
     train,
 )
@@ -62,6 +65,32 @@ def test_sklearn_export_has_only_the_probabilities_output(tmp_path: Path, digits
     assert report.max_abs_diff <= 1e-5 and report.opset == 17
     assert len(result.trials) == 2 and all(0 <= t.validation_accuracy <= 1 for t in result.trials)
     assert {tuple(t.parameters["hidden_layer_sizes"]) for t in result.trials} == {(16,)}  # type: ignore[arg-type]
+
+
+def test_a_model_that_stopped_before_max_iter_is_published_with_the_epochs_it_ran(tmp_path: Path, digits) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.neural_network import MLPClassifier
+
+    # A large tol makes scikit-learn stop once the training loss improves by less than it.
+    model = MLPClassifier(hidden_layer_sizes=(8,), tol=0.05, n_iter_no_change=2, max_iter=200, random_state=42)
+    model.fit(digits.x_train, digits.y_train)
+    assert model.n_iter_ < 200
+    result = SearchResult(model, {}, 0.5, [], 1.0, 0.1, "grid")
+    card = publish_sklearn(DIGITS_8X8, result, digits, tmp_path / "store", 1, 200, tmp_path)
+    assert card.hyperparameters.epochs == len(card.history) == model.n_iter_
+    assert card.hyperparameters.settings["max_iter"] == 200
+    assert card.hyperparameters.settings["stopped"] == "training loss stopped improving (tol)"
+
+
+def test_a_saved_search_is_reused(tmp_path: Path, digits) -> None:  # type: ignore[no-untyped-def]
+    calls = []
+
+    def search() -> SearchResult:
+        calls.append(1)
+        return search_sklearn(digits, SMOKE_GRID, max_iter=5)
+
+    first = cached_search(tmp_path / "search.pkl", search)
+    second = cached_search(tmp_path / "search.pkl", search)
+    assert len(calls) == 1 and second.trials == first.trials and second.best_parameters == first.best_parameters
 
 
 @pytest.mark.slow
