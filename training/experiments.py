@@ -203,7 +203,7 @@ NUMPY_MLP = Experiment(
     "mini-batch gradient descent (lr 0.01, momentum 0.9, batch 64), 20 epochs, backpropagation verified by a "
     "gradient check, ONNX built with onnx.helper; Keras CNN: 3 x (Conv3x3 32 filters + MaxPool), Dense(256), "
     "Dropout 0.5, softmax, Adam 0.001, batch 128, 5 epochs. Studies vary one knob from those baselines with "
-    "3 epochs (MLP) or 2 (CNN), on the validation images (training/seed004.py)",
+    "10 epochs (MLP) or 2 (CNN), on the validation images (training/seed004.py)",
     variants=("numpy_mlp", "cnn3"),
     trainer="training.seed004:train",
     seed_claims=(
@@ -217,7 +217,7 @@ NUMPY_MLP = Experiment(
     notes=(
         "Trained on MNIST, not the seed's Kuzushiji-MNIST (no network access to codh.rois.ac.jp here); the "
         "loader (training/kmnist.py) is ready for the files.",
-        "Study budgets were cut to fit one thread of a shared 2-core machine: 3 (MLP) and 2 (CNN) epochs per "
+        "Study budgets were cut to fit one thread of a shared 2-core machine: 10 (MLP) and 2 (CNN) epochs per "
         "point; in the training-size studies each size sees at least that many epochs of 10,000 images; the "
         "filter study trains on the first 10,000 training images.",
     ),

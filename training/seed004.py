@@ -17,7 +17,7 @@ published ONNX files only. Every study is scored on the validation images.
 
 Options (`--option key=value`): `dataset=mnist|kmnist`; `studies=all|none|<names>` (comma-separated
 study names, e.g. mlp-depth,cnn-filters); `grids=seed|smoke` (smoke: two values per study and
-small sizes, for tests); `study_epochs=N` (the MLP studies' epochs, default 3) and
+small sizes, for tests); `study_epochs=N` (the MLP studies' epochs, default 10) and
 `cnn_study_epochs=N` (default 2); `threads=N` (default 1 or TF_NUM_INTRAOP_THREADS).
 `--epochs N` sets both published models' epochs. `--variants numpy_mlp` (or cnn3) trains one
 family and its studies and keeps the other family's studies already in the record.
@@ -74,7 +74,7 @@ class CnnConfig:
 
 PUBLISHED_CNN = CnnConfig()
 
-MLP_STUDY_EPOCHS = 3
+MLP_STUDY_EPOCHS = 10
 CNN_STUDY_EPOCHS = 2
 FILTER_STUDY_IMAGES = 10_000
 """The filter study trains on the first 10,000 training images (a 64-filter CNN is slow on one core)."""
