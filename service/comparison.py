@@ -259,14 +259,14 @@ def _experiments(
         if experiment in SEED_000_EXPERIMENTS:
             tests = [t for t in seed_000_tests if t.model in own]
         else:
-            tests = _every_pair(own, ranked)
+            tests = _every_pair(own, ranked, experiment)
         record = records.get(experiment)
         first = own[ranked[0]]
         findings = [_say_best(ranking, group, own, scope="of the experiment") for group in range(len(ranking.groups))]
         findings += [_say_test(cards, t) for t in tests]
         if record is not None and record.trials:
             top = max(record.trials, key=lambda t: (t.validation_accuracy, -t.trial))
-            findings.append(f"Search: {len(record.trials)} trials; the best by validation accuracy, trial {top.trial}, "
+            findings.append(f"Search: {_count(len(record.trials), 'trial')}; the best by validation accuracy, trial {top.trial}, "
                             f"reached {top.validation_accuracy:.2%} ({_parameters_text(top.parameters)})")
         sections.append(
             ExperimentComparison(
@@ -292,13 +292,17 @@ def _experiments(
     return sections
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+
+
 def _parameters_text(parameters: Mapping[str, object]) -> str:
     return ", ".join(f"{key} {value}" for key, value in parameters.items())
 
 
-def _every_pair(cards: Mapping[str, ModelCard], ranked: Sequence[str]) -> list[PairedTest]:
+def _every_pair(cards: Mapping[str, ModelCard], ranked: Sequence[str], experiment: str) -> list[PairedTest]:
     """Every pair of an experiment's models on the same test set (the better-ranked one as the model), Holm over them."""
-    questions = [(f"{b} vs {a}", a, b) for b, a in itertools.combinations(ranked, 2)]
+    questions = [(f"within {experiment}", a, b) for b, a in itertools.combinations(ranked, 2)]
     return _significance(cards, questions)
 
 

@@ -410,7 +410,7 @@ def trials_table(record: ExperimentRecord) -> str:
     keys = list(dict.fromkeys(k for t in trials for k in t.parameters))
     shown = trials[:TRIALS_SHOWN]
     lines = [
-        f"{len(trials)} trials, {sum(t.seconds for t in trials) / 60:.1f} min in all"
+        f"{len(trials):,} trial{'' if len(trials) == 1 else 's'}, {sum(t.seconds for t in trials) / 60:.1f} min in all"
         + (f"; the best {len(shown)} by validation accuracy:" if len(trials) > len(shown) else ":"),
         "",
         "| trial | " + " | ".join(keys) + " | validation accuracy | validation loss | epochs run | seconds |",

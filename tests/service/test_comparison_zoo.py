@@ -170,7 +170,7 @@ def test_each_experiment_is_ranked_among_its_own_models(tmp_path: Path) -> None:
     assert [r.rank for r in workflow.models] == [1, 2]  # 12 against 40 errors, one test: significant
     [pair] = workflow.significance
     assert (pair.question, pair.baseline, pair.model, pair.better) == (
-        "dense_tuned vs dense_baseline", "dense_baseline", "dense_tuned", "dense_tuned")
+        "within universal-workflow", "dense_baseline", "dense_tuned", "dense_tuned")
     assert pair.p_holm == pair.p_value == mcnemar_exact(40, 12)
     assert workflow.seed_claims == list(EXPERIMENTS["universal-workflow"].seed_claims)
     assert sections["digits-8x8"].title is None and sections["digits-8x8"].test_samples == 360
