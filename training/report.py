@@ -511,13 +511,13 @@ def plot_studies(studies: list[SensitivityStudy], path: Path, title: str) -> Non
     labels: list[str] = []
     if not numeric:
         labels = list(dict.fromkeys(_cell(p.value) for s in studies for p in s.points))
-    for study in studies:
+    for colour, study in enumerate(studies):  # one colour per model, one line style per figure
         for field, style in (("validation_accuracy", "-"), ("test_accuracy", ":"), ("train_accuracy", "--")):
             points = [(p.value, getattr(p, field)) for p in study.points if getattr(p, field) is not None]
             if not points:
                 continue
             xs = [float(v) if numeric else labels.index(_cell(v)) for v, _ in points]  # type: ignore[arg-type]
-            ax.plot(xs, [100 * y for _, y in points], style, marker="o", markersize=3,
+            ax.plot(xs, [100 * y for _, y in points], style, color=f"C{colour}", marker="o", markersize=3,
                     label=f"{study.model}: {field.replace('_', ' ')} ({study.seconds / 60:.1f} min)")
     if numeric:
         values = [float(p.value) for s in studies for p in s.points]  # type: ignore[arg-type]
