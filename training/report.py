@@ -444,10 +444,14 @@ def per_class_table(card: ModelCard) -> str:
 
 def studies_table(record: ExperimentRecord) -> str:
     """Markdown: every sensitivity study, its points (value: validation / test accuracy) and time."""
-    lines = ["| study | model | points (value: validation accuracy, test accuracy) | time |", "| --- | --- | --- | ---: |"]
+    lines = ["| study | model | points (value: validation accuracy; training and test accuracy where measured) | time |",
+             "| --- | --- | --- | ---: |"]
     for s in record.studies:
         points = "; ".join(
-            f"{_cell(p.value)}: {_percent(p.validation_accuracy)}, {_percent(p.test_accuracy)}" for p in s.points)
+            f"{_cell(p.value)}: {_percent(p.validation_accuracy)}"
+            + (f" (train {_percent(p.train_accuracy)})" if p.train_accuracy is not None else "")
+            + (f" (test {_percent(p.test_accuracy)})" if p.test_accuracy is not None else "")
+            for p in s.points)
         lines.append(f"| {s.title} | {s.model} | {points} | {s.seconds / 60:.1f} min |")
     return "\n".join(lines) + "\n"
 
