@@ -116,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     assess.add_argument("--no-download", action="store_true", help="fail instead of downloading MNIST")
     assess.add_argument("--robustness", action="store_true", help="also write robustness.json (a few minutes)")
     assess.add_argument("--no-calibration", action="store_true", help="skip the calibration step")
+    assess.add_argument("--again", action="store_true", help="recalibrate models already calibrated")
 
     report = commands.add_parser("report", help="render figures and a results table from the cards")
     report.add_argument("--store", type=Path, default=DEFAULT_STORE)
@@ -200,7 +201,7 @@ def run_assess(args: argparse.Namespace) -> int:
 
     data = load_mnist(args.data_dir, download=not args.no_download)
     if not args.no_calibration:
-        for name, c in assess_calibration(args.store, data).items():
+        for name, c in assess_calibration(args.store, data, again=args.again).items():
             print(f"{name}: T={c.temperature:.3f} applied={c.applied} "
                   f"test ECE {c.test_ece_before:.4f} -> {c.test_ece_after:.4f}")
     if args.robustness:

@@ -34,7 +34,7 @@ from digit_contract.calibration import (
 from digit_contract.card import Calibration, ModelCard
 from digit_contract.inputs import normalize_pixels
 from digit_contract.records import ROBUSTNESS_FILE, CorruptionCurve, RobustnessRecord
-from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, list_models, version_dir
+from digit_contract.store import CARD_FILE, MODEL_FILE, latest_versions, version_dir
 from training.corruptions import CORRUPTIONS, corrupt
 from training.data import Mnist, as_model_input
 from training.evaluate import predict_onnx
@@ -70,13 +70,20 @@ def calibrate(
     )
 
 
-def latest_cards(store: Path) -> dict[str, tuple[Path, ModelCard]]:
+def mnist_models(store: Path) -> dict[str, tuple[Path, ModelCard]]:
+    """The latest version of every model of the store that reads MNIST digits, with its directory.
+
+    Calibration and the corruptions are measured on MNIST's validation and test images; a model of
+    another dataset (the UCI 8x8 digits) has its own test set and is left out, with a line in the log.
+    """
     found = {}
-    for name in list_models(store):
-        version = latest_version(store, name)
-        assert version is not None
+    for name, version in latest_versions(store).items():
         directory = version_dir(store, name, version)
-        found[name] = (directory, ModelCard.read(directory / CARD_FILE))
+        card = ModelCard.read(directory / CARD_FILE)
+        if card.dataset.name != "mnist" or card.input.encoding != "mnist":
+            log.info("%s: skipped, it reads %s (%s), not MNIST", name, card.dataset.name, card.input.describe())
+            continue
+        found[name] = (directory, card)
     return found
 
 
@@ -93,11 +100,18 @@ def _write_calibrated(card: ModelCard, calibration: Calibration, path: Path) -> 
     path.write_text(updated.model_dump_json(indent=2, exclude_unset=True) + "\n", encoding="utf-8")
 
 
-def assess_calibration(store: Path, data: Mnist) -> dict[str, Calibration]:
-    """Calibrate every model, store its test predictions and add the result to its card."""
+def assess_calibration(store: Path, data: Mnist, *, again: bool = False) -> dict[str, Calibration]:
+    """Calibrate every MNIST model, store its test predictions and add the result to its card.
+
+    Models already calibrated (a calibration in the card, their predictions stored) are left as they
+    are unless `again`: the result would be the same, and rewriting would only churn the files.
+    """
     x_val, x_test = as_model_input(data.validation), as_model_input(data.test)
     results = {}
-    for name, (directory, card) in latest_cards(store).items():
+    for name, (directory, card) in mnist_models(store).items():
+        if card.calibration is not None and (directory / TEST_PREDICTIONS_FILE).is_file() and not again:
+            results[name] = card.calibration
+            continue
         _check_same_data(card, data)
         onnx = directory / MODEL_FILE
         val_p, test_p = predict_onnx(onnx, x_val), predict_onnx(onnx, x_test)
@@ -122,7 +136,7 @@ def assess_calibration(store: Path, data: Mnist) -> dict[str, Calibration]:
 
 def assess_robustness(store: Path, data: Mnist, seed: int = ROBUSTNESS_SEED) -> RobustnessRecord:
     """Accuracy of every model at every corruption strength; written to robustness.json."""
-    models = latest_cards(store)
+    models = mnist_models(store)
     for _, card in models.values():
         _check_same_data(card, data)
     labels = data.test.labels

@@ -13,7 +13,7 @@ from digit_contract.records import ROBUSTNESS_FILE, RobustnessRecord, read_repli
 from digit_contract.store import list_models
 from tests.factories import make_card
 from training.__main__ import main
-from training.assess import TEST_PREDICTIONS_FILE, assess_calibration, assess_robustness
+from training.assess import TEST_PREDICTIONS_FILE, assess_calibration, assess_robustness, mnist_models
 from training.corruptions import CORRUPTIONS, CORRUPTIONS_BY_NAME, Corruption, corrupt
 from training.data import Mnist
 
@@ -59,6 +59,29 @@ def test_calibration_is_fitted_on_validation_and_written_to_the_card(trained_sto
         assert stored["probabilities"].shape == (len(sample.test), 10)
         assert np.array_equal(stored["labels"], sample.test.labels)
         assert int((stored["probabilities"].argmax(axis=1) != sample.test.labels).sum()) == card.test_errors
+
+
+def test_a_calibrated_model_is_left_alone_unless_asked_again(trained_store: Path, sample: Mnist) -> None:
+    [first] = assess_calibration(trained_store, sample).values()
+    card_file = trained_store / "mlp" / "1" / "card.json"
+    before = card_file.stat().st_mtime_ns
+    assert assess_calibration(trained_store, sample) == {"mlp": first}
+    assert card_file.stat().st_mtime_ns == before  # not rewritten
+    assert assess_calibration(trained_store, sample, again=True)["mlp"].temperature == pytest.approx(first.temperature)
+
+
+def test_models_of_another_dataset_are_not_assessed_on_mnist(trained_store: Path, tmp_path: Path, sample: Mnist) -> None:
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(trained_store, store)
+    eight = make_card("digits8_keras_mlp", input={"height": 8, "width": 8, "layout": "flat", "levels": 17,
+                                                  "encoding": "uci-8x8"})
+    eight = eight.model_copy(update={"dataset": eight.dataset.model_copy(update={"name": "uci-digits-8x8"})})
+    (store / "digits8_keras_mlp" / "1").mkdir(parents=True)
+    eight.write(store / "digits8_keras_mlp" / "1" / "card.json")
+    assert set(mnist_models(store)) == {"mlp"}
+    assert set(assess_calibration(store, sample)) == {"mlp"}
 
 
 def test_robustness_record_has_every_curve_from_the_clean_accuracy(trained_store: Path, sample: Mnist) -> None:
