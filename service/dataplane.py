@@ -56,6 +56,7 @@ from service.schemas import (
     ModelSummary,
     Prediction,
     Readiness,
+    RequestLatencyReport,
     Timings,
     Unavailable,
 )
@@ -199,6 +200,7 @@ class DataPlane:
         probabilities = model.predict(batch)
         elapsed = time.perf_counter() - start
         self.metrics.inference_seconds.labels(model=model.name).observe(elapsed)
+        model.requests.record(elapsed, len(batch))
         return probabilities, elapsed
 
     def _answers(
@@ -309,9 +311,8 @@ def _summary(
         architecture=card.architecture if card else None,
         description=card.description if card else None,
         test_accuracy=card.test_accuracy if card else None,
-        latency=LatencyReport(runs=latency.runs, p50_ms=latency.p50_ms, p95_ms=latency.p95_ms, mean_ms=latency.mean_ms)
-        if latency
-        else None,
+        latency=LatencyReport.of(latency),
+        request_latency=RequestLatencyReport.of(model.requests.stats(), model.requests.mean_batch()),
         input=InputSpecReport.from_spec(card.input) if card else None,
         loaded_at=model.loaded_at,
     )

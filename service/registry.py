@@ -28,6 +28,7 @@ from digit_contract.inputs import INPUT_NAME, OUTPUT_NAME
 from digit_contract.ranking import rank_cards
 from digit_contract.store import CARD_FILE, MODEL_FILE, read_upload_accuracy, scan_store, version_dir
 from service.errors import ModelNotFound, ModelNotReady, NoModelReady, StoreUnavailable
+from service.latency import RequestLatency
 from service.model_checks import (
     LatencyStats,
     ModelLoadError,
@@ -73,6 +74,9 @@ class ServedModel:
     session: InferenceSessionLike | None = field(default=None, repr=False, compare=False)
     providers: tuple[str, ...] = ()
     latency: LatencyStats | None = None
+    """Single-image latency measured at warm-up (an idle server's best case)."""
+    requests: RequestLatency = field(default_factory=RequestLatency, repr=False, compare=False)
+    """What real requests took: a rolling window the data plane records into."""
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property

@@ -18,6 +18,7 @@ from service.comparison_schemas import Delta as Delta
 from service.comparison_schemas import ModelComparison as ModelComparison
 from service.comparison_schemas import RegularisationEffect as RegularisationEffect
 from service.comparison_schemas import Unavailable as Unavailable
+from service.model_checks import LatencyStats
 
 # Strict: a JSON number only. Lax mode would take `true` as 1.0 and "0.5" as 0.5, which the schema
 # (type: number) does not allow and no well-behaved client sends.
@@ -129,12 +130,35 @@ class Prediction(_Body):
 
 
 class LatencyReport(_Body):
-    """Single-image inference latency measured on this server at start-up."""
+    """Single-image inference latency measured on this server at start-up (warm-up: an idle server's best case)."""
 
     runs: int
     p50_ms: float
     p95_ms: float
     mean_ms: float
+
+    @classmethod
+    def of(cls, stats: LatencyStats | None) -> LatencyReport | None:
+        if stats is None:
+            return None
+        return cls(runs=stats.runs, p50_ms=stats.p50_ms, p95_ms=stats.p95_ms, mean_ms=stats.mean_ms)
+
+
+class RequestLatencyReport(_Body):
+    """Inference time of this model's recent real requests on this worker (a rolling window)."""
+
+    requests: int = Field(description="Requests in the window (at most the last 1,024).")
+    p50_ms: float
+    p95_ms: float
+    mean_ms: float
+    mean_batch: float = Field(description="Mean images per request in the window.")
+
+    @classmethod
+    def of(cls, stats: LatencyStats | None, mean_batch: float | None) -> RequestLatencyReport | None:
+        if stats is None or mean_batch is None:
+            return None
+        return cls(requests=stats.runs, p50_ms=stats.p50_ms, p95_ms=stats.p95_ms, mean_ms=stats.mean_ms,
+                   mean_batch=mean_batch)
 
 
 class ModelSummary(_Body):
@@ -154,7 +178,9 @@ class ModelSummary(_Body):
     architecture: str | None
     description: str | None
     test_accuracy: float | None
-    latency: LatencyReport | None
+    latency: LatencyReport | None = Field(description="Measured at warm-up, single images on an idle server.")
+    request_latency: RequestLatencyReport | None = Field(
+        description="What real requests took on this worker; null before the first request.")
     input: InputSpecReport | None = Field(description="The input the model takes; null when its card could not be read.")
     loaded_at: datetime
 

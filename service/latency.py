@@ -1,0 +1,44 @@
+"""What requests see: a rolling window of each model's real inference times.
+
+The warm-up at load (service/model_checks.py) times single images on an idle server: its best
+case. Operators and the comparison want the time real requests take, under whatever load and
+batch sizes they arrive with, so the data plane records every inference here and the figures
+are computed from the last `WINDOW` requests. The window is per worker process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+import numpy as np
+
+from service.model_checks import LatencyStats
+
+WINDOW = 1024
+"""Requests remembered per model: enough for stable percentiles, a few seconds of a busy server."""
+
+
+class RequestLatency:
+    """Inference seconds and batch sizes of a model's recent requests (thread-safe: the data plane
+    records from the event loop and from worker threads)."""
+
+    def __init__(self, window: int = WINDOW) -> None:
+        self._seconds: deque[float] = deque(maxlen=window)
+        self._images: deque[int] = deque(maxlen=window)
+        self._lock = threading.Lock()
+
+    def record(self, seconds: float, images: int) -> None:
+        with self._lock:
+            self._seconds.append(seconds)
+            self._images.append(images)
+
+    def stats(self) -> LatencyStats | None:
+        """Per-request latency over the window; None before the first request."""
+        with self._lock:
+            samples = list(self._seconds)
+        return LatencyStats.from_seconds(samples) if samples else None
+
+    def mean_batch(self) -> float | None:
+        with self._lock:
+            return float(np.mean(self._images)) if self._images else None
