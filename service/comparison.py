@@ -226,9 +226,18 @@ def _row(model: ServedModel, card: ModelCard, ranking: Ranking) -> ComparisonRow
         onnx_size_bytes=card.onnx.size_bytes,
         training_seconds=card.training_seconds,
         epochs=card.hyperparameters.epochs,
-        latency_p50_ms=model.latency.p50_ms if model.latency else None,
-        latency_p95_ms=model.latency.p95_ms if model.latency else None,
+        **_latency_fields(model),
     )
+
+
+def _latency_fields(model: ServedModel) -> dict[str, float | None]:
+    """What real requests took on this worker (null before the first), and the warm-up's best case apart."""
+    seen, warm = model.requests.stats(), model.latency
+    return {
+        "latency_p50_ms": seen.p50_ms if seen else None,
+        "latency_p95_ms": seen.p95_ms if seen else None,
+        "warmup_latency_p50_ms": warm.p50_ms if warm else None,
+    }
 
 
 # -- per experiment and per dataset ----------------------------------------------------------
@@ -318,7 +327,6 @@ def _dataset(models: Mapping[str, ServedModel], cards: Mapping[str, ModelCard], 
             continue
         top, card = members[0], cards[members[0]]
         f_low, f_high = wilson_interval(card.dataset.test_samples - card.test_errors, card.dataset.test_samples)
-        latency = models[top].latency
         families.append(
             FamilyBest(
                 family=family,
@@ -330,7 +338,8 @@ def _dataset(models: Mapping[str, ServedModel], cards: Mapping[str, ModelCard], 
                 test_accuracy_high=f_high,
                 test_errors=card.test_errors,
                 parameter_count=card.parameter_count,
-                latency_p50_ms=latency.p50_ms if latency else None,
+                latency_p50_ms=_latency_fields(models[top])["latency_p50_ms"],
+                warmup_latency_p50_ms=_latency_fields(models[top])["warmup_latency_p50_ms"],
                 tied_in_family=[n for n in members if n == top or n in ranking.ranks[top].tied_with],
             )
         )

@@ -137,8 +137,12 @@ class ComparisonRow(_Body):
     onnx_size_bytes: int
     training_seconds: float
     epochs: int
-    latency_p50_ms: float | None = Field(description="Measured on this server (single image, warm-up).")
+    latency_p50_ms: float | None = Field(
+        description="Inference time of this model's recent real requests on this worker (the last 1,024); "
+        "null before the first request.")
     latency_p95_ms: float | None
+    warmup_latency_p50_ms: float | None = Field(
+        description="Single images timed at warm-up on an idle server: a best case, not what requests see.")
 
 
 class Delta(_Body):
@@ -177,7 +181,8 @@ class FamilyBest(_Body):
     test_accuracy_high: float
     test_errors: int
     parameter_count: int
-    latency_p50_ms: float | None
+    latency_p50_ms: float | None = Field(description="Real requests' inference time (null before the first).")
+    warmup_latency_p50_ms: float | None = Field(description="At warm-up on an idle server: a best case.")
     tied_in_family: list[str] = Field(description="Models of the family not significantly less accurate (same "
                                                   "McNemar tests as the ranks).")
 

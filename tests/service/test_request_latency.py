@@ -46,3 +46,19 @@ def test_models_report_requests_apart_from_the_warm_up(
         assert _model(client, "mlp")["request_latency"]["requests"] == 1
         assert _model(client, "mlp_noise")["request_latency"] is None
         assert np.isfinite(seen["mean_ms"])
+
+
+def test_the_comparison_reports_requests_and_labels_the_warm_up(
+    app_factory: Callable[..., FastAPI], mnist_test: RawSplit
+) -> None:
+    with TestClient(app_factory()) as client:
+        rows = {r["name"]: r for r in client.get("/models/compare").json()["models"]}
+        assert rows["cnn"]["latency_p50_ms"] is None  # no request yet: nothing a request saw
+        assert rows["cnn"]["warmup_latency_p50_ms"] > 0
+        images = (mnist_test.images[:2] / 255.0).round(4).tolist()
+        for _ in range(3):
+            client.post("/predict?model=cnn", json={"images": images})
+        seen = _model(client, "cnn")["request_latency"]
+        row = {r["name"]: r for r in client.get("/models/compare").json()["models"]}["cnn"]
+        assert row["latency_p50_ms"] == pytest.approx(seen["p50_ms"])
+        assert row["latency_p95_ms"] == pytest.approx(seen["p95_ms"])

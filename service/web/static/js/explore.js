@@ -163,7 +163,7 @@ function summaryTable(members, rows) {
   const head = ["model", "rank", "test accuracy (95% CI)", "errors", "test loss", "macro F1", "parameters", "latency p50", "training"];
   const sets = [...new Set(members.map((c) => `${c.dataset.test_samples.toLocaleString("en")} ${datasetName(c.dataset.name)} test images`))];
   return scrollBox("Test figures of each model", h("table", { class: "summary" },
-    h("caption", { text: `On the ${sets.join(" / ")}, as exported ONNX files; rank: models whose difference is not significant (McNemar, Holm) share one; latency measured on this server` }),
+    h("caption", { text: `On the ${sets.join(" / ")}, as exported ONNX files; rank: models whose difference is not significant (McNemar, Holm) share one; latency: real requests on this server, or the warm-up's best case before any request` }),
     h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col", text: t })))),
     h("tbody", {}, members.map((card) => {
       const row = byName.get(card.name);
@@ -176,7 +176,7 @@ function summaryTable(members, rows) {
         h("td", { text: card.test_loss.toFixed(4) }),
         h("td", { text: card.macro_avg.f1.toFixed(4) }),
         h("td", { text: card.parameter_count.toLocaleString("en") }),
-        h("td", { text: row?.latency_p50_ms != null ? `${row.latency_p50_ms.toFixed(2)} ms` : "–" }),
+        h("td", { text: latencyText(row) }),
         h("td", { text: `${(card.training_seconds / 60).toFixed(1)} min` }));
     }))));
 }
@@ -226,7 +226,7 @@ function zooSection(comparison, names) {
         h("td", { text: f.framework }),
         h("td", { text: `${percent(f.test_accuracy, 2)} (${percent(f.test_accuracy_low, 2)}–${percent(f.test_accuracy_high, 2)})` }),
         h("td", { class: "num", text: f.test_errors }), h("td", { class: "num", text: f.parameter_count.toLocaleString("en") }),
-        h("td", { text: f.latency_p50_ms != null ? `${f.latency_p50_ms.toFixed(2)} ms` : "–" }),
+        h("td", { text: latencyText(f) }),
         h("td", { text: f.tied_in_family.filter((m) => m !== f.model).join(", ") || "none" })))))))),
   ];
 }
@@ -427,3 +427,10 @@ function formatNumber(v) {
   return Math.abs(v) < 1e-3 ? v.toExponential(2) : v.toPrecision(4);
 }
 
+
+// What requests took on this server; before the first request, the warm-up's best case, said as such.
+function latencyText(row) {
+  if (row?.latency_p50_ms != null) return `${row.latency_p50_ms.toFixed(2)} ms`;
+  if (row?.warmup_latency_p50_ms != null) return `${row.warmup_latency_p50_ms.toFixed(2)} ms (warm-up)`;
+  return "–";
+}
