@@ -10,7 +10,6 @@ Flatten of MNIST's [N, 28, 28, 1] input, so they serve exactly like seed 000's m
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -51,21 +50,8 @@ class DenseSplit:
         return Mnist(self.train, self.validation, self.test, self.mnist.source, self.mnist.file_sha256)
 
 
-def limit_threads(threads: int = 1) -> None:
-    """Keep TensorFlow to `threads` threads (the machine is shared); call before building models."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        # TensorFlow was already initialised in this process (a test session); keep its setting.
-        log.debug("TensorFlow threads already fixed")
 
 
-def run_threads(run: ExperimentRun) -> int:
-    """Threads a trainer may use: option `threads`, else TF_NUM_INTRAOP_THREADS, else 1."""
-    return int(run.options.get("threads", os.environ.get("TF_NUM_INTRAOP_THREADS", "1")))
 
 
 def load_dense_split(run: ExperimentRun) -> DenseSplit:

@@ -11,6 +11,8 @@ models: a search's trials, sensitivity studies.
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from digit_contract.card import ModelCard
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,11 @@ class ExperimentRun:
     variants: tuple[str, ...] | None = None
     """Subset of the experiment's variants; None: all of them."""
     options: dict[str, str] = field(default_factory=dict)
+
+    def threads(self) -> int:
+        """Threads a trainer may use: option `threads`, else TF_NUM_INTRAOP_THREADS, else 1 (the
+        machines are shared: two single-threaded trainings use two cores without fighting)."""
+        return int(self.options.get("threads", os.environ.get("TF_NUM_INTRAOP_THREADS", "1")))
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,18 @@ EXPERIMENTS: dict[str, Experiment] = {
 def experiment_of(model: str) -> Experiment | None:
     """The experiment that trains the served model `model`, if any declares it."""
     return next((e for e in EXPERIMENTS.values() if model in e.variants), None)
+
+
+def limit_tensorflow_threads(threads: int) -> None:
+    """Keep TensorFlow to `threads` threads; call before building models."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        # TensorFlow was already initialised in this process (a test session); keep its setting.
+        log.debug("TensorFlow threads already fixed")
 
 
 def write_record(experiment: Experiment, store: Path, **found: object) -> Path:

@@ -46,13 +46,11 @@ from training.dense import (
     export_and_publish,
     history_records,
     latest_card,
-    limit_threads,
     load_dense_split,
     one_hot,
     overfitting_epoch,
-    run_threads,
 )
-from training.experiments import Experiment, ExperimentRun, write_record
+from training.experiments import Experiment, ExperimentRun, limit_tensorflow_threads, write_record
 
 if TYPE_CHECKING:
     import keras
@@ -293,7 +291,7 @@ def hyperparameters(variant: DenseVariant, epochs: int) -> Hyperparameters:
 
 def train(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
     """Train the universal-workflow models, publish them, and write the experiment's record."""
-    limit_threads(run_threads(run))
+    limit_tensorflow_threads(run.threads())
     split = load_dense_split(run)
     workers = int(run.options.get("augment_workers", "1"))
     cards = []

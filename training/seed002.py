@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
 import tempfile
 import time
 import warnings
@@ -41,7 +40,7 @@ import numpy.typing as npt
 from digit_contract.card import DatasetInfo, EpochRecord, Hyperparameters, ModelCard
 from digit_contract.inputs import INPUT_NAME, NUM_CLASSES, OUTPUT_NAME, InputSpec
 from digit_contract.records import SearchTrial, SensitivityStudy, StudyPoint
-from training.experiments import Experiment, ExperimentRun, write_record
+from training.experiments import Experiment, ExperimentRun, limit_tensorflow_threads, write_record
 from training.export import OPSET, PARITY_MIN_IMAGES, ExportMismatch, ExportReport, convert_to_onnx, verify_onnx
 from training.publish import TestSplit, TrainedModel, publish
 
@@ -136,19 +135,8 @@ def load_uci_digits() -> UciDigits:
     return UciDigits(x_train, y_train, x_test, y_test, x, sha)
 
 
-def limit_threads(threads: int) -> None:
-    """Keep TensorFlow to `threads` threads (the machine is shared); call before building models."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        log.debug("TensorFlow already initialised; its thread settings stay")
 
 
-def run_threads(run: ExperimentRun) -> int:
-    return int(run.options.get("threads", os.environ.get("TF_NUM_INTRAOP_THREADS", "1")))
 
 
 # --- scikit-learn ---------------------------------------------------------------------------------
@@ -587,7 +575,7 @@ def train(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
             )
             cards.append(publish_sklearn(experiment, result, data, run.store, run.seed, max_iter, workdir))
         if "digits8_keras_mlp" in variants:
-            limit_threads(run_threads(run))
+            limit_tensorflow_threads(run.threads())
             started = time.perf_counter()
             runs = [fit_keras(data, config, run.seed) for config in _keras_configs(run)]
             seconds = time.perf_counter() - started

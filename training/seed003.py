@@ -35,12 +35,10 @@ from training.dense import (
     export_and_publish,
     history_records,
     latest_card,
-    limit_threads,
     load_dense_split,
     one_hot,
-    run_threads,
 )
-from training.experiments import Experiment, ExperimentRun, write_record
+from training.experiments import Experiment, ExperimentRun, limit_tensorflow_threads, write_record
 
 if TYPE_CHECKING:
     import keras
@@ -224,7 +222,7 @@ def train(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
     draws run, the record keeps the earlier trials, and a new version is published only when a new
     trial beats the recorded winner on validation (else the published winner stays).
     """
-    limit_threads(run_threads(run))
+    limit_tensorflow_threads(run.threads())
     settings = SearchSettings.of(run)
     split = load_dense_split(run)
     earlier: list[SearchTrial] = []

@@ -42,7 +42,7 @@ from digit_contract.card import DatasetInfo, EpochRecord, Hyperparameters, Model
 from digit_contract.inputs import MNIST_INPUT, NUM_CLASSES
 from digit_contract.records import SensitivityStudy, StudyPoint, read_experiments
 from training.data import VALIDATION_FRACTION, Mnist, RawSplit, as_model_input
-from training.experiments import Experiment, ExperimentRun, write_record
+from training.experiments import Experiment, ExperimentRun, limit_tensorflow_threads, write_record
 from training.export import PARITY_MIN_IMAGES, convert_to_onnx, verify_export, verify_onnx
 from training.numpy_mlp import EpochStats, MlpConfig, MlpParameters, train_mlp
 from training.onnx_graph import write_mlp_onnx
@@ -416,18 +416,8 @@ def publish_cnn(experiment: Experiment, data: Mnist, dataset: str, split: str, c
 # --- The experiment -------------------------------------------------------------------------------
 
 
-def _threads(run: ExperimentRun) -> int:
-    return int(run.options.get("threads", os.environ.get("TF_NUM_INTRAOP_THREADS", "1")))
 
 
-def _limit_tensorflow(threads: int) -> None:
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-    except RuntimeError:
-        log.debug("TensorFlow already initialised; its thread settings stay")
 
 
 def _chosen_studies(run: ExperimentRun, variants: Sequence[str]) -> list[Study]:
@@ -452,7 +442,7 @@ def train(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
     smoke = run.options.get("grids", "seed") == "smoke"
     mlp_base = replace(PUBLISHED_MLP, seed=run.seed, epochs=int(run.options.get("study_epochs", MLP_STUDY_EPOCHS)))
     cnn_base = replace(PUBLISHED_CNN, seed=run.seed, epochs=int(run.options.get("cnn_study_epochs", CNN_STUDY_EPOCHS)))
-    threads = _threads(run)
+    threads = run.threads()
     log.info("numpy-mlp on %s (%d train, %d validation, %d test), %d thread(s)", dataset, len(data.train),
              len(data.validation), len(data.test), threads)
     cards: list[ModelCard] = []
@@ -465,13 +455,13 @@ def train(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
             if study.model == MLP_NAME:
                 studies.append(run_mlp_study(study, data, mlp_base, values))
             else:
-                _limit_tensorflow(threads)
+                limit_tensorflow_threads(threads)
                 studies.append(run_cnn_study(study, data, cnn_base, values))
         if MLP_NAME in variants:
             config = replace(PUBLISHED_MLP, seed=run.seed, epochs=run.epochs or PUBLISHED_MLP.epochs)
             cards.append(publish_mlp(experiment, data, dataset, split, config, run.store, workdir))
         if CNN_NAME in variants:
-            _limit_tensorflow(threads)
+            limit_tensorflow_threads(threads)
             cnn_config = replace(PUBLISHED_CNN, seed=run.seed, epochs=run.epochs or PUBLISHED_CNN.epochs)
             cards.append(publish_cnn(experiment, data, dataset, split, cnn_config, run.store, workdir))
     for family in {s.model for s in studies}:
