@@ -857,15 +857,10 @@ FRAMING_MIN_SIDE = 48
 """Masks smaller than this are upsampled before their strokes are adjusted (whole-pixel steps are coarse)."""
 
 
-def frame_digit(strokes: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
-    """Frame a digit as MNIST did: stroke near MNIST's width, longest side 20 px, centre of mass at (14, 14).
-
-    Args:
-        strokes: 2-D ink map of one digit, any size: ink > 0.5 (of 1) or > 0 for 0/1 and 0-255 masks.
-
-    Returns:
-        (28, 28) uint8, white digit on black, ink stretched to 255.
-    """
+def _solid_digit(strokes: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
+    """The ink (> half its maximum) of a 2-D ink map as a 0/1 mask cropped to the digit, upsampled
+    to at least `FRAMING_MIN_SIDE` on its longest side: both framings adjust strokes by whole pixels,
+    which needs room. Raises NoInk when there is none."""
     plane = np.asarray(strokes, dtype=np.float32)
     if plane.ndim != 2:
         raise ValueError(f"expected a 2-D ink map, got shape {plane.shape}")
@@ -883,7 +878,20 @@ def frame_digit(strokes: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
         solid = (smooth > 0.5).astype(np.uint8)
         if not solid.any():
             raise NoInk("no ink found: the digit is too small")
-        longest = max(solid.shape)
+    return solid
+
+
+def frame_digit(strokes: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
+    """Frame a digit as MNIST did: stroke near MNIST's width, longest side 20 px, centre of mass at (14, 14).
+
+    Args:
+        strokes: 2-D ink map of one digit, any size: ink > 0.5 (of 1) or > 0 for 0/1 and 0-255 masks.
+
+    Returns:
+        (28, 28) uint8, white digit on black, ink stretched to 255.
+    """
+    solid = _solid_digit(strokes)
+    longest = max(solid.shape)
     solid = _adjust_stroke(solid, MNIST_STROKE * longest / DIGIT_BOX)
     height, width = solid.shape
     scale = DIGIT_BOX / max(height, width)
@@ -967,21 +975,7 @@ def uci_bitmap(strokes: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
         strokes: 2-D ink map of one digit, any size: ink > half its maximum (0/1 masks and 0-255
             grey images alike).
     """
-    plane = np.asarray(strokes, dtype=np.float32)
-    if plane.ndim != 2:
-        raise ValueError(f"expected a 2-D ink map, got shape {plane.shape}")
-    top = float(plane.max()) if plane.size else 0.0
-    if top <= 0:
-        raise NoInk("no ink found: the image is blank or has too little contrast to hold a digit")
-    solid = (plane > top / 2.0).astype(np.uint8)
-    rows, cols = np.flatnonzero(solid.any(axis=1)), np.flatnonzero(solid.any(axis=0))
-    solid = solid[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    if max(solid.shape) < FRAMING_MIN_SIDE:  # whole-pixel stroke adjustments need room
-        factor = FRAMING_MIN_SIDE / max(solid.shape)
-        size = (max(1, round(solid.shape[1] * factor)), max(1, round(solid.shape[0] * factor)))
-        solid = (cv2.resize(solid.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5).astype(np.uint8)
-        if not solid.any():
-            raise NoInk("no ink found: the digit is too small")
+    solid = _solid_digit(strokes)
     height, width = solid.shape
     solid = _adjust_stroke(solid, UCI_STROKE * height / UCI_BITMAP)
     rows, cols = np.flatnonzero(solid.any(axis=1)), np.flatnonzero(solid.any(axis=0))
