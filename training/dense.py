@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from digit_contract.card import DatasetInfo, EpochRecord, Hyperparameters, ModelCard
+from digit_contract.card import EpochRecord, Hyperparameters, ModelCard
 from digit_contract.inputs import MNIST_INPUT, NUM_CLASSES
 from digit_contract.store import CARD_FILE, latest_version, version_dir
-from training.data import Mnist, RawSplit, as_model_input, load_mnist
+from training.data import Mnist, RawSplit, load_mnist
 from training.experiments import Experiment, ExperimentRun
-from training.export import PARITY_MIN_IMAGES, convert_to_onnx, verify_export
-from training.publish import TestSplit, TrainedModel, publish
+from training.export import convert_to_onnx, verify_export
+from training.publish import TrainedModel, publish
+from training.trainer import mnist_test_split, parity_images
 
 if TYPE_CHECKING:
     import keras
@@ -120,26 +121,6 @@ def overfitting_epoch(history: Sequence[EpochRecord]) -> EpochRecord:
     return min(measured, key=lambda e: e.val_loss if e.val_loss is not None else float("inf"))
 
 
-def parity_images(split: DenseSplit, count: int = PARITY_MIN_IMAGES) -> npt.NDArray[np.float32]:
-    """The first `count` test images, topped up from validation and training images (the tests' sample)."""
-    pool = np.concatenate([as_model_input(s[:count]) for s in (split.test, split.validation, split.train)])
-    return pool[:count]
-
-
-def test_split(split: DenseSplit, experiment: Experiment) -> TestSplit:
-    return TestSplit(
-        inputs=as_model_input(split.test),
-        labels=split.test.labels,
-        dataset=DatasetInfo(
-            split=experiment.split,
-            file_sha256=split.mnist.file_sha256,
-            train_samples=len(split.train),
-            validation_samples=len(split.validation),
-            test_samples=len(split.test),
-        ),
-    )
-
-
 def export_and_publish(
     model: keras.Model,
     *,
@@ -170,9 +151,9 @@ def export_and_publish(
             history=history,
             training_seconds=seconds,
             onnx_file=onnx_file,
-            export=verify_export(model, onnx_file, parity_images(split)),
+            export=verify_export(model, onnx_file, parity_images(split.as_mnist())),
         )
-        return publish(trained, test_split(split, experiment), store)
+        return publish(trained, mnist_test_split(split.as_mnist(), experiment.split), store)
 
 
 def latest_card(store: Path, name: str) -> ModelCard | None:

@@ -36,17 +36,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
-from digit_contract.card import DatasetInfo, EpochRecord, Hyperparameters, ModelCard
+from digit_contract.card import EpochRecord, Hyperparameters, ModelCard
 from digit_contract.inputs import MNIST_INPUT, NUM_CLASSES
 from digit_contract.records import SensitivityStudy, StudyPoint, read_experiments
 from training.data import VALIDATION_FRACTION, Mnist, RawSplit, as_model_input
 from training.experiments import Experiment, ExperimentRun, limit_tensorflow_threads, write_record
-from training.export import PARITY_MIN_IMAGES, convert_to_onnx, verify_export, verify_onnx
+from training.export import convert_to_onnx, verify_export, verify_onnx
 from training.numpy_mlp import EpochStats, MlpConfig, MlpParameters, train_mlp
 from training.onnx_graph import write_mlp_onnx
-from training.publish import TestSplit, TrainedModel, publish
+from training.publish import TrainedModel, publish
+from training.trainer import mnist_test_split, parity_images
 
 if TYPE_CHECKING:
     import keras
@@ -310,23 +310,6 @@ def run_cnn_study(study: Study, data: Mnist, base: CnnConfig, values: Sequence[A
 # --- Publication ----------------------------------------------------------------------------------
 
 
-def test_split(data: Mnist, dataset: str, split: str) -> TestSplit:
-    return TestSplit(
-        inputs=as_model_input(data.test),
-        labels=data.test.labels,
-        dataset=DatasetInfo(name=dataset, split=split, file_sha256=data.file_sha256, train_samples=len(data.train),
-                            validation_samples=len(data.validation), test_samples=len(data.test)),
-    )
-
-
-def parity_images(data: Mnist, count: int = PARITY_MIN_IMAGES) -> npt.NDArray[np.float32]:
-    """The first `count` test images, topped up from validation and training images (the tests' sample)."""
-    pool = np.concatenate([as_model_input(s[:count]) for s in (data.test, data.validation, data.train)])
-    if len(pool) < count:
-        raise ValueError(f"export parity needs {count} images, the dataset has {len(pool)}")
-    return pool[:count]
-
-
 def _data_phrase(dataset: str) -> str:
     return "Kuzushiji-MNIST, as the seed" if dataset == "kmnist" else "MNIST (the seed used Kuzushiji-MNIST, not reachable here)"
 
@@ -373,7 +356,7 @@ def publish_mlp(experiment: Experiment, data: Mnist, dataset: str, split: str, c
         onnx_file=onnx_path,
         export=report,
     )
-    return publish(trained, test_split(data, dataset, split), store)
+    return publish(trained, mnist_test_split(data, split, dataset), store)
 
 
 def publish_cnn(experiment: Experiment, data: Mnist, dataset: str, split: str, config: CnnConfig, store: Path,
@@ -410,7 +393,7 @@ def publish_cnn(experiment: Experiment, data: Mnist, dataset: str, split: str, c
         onnx_file=onnx_path,
         export=report,
     )
-    return publish(trained, test_split(data, dataset, split), store)
+    return publish(trained, mnist_test_split(data, split, dataset), store)
 
 
 # --- The experiment -------------------------------------------------------------------------------

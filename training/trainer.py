@@ -132,7 +132,7 @@ def _fit_augmented(
     return history
 
 
-def parity_images(data: Mnist, count: int) -> np.ndarray:
+def parity_images(data: Mnist, count: int = PARITY_MIN_IMAGES) -> np.ndarray:
     """The first `count` test images, topped up from validation and then training images when the
     test split is smaller (only the tests' small sample is): parity is about the graph, not labels."""
     pool = np.concatenate([as_model_input(split[:count]) for split in (data.test, data.validation, data.train)])
@@ -188,12 +188,14 @@ def export_and_card(
     return card
 
 
-def mnist_test_split(data: Mnist, split: str) -> TestSplit:
-    """MNIST's test images as the MNIST models take them, with the dataset's card entry."""
+def mnist_test_split(data: Mnist, split: str, name: str = "mnist") -> TestSplit:
+    """The test images of an MNIST-format dataset (`name`: mnist, or kmnist where seed 004 trains on it)
+    as the MNIST models take them, with the dataset's card entry."""
     return TestSplit(
         inputs=as_model_input(data.test),
         labels=data.test.labels,
         dataset=DatasetInfo(
+            name=name,
             split=split,
             file_sha256=data.file_sha256,
             train_samples=len(data.train),
