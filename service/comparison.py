@@ -327,6 +327,7 @@ def _dataset(models: Mapping[str, ServedModel], cards: Mapping[str, ModelCard], 
             continue
         top, card = members[0], cards[members[0]]
         f_low, f_high = wilson_interval(card.dataset.test_samples - card.test_errors, card.dataset.test_samples)
+        latency = _latency_fields(models[top])
         families.append(
             FamilyBest(
                 family=family,
@@ -338,8 +339,8 @@ def _dataset(models: Mapping[str, ServedModel], cards: Mapping[str, ModelCard], 
                 test_accuracy_high=f_high,
                 test_errors=card.test_errors,
                 parameter_count=card.parameter_count,
-                latency_p50_ms=_latency_fields(models[top])["latency_p50_ms"],
-                warmup_latency_p50_ms=_latency_fields(models[top])["warmup_latency_p50_ms"],
+                latency_p50_ms=latency["latency_p50_ms"],
+                warmup_latency_p50_ms=latency["warmup_latency_p50_ms"],
                 tied_in_family=[n for n in members if n == top or n in ranking.ranks[top].tied_with],
             )
         )
