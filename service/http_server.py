@@ -332,10 +332,25 @@ class QuietStartupFailure:
 
 
 def create_served_app() -> Any:
-    """Factory for uvicorn: the app from the environment (`service.app.create_app_from_env`), wrapped."""
-    from service.app import create_app_from_env
+    """Factory for uvicorn: the app from the environment (`service.app.create_app_from_env`), wrapped.
 
-    return QuietStartupFailure(create_app_from_env())
+    A worker that cannot build the app (a dependency that fails to import, say) exits with uvicorn's
+    start-up failure status and one line. uvicorn turns only a TypeError from a factory into that
+    status; any other exception ends the worker with status 1 and a traceback, and with several
+    workers the supervisor then replaces it, forever (78 tracebacks in 25 s, measured).
+    """
+    from uvicorn.config import STARTUP_FAILURE
+
+    try:
+        from service.app import create_app_from_env
+
+        app = create_app_from_env()
+    except Exception as exc:  # noqa: BLE001 (any failure here is a start-up failure, told in one line)
+        # One write of the whole line: the workers share stderr, and print() writes the newline apart.
+        sys.stderr.write(f"cannot start: a worker could not build the app: {type(exc).__name__}: {exc}\n")
+        sys.stderr.flush()
+        sys.exit(STARTUP_FAILURE)
+    return QuietStartupFailure(app)
 
 
 class ReloadingMultiprocess(Multiprocess):
@@ -347,13 +362,41 @@ class ReloadingMultiprocess(Multiprocess):
     the signal on to each worker and keeps them.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._served_pids: set[int] = set()
+        self._died_before_serving = False
+
     @property
     def failed_to_start(self) -> bool:
-        """A worker exited with uvicorn's start-up failure status (uvicorn then stops the others, but
-        its supervisor returns as after a clean shutdown, so a process supervisor would see success)."""
+        """A worker exited with uvicorn's start-up failure status, or died before it ever served
+        (uvicorn stops the others in the first case but then returns as after a clean shutdown, so a
+        process supervisor would see success)."""
         from uvicorn.config import STARTUP_FAILURE
 
-        return any(process.exitcode == STARTUP_FAILURE for process in self.processes)
+        return self._died_before_serving or any(process.exitcode == STARTUP_FAILURE for process in self.processes)
+
+    def keep_subprocess_alive(self) -> None:
+        """uvicorn's check, except that a worker that dies before it has served stops the service.
+
+        uvicorn replaces any worker that dies unless its status is the start-up failure one; one that
+        dies during start-up for another reason (a crash, an exit of its own) would fail the same way
+        each time, so replacing it is a loop, not a recovery. A worker that has served and then dies is
+        replaced as before. ("Has served" is what the worker answered the last check, every half
+        second: one that dies within that time of becoming ready counts as one that never served.)
+        """
+        for process in self.processes:
+            if process.pid is None or process.pid in self._served_pids:
+                continue
+            if process.exitcode is None and worker_has_started(process):
+                self._served_pids.add(process.pid)
+            elif process.exitcode is not None and not self.should_exit.is_set():
+                log.error("Worker [%d] exited with status %d before it served; stopping the service.",
+                          process.pid, process.exitcode)
+                self._died_before_serving = True
+                self.should_exit.set()
+                return
+        super().keep_subprocess_alive()
 
     def handle_hup(self) -> None:
         log.info("Received SIGHUP, asking %d workers to reload the model store.", len(self.processes))
@@ -362,6 +405,15 @@ class ReloadingMultiprocess(Multiprocess):
                 # One that just exited is replaced by the supervisor, and the new one reads the new store.
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(process.pid, signal.SIGHUP)
+
+
+def worker_has_started(process: Any, timeout: float = 1.0) -> bool:
+    """Whether a uvicorn worker answers that its server has started (`Process.is_ready`), reading
+    the answer to this question: an answer that came after an earlier check gave up is dropped first."""
+    with contextlib.suppress(OSError, EOFError):
+        while process.parent_conn.poll(0):
+            process.parent_conn.recv()
+    return bool(process.is_ready(timeout=timeout))
 
 
 def raise_descriptor_limit(settings: Settings) -> None:

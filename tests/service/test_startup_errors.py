@@ -8,6 +8,7 @@ names settings by their environment variables; a misspelled `DIGITS_*` variable 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,22 +16,29 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import ValidationError
 
-from bench.toolkit import free_port
+from bench.toolkit import command_of, free_port, process_tree
 from service import __main__ as cli
 from service.metrics import MULTIPROC_ENV
 from service.settings import Settings, describe_errors, unknown_variables
 from service.startup import StartupFailure, check_store
 
 from .conftest import REPO
+from .live_server import LiveServer, live_server
 
 
-def run_service(*args: str, timeout: float = 90, **settings: str) -> tuple[int, str, float]:
-    """Run `python -m service ARGS` to its end: (exit status, its output, seconds it took)."""
+def run_service(*args: str, timeout: float = 90, pythonpath: Path | None = None, **settings: str) -> tuple[int, str, float]:
+    """Run `python -m service ARGS` to its end: (exit status, its output, seconds it took).
+
+    `pythonpath` goes first on the workers' module path (to shadow a dependency with a broken one).
+    """
     env = {key: value for key, value in os.environ.items() if not key.startswith("DIGITS_") and key != MULTIPROC_ENV}
     env.update({"DIGITS_WARMUP_RUNS": "2", **{f"DIGITS_{key.upper()}": value for key, value in settings.items()}})
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), *filter(None, [env.get("PYTHONPATH")])])
     started = time.monotonic()
     result = subprocess.run(  # noqa: S603 (our own interpreter and fixed arguments)
         [sys.executable, "-m", "service", "--port", str(free_port()), *args],
@@ -111,6 +119,70 @@ def test_a_model_directory_given_as_the_store_fails_before_uvicorn_starts(copy_s
     code, output, _ = run_service("--workers", "2", "--model-store", str(copy_store("mlp") / "mlp"))
     assert code == 3 and "is one model's directory" in output, output
     assert "Started parent process" not in output  # no worker was started to find it out
+
+
+def shadow_fastapi(tmp_path: Path, body: str) -> Path:
+    """A folder whose `fastapi` package runs `body` on import: only the workers import FastAPI."""
+    (tmp_path / "shadow" / "fastapi").mkdir(parents=True)
+    (tmp_path / "shadow" / "fastapi" / "__init__.py").write_text(body)
+    return tmp_path / "shadow"
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_worker_that_cannot_import_the_app_stops_the_service_in_one_line(workers: str, store: Path,
+                                                                           tmp_path: Path) -> None:
+    # uvicorn's supervisor replaced such a worker forever (78 tracebacks in 25 s), exit status unseen.
+    shadow = shadow_fastapi(tmp_path, 'raise ImportError("fastapi is broken here")\n')
+    code, output, seconds = run_service("--workers", workers, "--model-store", str(store), pythonpath=shadow,
+                                        timeout=60)
+    assert code == 3, output
+    assert "Traceback" not in output, output
+    failures = [line for line in output.splitlines() if line.startswith("cannot start:")]
+    assert failures and set(failures) == {
+        "cannot start: a worker could not build the app: ImportError: fastapi is broken here"
+    }
+    assert len(failures) <= int(workers), output  # each worker tried once: nothing was restarted
+    assert seconds < 30
+
+
+def test_a_worker_that_dies_before_serving_stops_the_service_non_zero(store: Path, tmp_path: Path) -> None:
+    # A worker ending with a status of its own (a crash, an exit) during start-up would end the
+    # same way every time it is replaced.
+    shadow = shadow_fastapi(tmp_path, "import os\nos._exit(7)\n")
+    code, output, seconds = run_service("--workers", "2", "--model-store", str(store), pythonpath=shadow, timeout=60)
+    assert code == 3, output
+    assert "exited with status 7 before it served; stopping the service." in output, output
+    assert "died" not in output  # uvicorn's "Child process [...] died" precedes a replacement
+    assert seconds < 30
+
+
+def test_a_worker_that_dies_after_serving_is_replaced(store: Path) -> None:
+    with live_server(store, workers="2", log_level="info") as server:
+        wait_for_ready(server)
+        time.sleep(2)  # the supervisor's next checks see both workers serving
+        workers = [pid for pid in process_tree(server.pid)[1:] if "multiprocessing.spawn" in command_of(pid)
+                   and "resource_tracker" not in command_of(pid)]
+        assert len(workers) == 2, [command_of(pid) for pid in workers]
+        os.kill(workers[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while server.output().count("Started server process") < 3:
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.2)
+        wait_for_ready(server)
+        assert server.process is not None and server.process.poll() is None  # the service goes on
+        assert f"Child process [{workers[0]}] died" in server.output()
+
+
+def wait_for_ready(server: LiveServer, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{server.base_url}/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.2)
 
 
 # -- the port, before the models ---------------------------------------------------------------
