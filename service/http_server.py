@@ -345,7 +345,7 @@ def create_served_app() -> Any:
         from service.app import create_app_from_env
 
         app = create_app_from_env()
-    except Exception as exc:  # noqa: BLE001 (any failure here is a start-up failure, told in one line)
+    except Exception as exc:  # any failure here is a start-up failure, told in one line
         # One write of the whole line: the workers share stderr, and print() writes the newline apart.
         sys.stderr.write(f"cannot start: a worker could not build the app: {type(exc).__name__}: {exc}\n")
         sys.stderr.flush()
