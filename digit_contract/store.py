@@ -14,6 +14,7 @@ to the versions and renamed into place, so readers never see a half-written vers
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -22,6 +23,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
 
 from digit_contract.card import ModelCard
 
@@ -121,24 +125,73 @@ def version_dir(store: Path, name: str, version: int) -> Path:
 
 UPLOAD_EVALUATION_FILE = "uploads-validation.json"
 """Beside the models: each model's accuracy on the user-style uploads rendered from the validation
-split (`python -m bench.realworld --split validation --record`), which ranks models for image uploads."""
+split (`python -m bench.realworld --split validation --record`), which ranks models for image uploads,
+and which of those uploads each model read right (for paired tests between models)."""
 
 
-def read_upload_accuracy(store: Path) -> dict[str, float]:
-    """Model name -> accuracy on the validation uploads; empty when the store has no evaluation.
+@dataclass(frozen=True)
+class UploadEvaluation:
+    """The store's record of the validation uploads (`UPLOAD_EVALUATION_FILE`)."""
 
-    A malformed file is logged and ignored: it only orders models, it never stops one serving.
+    uploads: int
+    """How many uploads every model was scored on: the same uploads, in the same order, for all."""
+    accuracy: dict[str, float]
+    correct: dict[str, npt.NDArray[np.bool_]]
+    """Per model, which uploads it read right (length `uploads`); absent from records made before
+    they were kept, and for a model whose bits do not fit the count."""
+    onnx_sha256: dict[str, str]
+    """Per model, the hash of the ONNX file that was scored; absent from older records."""
+
+
+def pack_correct(right: npt.NDArray[np.bool_]) -> str:
+    """One bit per upload, base64: 4,840 uploads take 808 characters instead of a JSON list of 4,840."""
+    return base64.b64encode(np.packbits(np.asarray(right, dtype=bool)).tobytes()).decode("ascii")
+
+
+def unpack_correct(text: str, count: int) -> npt.NDArray[np.bool_]:
+    """The inverse of `pack_correct`.
+
+    Raises:
+        ValueError: not base64, or not `count` bits long.
+    """
+    packed = np.frombuffer(base64.b64decode(text, validate=True), dtype=np.uint8)
+    if len(packed) != (count + 7) // 8:
+        raise ValueError(f"{len(packed) * 8} bits recorded for {count} uploads")
+    bits: npt.NDArray[np.bool_] = np.unpackbits(packed)[:count].astype(bool)
+    return bits
+
+
+def read_upload_evaluation(store: Path) -> UploadEvaluation | None:
+    """The store's validation-upload record; None when there is none or it is malformed.
+
+    A malformed file is logged and ignored: it only orders and compares models, it never stops one
+    serving. One model's malformed bits are dropped with a warning, its accuracy kept.
     """
     path = store / UPLOAD_EVALUATION_FILE
     try:
         record = json.loads(path.read_text())
-        accuracy = record["accuracy"]
-        return {str(name): float(value) for name, value in accuracy.items() if 0.0 <= float(value) <= 1.0}
+        uploads = int(record.get("uploads", 0))
+        accuracy = {str(name): float(value) for name, value in record["accuracy"].items() if 0.0 <= float(value) <= 1.0}
+        hashes = {str(name): str(value) for name, value in record.get("onnx_sha256", {}).items()}
+        packed = dict(record.get("correct", {}))
     except FileNotFoundError:
-        return {}
+        return None
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         log.warning("ignoring %s: %s", UPLOAD_EVALUATION_FILE, exc)
-        return {}
+        return None
+    correct = {}
+    for name, text in packed.items():
+        try:
+            correct[str(name)] = unpack_correct(str(text), uploads)
+        except ValueError as exc:
+            log.warning("%s: ignoring %s's per-upload results: %s", UPLOAD_EVALUATION_FILE, name, exc)
+    return UploadEvaluation(uploads, accuracy, correct, hashes)
+
+
+def read_upload_accuracy(store: Path) -> dict[str, float]:
+    """Model name -> accuracy on the validation uploads; empty when the store has no evaluation."""
+    evaluation = read_upload_evaluation(store)
+    return evaluation.accuracy if evaluation is not None else {}
 
 
 class VersionConflict(FileExistsError):

@@ -19,13 +19,14 @@ Variants are recognised from their card (architecture, dropout rate, noise stdde
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from statistics import fmean
 from typing import Any
+
+import numpy as np
 
 from digit_contract.card import ModelCard
 from digit_contract.ranking import Ranking, paired_tests, rank_within_noise, same_test_set
@@ -37,8 +38,15 @@ from digit_contract.records import (
     read_replicates,
     read_robustness,
 )
-from digit_contract.statistics import ALPHA, holm_adjust, permutation_test, spread_of, wilson_interval
-from digit_contract.store import UPLOAD_EVALUATION_FILE, read_upload_accuracy
+from digit_contract.statistics import (
+    ALPHA,
+    compare_paired,
+    holm_adjust,
+    permutation_test,
+    spread_of,
+    wilson_interval,
+)
+from digit_contract.store import read_upload_evaluation
 from service.comparison_schemas import (
     ArchitectureGap,
     CalibrationRow,
@@ -71,8 +79,10 @@ METHODS = (
     "over runs, Holm-adjusted over the claims; with few runs the smallest attainable p is given. Calibration: "
     "expected calibration error over 15 equal-width confidence bins on the test set; temperature fitted on the "
     "validation split by minimising the NLL. Robustness: accuracy on the 10,000 test images corrupted at each "
-    "strength (seeded). The zoo: models are compared only with models scored on the same test images (dataset, "
-    "file hashes, count); it is grouped by test set, and no test or rank spans two of them."
+    "strength (seeded). Uploads: accuracy on the user-style uploads rendered from the validation split; each "
+    "model against the most accurate one by exact McNemar on the same uploads, Holm-adjusted over those tests. "
+    "The zoo: models are compared only with models scored on the same test images (dataset, file hashes, "
+    "count); it is grouped by test set, and no test or rank spans two of them."
 )
 
 
@@ -593,18 +603,38 @@ def _robustness(record: RobustnessRecord, cards: Mapping[str, ModelCard]) -> lis
 
 
 def _uploads(store: Path, cards: Mapping[str, ModelCard]) -> list[UploadAccuracy]:
-    accuracy = read_upload_accuracy(store)
-    try:
-        count = int(json.loads((store / UPLOAD_EVALUATION_FILE).read_text())["uploads"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return []  # no count, no interval; read_upload_accuracy has logged a malformed file
+    """The served models' accuracy on the validation uploads, best first, each but the first tested
+    against the first upload by upload (exact McNemar, Holm over those tests) where the record keeps
+    which uploads each model read right."""
+    evaluation = read_upload_evaluation(store)
+    if evaluation is None or evaluation.uploads < 1:
+        return []
+    # A model's figures count only for the file that was scored (older records carry no hashes).
+    names = sorted((n for n in evaluation.accuracy
+                    if n in cards and evaluation.onnx_sha256.get(n, cards[n].onnx.sha256) == cards[n].onnx.sha256),
+                   key=lambda n: (-evaluation.accuracy[n], n))
+    if not names:
+        return []
+    leader, correct = names[0], evaluation.correct
+    paired = [n for n in names[1:] if leader in correct and n in correct]
+    # only_a: uploads the leader read right and the model wrong.
+    tests = {n: compare_paired(np.flatnonzero(~correct[leader]), np.flatnonzero(~correct[n])) for n in paired}
+    adjusted = dict(zip(paired, holm_adjust([tests[n].p_value for n in paired]), strict=True))
     rows = []
-    for name in sorted(accuracy, key=lambda n: (-accuracy[n], n)):
-        if name not in cards or count < 1:
-            continue
-        right = round(accuracy[name] * count)
-        low, high = wilson_interval(right, count)
-        rows.append(UploadAccuracy(name=name, accuracy=accuracy[name], low=low, high=high, uploads=count))
+    for name in names:
+        right = round(evaluation.accuracy[name] * evaluation.uploads)
+        low, high = wilson_interval(right, evaluation.uploads)
+        against = None
+        if name in tests:
+            test, significant = tests[name], adjusted[name] < ALPHA
+            against = PairedTest(
+                question=f"uploads: {name} vs {leader}", baseline=leader, model=name,
+                only_baseline_right=test.only_a, only_model_right=test.only_b, p_value=test.p_value,
+                p_holm=adjusted[name], significant=significant,
+                better=(leader if test.only_a > test.only_b else name) if significant else None,
+            )
+        rows.append(UploadAccuracy(name=name, accuracy=evaluation.accuracy[name], low=low, high=high,
+                                   uploads=evaluation.uploads, against_leader=against))
     return rows
 
 
@@ -701,11 +731,22 @@ def _say_robustness(summaries: Sequence[RobustnessSummary], cards: Mapping[str, 
 
 def _say_uploads(rows: Sequence[UploadAccuracy]) -> str:
     first, second = rows[0], rows[1]
-    overlap = second.high >= first.low
-    # Overlapping intervals do not prove a tie (a paired test can separate them), but no per-upload
-    # results are stored to run one, so the lead is unproven.
-    verdict = ("their 95% intervals overlap and no per-upload results are stored for a paired test, so the "
-               "lead is unproven") if overlap else "their 95% intervals do not overlap"
-    return (f"User-style validation uploads ({first.uploads:,}): {first.name} {first.accuracy:.2%} "
+    text = (f"User-style validation uploads ({first.uploads:,}): {first.name} {first.accuracy:.2%} "
             f"({first.low:.2%} to {first.high:.2%}) leads {second.name} {second.accuracy:.2%} "
-            f"({second.low:.2%} to {second.high:.2%}); {verdict}")
+            f"({second.low:.2%} to {second.high:.2%})")
+    test = second.against_leader
+    if test is None:
+        # Overlapping intervals do not prove a tie (a paired test can separate them), but this record
+        # keeps no per-upload results to run one.
+        overlap = second.high >= first.low
+        return text + ("; their 95% intervals overlap and no per-upload results are stored for a paired test, so "
+                       "the lead is unproven" if overlap else "; their 95% intervals do not overlap")
+    behind = len(rows) - 1
+    p = (f"p = {_format_p(test.p_value)}, Holm-adjusted {_format_p(test.p_holm)} over the {behind} "
+         f"model{'s' if behind > 1 else ''} behind it")
+    verdict = "significant" if test.significant else "not significant, so the lead is unproven"
+    tied = [row.name for row in rows[1:] if row.against_leader is not None and not row.against_leader.significant]
+    ties = f"; {len(tied)} model(s) not significantly behind it: {', '.join(tied)}" if tied else \
+        "; every other model is significantly behind it"
+    return (text + f"; upload by upload, {test.only_baseline_right} only {first.name} read right against "
+            f"{test.only_model_right} only {second.name}: {verdict} ({p})" + ties)

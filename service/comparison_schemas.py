@@ -100,6 +100,11 @@ class UploadAccuracy(_Body):
     low: float
     high: float
     uploads: int
+    against_leader: PairedTest | None = Field(
+        default=None,
+        description="This model against the most accurate one on the same uploads (exact McNemar, Holm-adjusted "
+                    "over every model behind the leader); null for the leader, and where the store's record keeps "
+                    "no per-upload results.")
 
 
 class Unavailable(_Body):

@@ -33,15 +33,19 @@ from numpy.typing import NDArray
 from bench.realworld.render import CONDITIONS, Upload, render_upload
 from bench.realworld.sources import SourceUnavailable, font_digits, mnist_split, uci_digits
 from digit_contract.card import ModelCard
+from digit_contract.inputs import InputSpec
 from digit_contract.ranking import rank_cards
 from digit_contract.store import (
     CARD_FILE,
+    MODEL_FILE,
     UPLOAD_EVALUATION_FILE,
     latest_versions,
+    pack_correct,
     read_upload_accuracy,
     version_dir,
 )
 from service.errors import ServiceError
+from service.model_inputs import PreparedUpload, encode, model_batch
 from service.preprocessing import PreparedImage, prepare_image
 from service.settings import Settings
 
@@ -102,6 +106,8 @@ class Results:
     default_model: str
     predictions: dict[str, NDArray[np.int64]] = field(default_factory=dict)
     confidences: dict[str, NDArray[np.float32]] = field(default_factory=dict)
+    onnx_sha256: dict[str, str] = field(default_factory=dict)
+    """Per model, the hash of the ONNX file that answered (its card's)."""
 
 
 # -- building and preparing ---------------------------------------------------------------------
@@ -207,16 +213,20 @@ def default_model(store: Path, names: Sequence[str]) -> str:
     return rank_cards(cards, uploads)[0]
 
 
-def record_upload_accuracy(report: dict[str, Any], store: Path) -> Path:
+def record_upload_accuracy(report: dict[str, Any], store: Path, results: Results | None = None) -> Path:
     """Write the validation run's accuracy on the MNIST-digit uploads into the store, where the
     service reads it to choose the model for image uploads (`digit_contract.store.UPLOAD_EVALUATION_FILE`).
+
+    With `results`, the record also keeps which uploads each model read right (one bit per upload,
+    the same uploads in the same order for every model) and the hash of each scored ONNX file, so
+    that the comparison can test two models' difference on these uploads pair by pair.
 
     Only the validation split may rank models: the test split is for the final figures alone.
     """
     if report["split"] != "validation":
         raise ValueError("only a validation run may be recorded: the test split is for the final figures")
     mnist = report["sources"]["mnist"]
-    record = {
+    record: dict[str, Any] = {
         "split": "validation",
         "what": "accuracy on user-style uploads rendered from the MNIST validation split, every condition",
         "command": "python -m bench.realworld --split validation --record",
@@ -226,35 +236,66 @@ def record_upload_accuracy(report: dict[str, Any], store: Path) -> Path:
         "created": report["created"],
         "accuracy": {name: round(float(value), 5) for name, value in sorted(mnist["accuracy"].items())},
     }
+    if results is not None:
+        right = correct_answers(results, source="mnist")
+        record["onnx_sha256"] = {name: results.onnx_sha256[name] for name in sorted(right)}
+        record["correct"] = {name: pack_correct(right[name]) for name in sorted(right)}
     path = store / UPLOAD_EVALUATION_FILE
     path.write_text(json.dumps(record, indent=1) + "\n")
     return path
 
 
-def predict_all(results: Results, paths: dict[str, Path], threads: int) -> None:
-    """Run every model on every prepared image (ONNX Runtime on the CPU, batches of 1,024).
+def model_inputs(outcomes: Sequence[Outcome], spec: InputSpec) -> NDArray[np.float32]:
+    """Every upload as `spec`'s model takes it, made by the service's own `model_batch`.
 
-    The batch is made by the service's own `to_model_input`; a refused upload gets a blank
-    image, whose prediction is never counted as right.
+    An upload that preprocessing refused, or that the model's encoding cannot frame, gets a blank
+    input, whose prediction is never counted as right (`Outcome.error` says it was refused).
+    """
+    batch = np.zeros((len(outcomes), *spec.sample_shape), np.float32)
+    framed, rows = [], []
+    for k, outcome in enumerate(outcomes):
+        if outcome.prepared is None:
+            continue
+        try:
+            frame = encode(outcome.prepared, spec.encoding)
+        except ServiceError:
+            continue
+        framed.append(PreparedUpload(outcome.prepared, {spec.encoding: frame}, 0.0))
+        rows.append(k)
+    if framed:
+        batch[rows] = model_batch(framed, spec)
+    return batch
+
+
+def predict_all(results: Results, store: Path, threads: int) -> None:
+    """Run every model of the store on every prepared image (ONNX Runtime on the CPU, batches of
+    1,024), each fed as its card's input spec says: MNIST's 28x28 framing, flat or not, or the UCI
+    8x8 block counts. Every model sees the same uploads, so their answers can be compared pair by pair.
     """
     import onnxruntime as ort
 
-    from service.preprocessing import to_model_input
-
-    prepared = [o.prepared for o in results.outcomes if o.prepared is not None]
-    batch = np.zeros((len(results.outcomes), 28, 28, 1), np.float32)
-    ok = np.array([o.prepared is not None for o in results.outcomes])
-    if prepared:
-        batch[ok] = to_model_input(prepared)
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
-    for name, path in paths.items():
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    latest = latest_versions(store)
+    for name in results.models:
+        card = ModelCard.read(version_dir(store, name, latest[name]) / CARD_FILE)
+        batch = model_inputs(results.outcomes, card.input)
+        session = ort.InferenceSession(str(version_dir(store, name, latest[name]) / MODEL_FILE), options,
+                                       providers=["CPUExecutionProvider"])
         probabilities = np.concatenate(
             [session.run(["probabilities"], {"image": batch[k : k + 1024]})[0] for k in range(0, len(batch), 1024)]
         )
         results.predictions[name] = probabilities.argmax(axis=1).astype(np.int64)
         results.confidences[name] = probabilities.max(axis=1).astype(np.float32)
+        results.onnx_sha256[name] = card.onnx.sha256
+
+
+def correct_answers(results: Results, source: str | None = None) -> dict[str, NDArray[np.bool_]]:
+    """Per model, which uploads (of `source`, or all) it read right; a refused upload is never right."""
+    keep = np.array([source is None or o.source == source for o in results.outcomes], dtype=bool)
+    labels = np.array([o.label for o in results.outcomes])[keep]
+    refused = np.array([o.error is not None for o in results.outcomes], dtype=bool)[keep]
+    return {name: (results.predictions[name][keep] == labels) & ~refused for name in results.models}
 
 
 # -- scoring and the report ---------------------------------------------------------------------
@@ -406,7 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(jobs)} uploads ({args.split} split), {args.workers} processes", file=sys.stderr)
     outcomes = prepare_all(jobs, max_pixels=args.max_pixels, workers=args.workers)
     results = Results(outcomes, list(paths), default_model(args.store, list(paths)))
-    predict_all(results, paths, threads=args.workers)
+    predict_all(results, args.store, threads=args.workers)
     report: dict[str, Any] = {
         "split": args.split,
         "seed": args.seed,
@@ -428,7 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     (args.out / "report.md").write_text(markdown)
     print(markdown)
     if args.record:
-        print(f"recorded: {record_upload_accuracy(report, args.store)}", file=sys.stderr)
+        print(f"recorded: {record_upload_accuracy(report, args.store, results)}", file=sys.stderr)
     if args.grid is not None:
         from bench.realworld.grid import draw_grid
 

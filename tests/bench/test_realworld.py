@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -192,6 +193,59 @@ def test_a_validation_run_is_recorded_where_the_service_reads_it(tmp_path: Path)
               "sources": {"mnist": {"count": 250, "accuracy": {"cnn": 0.97, "mlp": 0.93}}}}
     record_upload_accuracy(report, tmp_path)
     assert read_upload_accuracy(tmp_path) == {"cnn": 0.97, "mlp": 0.93}
+
+
+def _outcome(source: str, label: int, prepared: Any = None, error: str | None = None) -> Any:
+    from bench.realworld.evaluate import Outcome
+
+    return Outcome(source, "scan_grey", label, prepared, error, 1.0, 100)
+
+
+def test_a_run_with_its_results_records_which_uploads_each_model_read_right(tmp_path: Path) -> None:
+    from bench.realworld.evaluate import Results, record_upload_accuracy
+    from digit_contract.store import read_upload_evaluation
+
+    # Three MNIST uploads (the third refused), then a font digit that is not part of the record.
+    outcomes = [_outcome("mnist", 3), _outcome("mnist", 5), _outcome("mnist", 7, error="NoInk"), _outcome("fonts", 1)]
+    results = Results(outcomes, ["cnn", "mlp"], "cnn", onnx_sha256={"cnn": "a" * 64, "mlp": "b" * 64})
+    results.predictions = {"cnn": np.array([3, 5, 7, 1]), "mlp": np.array([3, 6, 0, 1])}
+    report = {"split": "validation", "seed": 0, "per_condition": 1, "created": "now",
+              "sources": {"mnist": {"count": 3, "accuracy": {"cnn": 2 / 3, "mlp": 1 / 3}}}}
+    record_upload_accuracy(report, tmp_path, results)
+    evaluation = read_upload_evaluation(tmp_path)
+    assert evaluation is not None and evaluation.uploads == 3
+    # A refused upload is never right, even where the blank input happened to get its label.
+    assert {name: bits.tolist() for name, bits in evaluation.correct.items()} == {
+        "cnn": [True, True, False], "mlp": [True, False, False]}
+    assert evaluation.onnx_sha256 == {"cnn": "a" * 64, "mlp": "b" * 64}
+
+
+def test_recorded_bits_of_the_wrong_length_are_refused() -> None:
+    from digit_contract.store import pack_correct, unpack_correct
+
+    bits = np.array([True, False, True, True, False, False, True, False, True])
+    assert unpack_correct(pack_correct(bits), 9).tolist() == bits.tolist()
+    with pytest.raises(ValueError, match="16 bits recorded for 20 uploads"):
+        unpack_correct(pack_correct(bits), 20)
+
+
+def test_every_model_gets_the_uploads_as_its_card_says(tmp_path: Path) -> None:
+    from bench.realworld.evaluate import model_inputs
+    from digit_contract.inputs import InputSpec
+    from service.preprocessing import prepare_image
+
+    entry = json.loads((UPLOADS / "manifest.json").read_text())["uploads"][0]
+    prepared = prepare_image((UPLOADS / entry["file"]).read_bytes(), max_pixels=40_000_000)
+    outcomes = [_outcome("mnist", entry["digit"], prepared), _outcome("mnist", 0, error="NoInk")]
+    nhwc = model_inputs(outcomes, InputSpec(height=28, width=28))
+    flat = model_inputs(outcomes, InputSpec(height=28, width=28, layout="flat"))
+    blocks = model_inputs(outcomes, InputSpec(height=8, width=8, layout="flat", levels=17, encoding="uci-8x8"))
+    assert (nhwc.shape, flat.shape, blocks.shape) == ((2, 28, 28, 1), (2, 784), (2, 64))
+    assert np.array_equal(nhwc[0].reshape(784), flat[0]) and nhwc[0].max() == 1.0
+    # The 8x8 input is the UCI block counts / 16, as the service frames it.
+    assert np.array_equal(blocks[0] * 16, prepared.uci_blocks.reshape(64).astype(np.float32))
+    # A refused upload gets a blank input.
+    assert not nhwc[1].any() and not flat[1].any() and not blocks[1].any()
 
 
 def test_a_test_run_is_never_recorded(tmp_path: Path) -> None:

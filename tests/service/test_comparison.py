@@ -9,13 +9,14 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from digit_contract.card import ModelCard
 from digit_contract.records import ROBUSTNESS_FILE, ReplicateRun, read_replicates, replicate_path
 from digit_contract.statistics import holm_adjust, mcnemar_exact, permutation_test, wilson_interval
-from digit_contract.store import latest_cards
+from digit_contract.store import UPLOAD_EVALUATION_FILE, latest_cards, pack_correct, read_upload_evaluation
 from service.comparison import SEED_CLAIMS, compare_models
 from service.registry import ServedModel
 from tests.factories import make_card
@@ -260,12 +261,91 @@ def test_one_run_against_one_is_not_tested() -> None:
     assert any(f.endswith("one run against one: nothing to test") for f in result.findings)
 
 
-def test_upload_accuracy_comes_with_wilson_intervals(compared: dict[str, Any], store: Path) -> None:
+def test_upload_accuracy_comes_with_wilson_intervals(
+    compared: dict[str, Any], store: Path, cards: dict[str, ModelCard]
+) -> None:
     record = json.loads((store / "uploads-validation.json").read_text())
     rows = compared["uploads"]
-    assert [r["name"] for r in rows] == sorted(record["accuracy"], key=lambda n: (-record["accuracy"][n], n))
+    scored = [name for name in record["accuracy"] if name in cards]  # the record may cover more models
+    assert [r["name"] for r in rows] == sorted(scored, key=lambda n: (-record["accuracy"][n], n))
     for row in rows:
         low, high = wilson_interval(round(row["accuracy"] * record["uploads"]), record["uploads"])
         assert (row["accuracy"], row["low"], row["high"], row["uploads"]) == (
             record["accuracy"][row["name"]], pytest.approx(low), pytest.approx(high), record["uploads"])
     assert compared["findings"][-1].startswith(f"User-style validation uploads ({record['uploads']:,}): {rows[0]['name']} ")
+
+
+def test_every_model_is_tested_against_the_upload_leader_upload_by_upload(compared: dict[str, Any], store: Path) -> None:
+    evaluation = read_upload_evaluation(store)
+    assert evaluation is not None and evaluation.correct, "the committed record keeps each model's per-upload results"
+    rows = compared["uploads"]
+    leader = rows[0]["name"]
+    assert rows[0]["against_leader"] is None
+    p_values = []
+    for row in rows[1:]:
+        test = row["against_leader"]
+        mine, theirs = evaluation.correct[row["name"]], evaluation.correct[leader]
+        only_leader, only_model = int((theirs & ~mine).sum()), int((mine & ~theirs).sum())
+        assert (test["baseline"], test["model"], test["only_baseline_right"], test["only_model_right"]) == (
+            leader, row["name"], only_leader, only_model)
+        # The bits agree with the recorded accuracy, so the test is of the figures shown.
+        assert mine.mean() == pytest.approx(row["accuracy"], abs=1e-5)
+        assert test["p_value"] == pytest.approx(mcnemar_exact(only_leader, only_model))
+        p_values.append(test["p_value"])
+    assert [r["against_leader"]["p_holm"] for r in rows[1:]] == pytest.approx(holm_adjust(p_values))
+
+
+def _upload_record(store: Path, correct: dict[str, list[bool]], cards: dict[str, ModelCard], **changes: Any) -> None:
+    count = len(next(iter(correct.values())))
+    record = {"split": "validation", "uploads": count,
+              "accuracy": {name: sum(bits) / count for name, bits in correct.items()},
+              "onnx_sha256": {name: cards[name].onnx.sha256 for name in correct},
+              "correct": {name: pack_correct(np.array(bits)) for name, bits in correct.items()}, **changes}
+    (store / UPLOAD_EVALUATION_FILE).write_text(json.dumps(record))
+
+
+def test_the_upload_leader_is_tested_on_a_hand_computed_case(tmp_path: Path) -> None:
+    cnn, mlp = make_card("cnn"), make_card("mlp")
+    # 20 uploads: cnn reads 0-17 right, mlp 0-7 and 18-19: 10 only cnn, 2 only mlp.
+    _upload_record(tmp_path, {"cnn": [True] * 18 + [False] * 2, "mlp": [True] * 8 + [False] * 10 + [True] * 2},
+                   {"cnn": cnn, "mlp": mlp})
+    result = compare_models(served(cnn, mlp), tmp_path)
+    first, second = result.uploads
+    assert (first.name, first.accuracy, first.against_leader) == ("cnn", 0.9, None)
+    test = second.against_leader
+    assert test is not None
+    # P[Binomial(12, 1/2) <= 2] = (1 + 12 + 66) / 4096; two-sided: twice that. One test: Holm leaves it.
+    assert (test.only_baseline_right, test.only_model_right) == (10, 2)
+    assert test.p_value == pytest.approx(2 * 79 / 4096) == test.p_holm
+    assert (test.significant, test.better) == (True, "cnn")
+    assert result.findings[-1].endswith(
+        "upload by upload, 10 only cnn read right against 2 only mlp: significant (p = 0.04, Holm-adjusted 0.04 "
+        "over the 1 model behind it); every other model is significantly behind it")
+
+
+def test_a_close_upload_lead_is_called_unproven(tmp_path: Path) -> None:
+    cnn, mlp = make_card("cnn"), make_card("mlp")
+    # 3 only cnn against 1 only mlp: p = 2 * 5 / 16 = 0.625.
+    _upload_record(tmp_path, {"cnn": [True] * 9 + [False], "mlp": [True] * 6 + [False] * 3 + [True]},
+                   {"cnn": cnn, "mlp": mlp})
+    result = compare_models(served(cnn, mlp), tmp_path)
+    test = result.uploads[1].against_leader
+    assert test is not None and (test.p_value, test.significant, test.better) == (0.625, False, None)
+    assert "not significant, so the lead is unproven" in result.findings[-1]
+    assert result.findings[-1].endswith("1 model(s) not significantly behind it: mlp")
+
+
+def test_upload_figures_of_another_file_are_left_out(tmp_path: Path) -> None:
+    cnn, mlp = make_card("cnn"), make_card("mlp")
+    _upload_record(tmp_path, {"cnn": [True] * 9 + [False], "mlp": [True] * 5 + [False] * 5}, {"cnn": cnn, "mlp": mlp},
+                   onnx_sha256={"cnn": cnn.onnx.sha256, "mlp": "f" * 64})
+    assert [row.name for row in compare_models(served(cnn, mlp), tmp_path).uploads] == ["cnn"]
+
+
+def test_an_older_record_without_per_upload_results_says_the_lead_is_unproven(tmp_path: Path) -> None:
+    cnn, mlp = make_card("cnn"), make_card("mlp")
+    record = {"split": "validation", "uploads": 1000, "accuracy": {"cnn": 0.95, "mlp": 0.94}}
+    (tmp_path / UPLOAD_EVALUATION_FILE).write_text(json.dumps(record))
+    result = compare_models(served(cnn, mlp), tmp_path)
+    assert [row.against_leader for row in result.uploads] == [None, None]
+    assert result.findings[-1].endswith("no per-upload results are stored for a paired test, so the lead is unproven")
