@@ -100,6 +100,8 @@ def results_table(cards: list[ModelCard], store: Path | None = None) -> str:
 def _p(p: float | None) -> str:
     if p is None:
         return "-"
+    if p == 0.0:
+        return "< 1e-300"  # below the smallest double: the exact p-value underflowed
     return f"{p:.2g}" if p < 0.01 else f"{p:.2f}"
 
 
@@ -136,6 +138,29 @@ def robustness_table(comparison: ModelComparison) -> str:
                  else f"{100 * s.mean_corrupted_accuracy[n]:.1f}%" for n in names]
         lines.append(f"| {s.corruption} ({s.unit}: {strengths}) | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def uploads_table(comparison: ModelComparison) -> str:
+    """Markdown: accuracy on the user-style validation uploads, each model tested against the leader."""
+    if not comparison.uploads:
+        return ""
+    lines = ["| model | accuracy on the uploads (95% CI) | only the leader right | only this model right "
+             "| McNemar p | Holm p | verdict |", "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for row in comparison.uploads:
+        test = row.against_leader
+        interval = f"{100 * row.accuracy:.2f}% ({100 * row.low:.2f}-{100 * row.high:.2f})"
+        if test is None:
+            lines.append(f"| {row.name} | {interval} | - | - | - | - | "
+                         f"{'the leader' if row is comparison.uploads[0] else 'no per-upload results'} |")
+            continue
+        verdict = f"significant: {test.better} better" if test.significant else "not significant"
+        lines.append(f"| {row.name} | {interval} | {test.only_baseline_right} | {test.only_model_right} "
+                     f"| {_p(test.p_value)} | {_p(test.p_holm)} | {verdict} |")
+    return (f"{comparison.uploads[0].uploads:,} user-style uploads rendered from the validation split "
+            "(`model_store/uploads-validation.json`, `python -m bench.realworld --split validation --record`); "
+            "they choose the default model for image uploads, so this tests whether the leader's lead is real. "
+            "Every model is fed as its card says (the 8x8 models the UCI block counts).\n\n"
+            + "\n".join(lines) + "\n")
 
 
 def plot_curves(cards: list[ModelCard], path: Path) -> None:
@@ -714,6 +739,8 @@ def render_report(store: Path, out: Path, *, data_dir: Path | None = None) -> li
         significance_tables(comparison),
         "## Robustness\n" if comparison.robustness else "",
         robustness_table(comparison),
+        "## User-style uploads\n" if comparison.uploads else "",
+        uploads_table(comparison),
         "## Findings\n",
         "\n".join(f"- {finding}" for finding in comparison.findings) + "\n\n" + comparison.methods + "\n",
     ]

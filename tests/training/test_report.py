@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from digit_contract.card import ModelCard
 from digit_contract.ranking import best_card
 from digit_contract.records import SearchTrial, SensitivityStudy, StudyPoint
+from digit_contract.store import UPLOAD_EVALUATION_FILE, pack_correct
 from tests.factories import make_card
 from training.experiments import EXPERIMENTS, write_record
 from training.report import render_report, results_table
@@ -53,6 +56,25 @@ def test_report_without_mnist_skips_only_the_digit_grid(
     assert [p.name for p in written] == ["curves.png", "confusion.png", "seed_spread.png", "results.md"]
     results = (tmp_path / "out" / "results.md").read_text()
     assert "| CNN vs MLP, unregularised | cnn vs mlp | 2 | 1 | 1.00 | 1.00 | not significant |" in results
+
+
+def test_the_report_tests_the_upload_leader_against_every_model(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    cards = [make_card("cnn"), make_card("mlp", errors=((1, 2, 3), (4, 5, 6)))]
+    for card in cards:
+        directory = store / card.name / "1"
+        directory.mkdir(parents=True)
+        card.write(directory / "card.json")
+    # 20 uploads: cnn reads 0-17 right, mlp 0-7 and 18-19 (10 only cnn, 2 only mlp: p = 2 * 79 / 4096).
+    right = {"cnn": np.array([True] * 18 + [False] * 2), "mlp": np.array([True] * 8 + [False] * 10 + [True] * 2)}
+    record = {"split": "validation", "uploads": 20, "accuracy": {n: float(b.mean()) for n, b in right.items()},
+              "correct": {n: pack_correct(b) for n, b in right.items()}}
+    (store / UPLOAD_EVALUATION_FILE).write_text(json.dumps(record))
+    render_report(store, tmp_path / "out")
+    results = (tmp_path / "out" / "results.md").read_text()
+    assert "## User-style uploads" in results
+    assert "| cnn | 90.00% (69.90-97.21) | - | - | - | - | the leader |" in results
+    assert "| mlp | 50.00% (29.93-70.07) | 10 | 2 | 0.04 | 0.04 | significant: cnn better |" in results
 
 
 def test_report_on_an_empty_store_says_so(tmp_path: Path) -> None:
