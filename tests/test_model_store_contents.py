@@ -56,4 +56,8 @@ def test_committed_card_metrics_reproduce_from_the_onnx_file(spec: VariantSpec) 
     metrics = evaluate_onnx(directory / MODEL_FILE, as_model_input(test), test.labels)
     assert metrics.accuracy == card.test_accuracy
     assert metrics.confusion_matrix == card.confusion_matrix
-    assert metrics.loss == pytest.approx(card.test_loss, rel=1e-9)
+    # ONNX Runtime's CPU kernels are chosen per instruction set (AVX2, AVX-512, ...), so float32
+    # probabilities differ in their last bits from one machine to another: an AMD EPYC with AVX2 gave
+    # cnn's loss 3e-9 (relative) away from the card's. Float32 rounding, not a changed model, stays
+    # well inside 1e-6; the accuracy and the confusion matrix above must match exactly.
+    assert metrics.loss == pytest.approx(card.test_loss, rel=1e-6)
