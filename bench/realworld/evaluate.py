@@ -245,14 +245,16 @@ def record_upload_accuracy(report: dict[str, Any], store: Path, results: Results
     return path
 
 
-def model_inputs(outcomes: Sequence[Outcome], spec: InputSpec) -> NDArray[np.float32]:
-    """Every upload as `spec`'s model takes it, made by the service's own `model_batch`.
+def model_inputs(outcomes: Sequence[Outcome], spec: InputSpec) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """Every upload as `spec`'s model takes it, made by the service's own `model_batch`, and which
+    uploads could be framed for it.
 
-    An upload that preprocessing refused, or that the model's encoding cannot frame, gets a blank
-    input, whose prediction is never counted as right (`Outcome.error` says it was refused).
+    An upload that preprocessing refused, or that the model's encoding cannot frame (a digit too
+    small for the 8x8 blocks), gets a blank input and is marked unframed.
     """
     batch = np.zeros((len(outcomes), *spec.sample_shape), np.float32)
-    framed, rows = [], []
+    framed = np.zeros(len(outcomes), dtype=bool)
+    uploads = []
     for k, outcome in enumerate(outcomes):
         if outcome.prepared is None:
             continue
@@ -260,11 +262,11 @@ def model_inputs(outcomes: Sequence[Outcome], spec: InputSpec) -> NDArray[np.flo
             frame = encode(outcome.prepared, spec.encoding)
         except ServiceError:
             continue
-        framed.append(PreparedUpload(outcome.prepared, {spec.encoding: frame}, 0.0))
-        rows.append(k)
-    if framed:
-        batch[rows] = model_batch(framed, spec)
-    return batch
+        uploads.append(PreparedUpload(outcome.prepared, {spec.encoding: frame}, 0.0))
+        framed[k] = True
+    if uploads:
+        batch[framed] = model_batch(uploads, spec)
+    return batch, framed
 
 
 def predict_all(results: Results, store: Path, threads: int) -> None:
@@ -279,14 +281,15 @@ def predict_all(results: Results, store: Path, threads: int) -> None:
     latest = latest_versions(store)
     for name in results.models:
         card = ModelCard.read(version_dir(store, name, latest[name]) / CARD_FILE)
-        batch = model_inputs(results.outcomes, card.input)
+        batch, framed = model_inputs(results.outcomes, card.input)
         session = ort.InferenceSession(str(version_dir(store, name, latest[name]) / MODEL_FILE), options,
                                        providers=["CPUExecutionProvider"])
         probabilities = np.concatenate(
             [session.run(["probabilities"], {"image": batch[k : k + 1024]})[0] for k in range(0, len(batch), 1024)]
         )
-        results.predictions[name] = probabilities.argmax(axis=1).astype(np.int64)
-        results.confidences[name] = probabilities.max(axis=1).astype(np.float32)
+        # An upload the model never saw has no answer: -1 matches no label, so it is never right.
+        results.predictions[name] = np.where(framed, probabilities.argmax(axis=1), -1).astype(np.int64)
+        results.confidences[name] = np.where(framed, probabilities.max(axis=1), 0.0).astype(np.float32)
         results.onnx_sha256[name] = card.onnx.sha256
 
 

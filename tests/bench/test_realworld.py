@@ -237,14 +237,15 @@ def test_every_model_gets_the_uploads_as_its_card_says(tmp_path: Path) -> None:
     entry = json.loads((UPLOADS / "manifest.json").read_text())["uploads"][0]
     prepared = prepare_image((UPLOADS / entry["file"]).read_bytes(), max_pixels=40_000_000)
     outcomes = [_outcome("mnist", entry["digit"], prepared), _outcome("mnist", 0, error="NoInk")]
-    nhwc = model_inputs(outcomes, InputSpec(height=28, width=28))
-    flat = model_inputs(outcomes, InputSpec(height=28, width=28, layout="flat"))
-    blocks = model_inputs(outcomes, InputSpec(height=8, width=8, layout="flat", levels=17, encoding="uci-8x8"))
+    (nhwc, framed), (flat, _), (blocks, _) = (model_inputs(outcomes, spec) for spec in (
+        InputSpec(height=28, width=28), InputSpec(height=28, width=28, layout="flat"),
+        InputSpec(height=8, width=8, layout="flat", levels=17, encoding="uci-8x8")))
     assert (nhwc.shape, flat.shape, blocks.shape) == ((2, 28, 28, 1), (2, 784), (2, 64))
     assert np.array_equal(nhwc[0].reshape(784), flat[0]) and nhwc[0].max() == 1.0
     # The 8x8 input is the UCI block counts / 16, as the service frames it.
     assert np.array_equal(blocks[0] * 16, prepared.uci_blocks.reshape(64).astype(np.float32))
-    # A refused upload gets a blank input.
+    # A refused upload gets a blank input and is marked unframed.
+    assert framed.tolist() == [True, False]
     assert not nhwc[1].any() and not flat[1].any() and not blocks[1].any()
 
 
