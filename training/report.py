@@ -153,9 +153,8 @@ def uploads_table(comparison: ModelComparison) -> str:
             lines.append(f"| {row.name} | {interval} | - | - | - | - | "
                          f"{'the leader' if row is comparison.uploads[0] else 'no per-upload results'} |")
             continue
-        verdict = f"significant: {test.better} better" if test.significant else "not significant"
         lines.append(f"| {row.name} | {interval} | {test.only_baseline_right} | {test.only_model_right} "
-                     f"| {_p(test.p_value)} | {_p(test.p_holm)} | {verdict} |")
+                     f"| {_p(test.p_value)} | {_p(test.p_holm)} | {_verdict(test)} |")
     return (f"{comparison.uploads[0].uploads:,} user-style uploads rendered from the validation split "
             "(`model_store/uploads-validation.json`, `python -m bench.realworld --split validation --record`); "
             "they choose the default model for image uploads, so this tests whether the leader's lead is real. "
@@ -665,10 +664,13 @@ def pairs_table(tests: Sequence[PairedTest]) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | --- |",
     ]
     for t in tests:
-        verdict = f"significant: {t.better} better" if t.significant else "not significant"
         lines.append(f"| {t.question} | {t.model} vs {t.baseline} | {t.only_model_right} | {t.only_baseline_right} "
-                     f"| {_p(t.p_value)} | {_p(t.p_holm)} | {verdict} |")
+                     f"| {_p(t.p_value)} | {_p(t.p_holm)} | {_verdict(t)} |")
     return "\n".join(lines) + "\n"
+
+
+def _verdict(test: PairedTest) -> str:
+    return f"significant: {test.better} better" if test.significant else "not significant"
 
 
 def _test_images_matching(card: ModelCard, data_dir: Path | None) -> np.ndarray | None:

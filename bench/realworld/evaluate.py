@@ -237,9 +237,10 @@ def record_upload_accuracy(report: dict[str, Any], store: Path, results: Results
         "accuracy": {name: round(float(value), 5) for name, value in sorted(mnist["accuracy"].items())},
     }
     if results is not None:
-        right = correct_answers(results, source="mnist")
+        mnist_uploads = np.array([o.source == "mnist" for o in results.outcomes], dtype=bool)
+        right = correct_answers(results)
         record["onnx_sha256"] = {name: results.onnx_sha256[name] for name in sorted(right)}
-        record["correct"] = {name: pack_correct(right[name]) for name in sorted(right)}
+        record["correct"] = {name: pack_correct(right[name][mnist_uploads]) for name in sorted(right)}
     path = store / UPLOAD_EVALUATION_FILE
     path.write_text(json.dumps(record, indent=1) + "\n")
     return path
@@ -280,10 +281,10 @@ def predict_all(results: Results, store: Path, threads: int) -> None:
     options.intra_op_num_threads = threads
     latest = latest_versions(store)
     for name in results.models:
-        card = ModelCard.read(version_dir(store, name, latest[name]) / CARD_FILE)
+        directory = version_dir(store, name, latest[name])
+        card = ModelCard.read(directory / CARD_FILE)
         batch, framed = model_inputs(results.outcomes, card.input)
-        session = ort.InferenceSession(str(version_dir(store, name, latest[name]) / MODEL_FILE), options,
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(directory / MODEL_FILE), options, providers=["CPUExecutionProvider"])
         probabilities = np.concatenate(
             [session.run(["probabilities"], {"image": batch[k : k + 1024]})[0] for k in range(0, len(batch), 1024)]
         )
@@ -293,12 +294,11 @@ def predict_all(results: Results, store: Path, threads: int) -> None:
         results.onnx_sha256[name] = card.onnx.sha256
 
 
-def correct_answers(results: Results, source: str | None = None) -> dict[str, NDArray[np.bool_]]:
-    """Per model, which uploads (of `source`, or all) it read right; a refused upload is never right."""
-    keep = np.array([source is None or o.source == source for o in results.outcomes], dtype=bool)
-    labels = np.array([o.label for o in results.outcomes])[keep]
-    refused = np.array([o.error is not None for o in results.outcomes], dtype=bool)[keep]
-    return {name: (results.predictions[name][keep] == labels) & ~refused for name in results.models}
+def correct_answers(results: Results) -> dict[str, NDArray[np.bool_]]:
+    """Per model, which uploads it read right, aligned with the outcomes; a refused upload is never right."""
+    labels = np.array([o.label for o in results.outcomes])
+    refused = np.array([o.error is not None for o in results.outcomes], dtype=bool)
+    return {name: (results.predictions[name] == labels) & ~refused for name in results.models}
 
 
 # -- scoring and the report ---------------------------------------------------------------------
@@ -309,6 +309,7 @@ def score(results: Results) -> dict[str, Any]:
     outcomes = results.outcomes
     labels = np.array([o.label for o in outcomes])
     failed = np.array([o.error is not None for o in outcomes])
+    right = correct_answers(results)
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for k, o in enumerate(outcomes):
         groups[(o.source, o.condition)].append(k)
@@ -318,8 +319,7 @@ def score(results: Results) -> dict[str, Any]:
 
     def accuracy(index: Sequence[int], model: str) -> float:
         i = np.asarray(index)
-        right = (results.predictions[model][i] == labels[i]) & ~failed[i]
-        return float(right.mean()) if len(i) else float("nan")
+        return float(right[model][i].mean()) if len(i) else float("nan")
 
     def confident_mistakes(index: Sequence[int], model: str) -> float:
         i = np.asarray(index)
