@@ -35,6 +35,7 @@ COPY requirements/serve.lock requirements/serve.lock
 RUN pip install --no-compile -r requirements/serve.lock
 
 COPY digit_contract/ digit_contract/
+COPY digit_frontend/ digit_frontend/
 COPY service/ service/
 COPY model_store/ model_store/
 

@@ -39,8 +39,8 @@ test-ray: .venv-ray/.installed
 	.venv-ray/bin/python -m pytest -m ray tests/ray
 
 lint: .venv/.installed
-	.venv/bin/ruff check digit_contract service training tests bench scripts
-	.venv/bin/mypy digit_contract service training bench
+	.venv/bin/ruff check digit_contract digit_frontend service training tests bench scripts
+	.venv/bin/mypy digit_contract digit_frontend service training bench
 
 ## Re-render docs/report from the cards (MNIST_DIR adds the misclassified-digit grid).
 report: .venv/.installed

@@ -5,9 +5,9 @@ time of
 
 - `reference decode`: `bench.peers.decode_ceiling.decode_upload`, what the decode ceiling does
   (header check, reduced JPEG decode to ~512 px, EXIF orientation);
-- `service decode`: `service.preprocessing.decode_image`, the service's own decode step, when the
+- `service decode`: `digit_frontend.decode.decode_image`, the service's own decode step, when the
   module has one (it is being rewritten: whatever is there at the time is measured);
-- `service prepare`: `service.preprocessing.prepare_image`, bytes to the 28x28 model input.
+- `service prepare`: `digit_frontend.pipeline.prepare_image`, bytes to the 28x28 model input.
 
 The target speaks of the preparation's cost beyond decoding: `prep = prepare - reference decode`,
 which must be no more than the reference decode itself. Subtracting the reference decode, not the
@@ -60,15 +60,14 @@ def _single_threaded() -> None:
 def measure_kind(files: list[UploadFile], *, max_pixels: int, min_samples: int = 15,
                  budget_s: float = 0.5) -> dict[str, Any]:
     """Medians (ms of CPU) of the reference decode, the service's decode and its prepare over `files`."""
-    preprocessing = importlib.import_module("service.preprocessing")
+    pipeline = importlib.import_module("digit_frontend.pipeline")
+    decode = importlib.import_module("digit_frontend.decode")
     _single_threaded()
     functions: dict[str, Callable[[bytes], object]] = {
         "reference_decode": lambda data: decode_upload(data, max_pixels=max_pixels),
-        "service_prepare": lambda data: preprocessing.prepare_image(data, max_pixels=max_pixels),
+        "service_prepare": lambda data: pipeline.prepare_image(data, max_pixels=max_pixels),
+        "service_decode": lambda data: decode.decode_image(data, max_pixels=max_pixels),
     }
-    service_decode = getattr(preprocessing, "decode_image", None)
-    if callable(service_decode):
-        functions["service_decode"] = lambda data: service_decode(data, max_pixels=max_pixels)
     samples: dict[str, list[float]] = {name: [] for name in functions}
     failures: dict[str, dict[str, int]] = {name: {} for name in functions}
     for function in functions.values():  # one unmeasured call each: imports, caches, first allocations

@@ -24,8 +24,9 @@ from pathlib import Path
 from PIL import Image
 
 from digit_contract.inputs import MNIST_INPUT, InputSpec
-from service import model_inputs, preprocessing
-from service.image_structure import check_structure
+from digit_frontend import decode, pipeline
+from digit_frontend.structure import check_structure
+from service import model_inputs
 
 UPLOADS = Path(__file__).resolve().parents[1] / "tests" / "data" / "uploads"
 MAX_PIXELS = 16_777_216
@@ -35,13 +36,13 @@ UCI = InputSpec(height=8, width=8, layout="flat", levels=17, encoding="uci-8x8")
 
 def header(data: bytes) -> None:
     check_structure(data)
-    with Image.open(io.BytesIO(data), formats=preprocessing.SUPPORTED_FORMATS) as image:
+    with Image.open(io.BytesIO(data), formats=decode.SUPPORTED_FORMATS) as image:
         _ = image.size
 
 
 def before(data: bytes) -> None:
     header(data)
-    preprocessing.to_model_input([preprocessing.prepare_image(data, max_pixels=MAX_PIXELS)])
+    pipeline.to_model_input([pipeline.prepare_image(data, max_pixels=MAX_PIXELS)])
 
 
 def now(*specs: InputSpec) -> Callable[[bytes], None]:

@@ -28,6 +28,7 @@ from anyio import CapacityLimiter
 
 from digit_contract.calibration import served_probabilities
 from digit_contract.inputs import MNIST_INPUT, InputSpec
+from digit_frontend.pipeline import png_base64
 from service.comparison import compare_models, majority_vote
 from service.errors import NoModelReady, TooManyFiles
 from service.metrics import ServiceMetrics, label_request_model
@@ -43,7 +44,6 @@ from service.model_inputs import (
     prepare_upload,
     runs_inline,
 )
-from service.preprocessing import png_base64
 from service.registry import ModelRegistry, ServedModel
 from service.schemas import (
     ImageComparison,

@@ -11,29 +11,52 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from digit_contract.errors import (
+    ImageTooComplex,
+    InvalidImage,
+    NoInk,
+    PayloadTooLarge,
+    ServiceError,
+    TooManyPixels,
+    UnsupportedImage,
+)
+
+# Every error a route can answer, in one namespace: the service's own (below) and the contract's, which
+# the front end raises (reading an image) and the transports answer like any other.
+__all__ = [
+    "DeviceUnavailable",
+    "ErrorBody",
+    "ImageTooComplex",
+    "InvalidImage",
+    "InvalidInput",
+    "MalformedBody",
+    "ModelNotFound",
+    "ModelNotReady",
+    "NoInk",
+    "NoModelReady",
+    "NotAuthenticated",
+    "NotAuthorized",
+    "PayloadTooLarge",
+    "ReloadFailed",
+    "RequestTimeout",
+    "ServiceError",
+    "StoreUnavailable",
+    "TooManyFiles",
+    "TooManyPixels",
+    "UnsupportedImage",
+    "UnsupportedMediaType",
+    "describe_validation_errors",
+    "safe_echo",
+]
 
 # Only names that could be model names are echoed back; anything else (a path, a script) is not.
 # `fullmatch`, not `match` with `$`: `$` also matches before a trailing newline, which would echo it.
 _ECHOABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
-
-class ServiceError(Exception):
-    """Base of the domain errors: a message for the client, a status, and optional extra fields."""
-
-    status_code: ClassVar[int] = 500
-    title: ClassVar[str] = "internal error"
-    headers: ClassVar[dict[str, str] | None] = None
-
-    def __init__(self, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        return {"error": self.message, **self.extra}
 
 
 class ModelNotFound(ServiceError):
@@ -65,25 +88,7 @@ class NoModelReady(ServiceError):
     title = "no model ready"
 
 
-class InvalidImage(ServiceError):
-    """The bytes are an image of a kind the service recognises, but it cannot be decoded."""
 
-    status_code = 400
-    title = "corrupt image"
-
-
-class UnsupportedImage(InvalidImage):
-    """The bytes are not an image in any supported format."""
-
-    status_code = 415
-    title = "not a supported image"
-
-
-class PayloadTooLarge(ServiceError):
-    """The request body is larger than `max_upload_bytes`."""
-
-    status_code = 413
-    title = "body too large"
 
 
 class RequestTimeout(ServiceError):
@@ -93,11 +98,6 @@ class RequestTimeout(ServiceError):
     title = "request body too slow"
 
 
-class TooManyPixels(PayloadTooLarge):
-    """The image declares more than `max_image_pixels` pixels (checked before decoding)."""
-
-    title = "image too large"
-
 
 class TooManyFiles(PayloadTooLarge):
     """More images in one request than `max_files_per_request`."""
@@ -105,19 +105,6 @@ class TooManyFiles(PayloadTooLarge):
     title = "too many images"
 
 
-class NoInk(ServiceError):
-    """The image holds nothing that could be a digit (blank, or no contrast)."""
-
-    status_code = 422
-    title = "no digit in image"
-
-
-class ImageTooComplex(ServiceError):
-    """The image file's structure (JPEG scans, PNG chunks, ...) would cost far more to decode than any
-    real image of its size (checked before decoding; see `service.image_structure`)."""
-
-    status_code = 422
-    title = "image too costly to decode"
 
 
 class InvalidInput(ServiceError):

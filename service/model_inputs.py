@@ -3,11 +3,11 @@
 Every upload takes the same steps, each once, in this order (the data plane orchestrates them:
 it counts, picks the model, runs the work inline or in a worker thread, and records metrics):
 
-1. **open** (`Upload.open`): the file's framing is checked (`service.image_structure`) and Pillow
+1. **open** (`Upload.open`): the file's framing is checked (`digit_frontend.structure`) and Pillow
    reads its header, never its pixels. For a small request this happens on the event loop, where
    the header's pixel count decides whether decoding may run there too (`runs_inline`); the
    opened image is kept, so the header is parsed once whichever way the request then goes.
-2. **prepare** (`prepare_uploads`): decode and find the digit (`service.preprocessing`, stages
+2. **prepare** (`prepare_uploads`): decode and find the digit (`digit_frontend`, stages
    1-5: the same robust front end for every model), then frame it once per input *encoding* the
    request's models need (`encode`): "mnist" as MNIST framed its digits (28x28), "uci-8x8" as the
    UCI set was made (32x32 bitmap, ink counted in 4x4 blocks: 8x8 counts 0-16).
@@ -29,10 +29,11 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from digit_contract.errors import NoInk
 from digit_contract.inputs import IMAGE_SIDE, MNIST_INPUT, InputSpec, normalize_pixels
-from service import preprocessing
-from service.errors import InvalidInput, NoInk, ServiceError
-from service.preprocessing import BLANK_LEVEL, PreparedImage
+from digit_frontend import decode, pipeline
+from digit_frontend.pipeline import BLANK_LEVEL, PreparedImage
+from service.errors import InvalidInput, ServiceError
 
 Encoding = str
 """An `InputSpec.encoding`: "mnist" or "uci-8x8"."""
@@ -94,7 +95,7 @@ class Upload:
         if self._image is None:
             start = time.perf_counter()
             try:
-                self._image = preprocessing.open_image(self.file.data, max_pixels=self.max_pixels)
+                self._image = decode.open_image(self.file.data, max_pixels=self.max_pixels)
             except ServiceError as exc:
                 self._error = exc
                 raise
@@ -102,10 +103,10 @@ class Upload:
                 self.open_seconds += time.perf_counter() - start
         return self._image
 
-    def decode(self) -> preprocessing.DecodedImage:
+    def decode(self) -> decode.DecodedImage:
         image = self.open()
         self._image = None  # decoding consumes it; nothing holds its pixels after this request
-        return preprocessing.decode_opened(image)
+        return decode.decode_opened(image)
 
 
 def open_uploads(files: Iterable[ImageFile], *, max_pixels: int) -> list[Upload]:
@@ -118,7 +119,7 @@ def runs_inline(uploads: Sequence[Upload], max_pixels: int) -> bool:
 
     Opens only small files (the header is then kept for decoding), and only files whose framing
     was checked first: an image's header can cost more to walk than its pixels to decode (see
-    `service.image_structure`). Anything unreadable counts as large, so that its error is raised in
+    `digit_frontend.structure`). Anything unreadable counts as large, so that its error is raised in
     a worker thread, in its turn among the request's images.
     """
     if len(uploads) > INLINE_MAX_IMAGES or max_pixels <= 0:
@@ -179,12 +180,12 @@ def prepare_upload(
     `observe` gets the seconds it took (opening included), whether it succeeded or not.
 
     Raises:
-        the errors of `preprocessing.prepare_image` and `ImageTooComplex`.
+        the errors of `digit_frontend.pipeline.prepare_image` and `ImageTooComplex`.
     """
     start = time.perf_counter()
     seconds = 0.0
     try:
-        image = preprocessing.find_digit_in(upload.decode())
+        image = pipeline.find_digit_in(upload.decode())
         frames = {encoding: encode(image, encoding) for encoding in sorted(encodings)}
     finally:
         seconds = upload.open_seconds + time.perf_counter() - start

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
 
 from digit_contract.card import ModelCard
 from digit_contract.inputs import MNIST_INPUT
@@ -82,3 +87,19 @@ def make_card(
     }
     fields.update(overrides)
     return ModelCard.model_validate(fields)
+
+
+def encode(image: Image.Image | npt.NDArray[Any], fmt: str = "PNG", **params: Any) -> bytes:
+    """The bytes of `image` (a PIL image or an array) saved in `fmt`."""
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def bar_digit(size: int = 280, *, ink: int = 0, paper: int = 255) -> npt.NDArray[np.uint8]:
+    """A thick vertical stroke (a "1") on a square page, dark on light by default."""
+    page = np.full((size, size), paper, dtype=np.uint8)
+    page[size // 5 : size - size // 5, size // 2 - size // 20 : size // 2 + size // 20] = ink
+    return page

@@ -4,7 +4,7 @@ The seed's models only ever saw MNIST's own framing of clean pen strokes. A digi
 cuts out of a phone photo or a canvas export differs: it is rotated, sheared or squashed, drawn
 with a thinner or thicker pen, blurred or noisy, sometimes faint in places, sometimes carrying a
 leftover of a ruling line or a speck next to it, and then re-framed by
-`service.preprocessing.frame_digit` (binarised, stroke width normalised, longest side to 20 px,
+`digit_frontend.framing.frame_digit` (binarised, stroke width normalised, longest side to 20 px,
 centred by mass). A recipe here distorts each training digit on a 3x upscaled ink map and re-frames
 it with that same function, so the model trains on the distribution the service feeds it.
 
@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from digit_contract.errors import NoInk
 from digit_contract.inputs import IMAGE_SIDE
-from service.errors import NoInk
 
 Framer = Callable[[npt.NDArray[np.float32]], npt.NDArray[np.uint8]]
 """`frame_digit`'s signature: a 2-D ink map (ink ~1 on 0) in, a 28x28 uint8 MNIST digit out."""
@@ -90,7 +90,7 @@ RECIPES: dict[str, AugmentationRecipe] = {
 
 def default_framer() -> Framer:
     """The serving pipeline's own framing (imported late: it is being written alongside)."""
-    from service.preprocessing import frame_digit
+    from digit_frontend.framing import frame_digit
 
     return frame_digit
 

@@ -5,7 +5,7 @@
 
 Builds the set (MNIST digits of the split x every condition of `render.CONDITIONS`, plus the UCI
 8x8 digits and handwriting-font digits drawn as a scan, a desk photo and a canvas), sends every
-upload's bytes through `service.preprocessing.prepare_image` exactly as the service would, runs
+upload's bytes through `digit_frontend.pipeline.prepare_image` exactly as the service would, runs
 every model of the store with ONNX Runtime (no HTTP: this measures reading, not serving), and
 writes report.md and report.json under --out. An upload that preprocessing refuses (NoInk, ...)
 counts as a wrong answer and is counted apart. See bench/realworld/README.md.
@@ -44,9 +44,9 @@ from digit_contract.store import (
     read_upload_accuracy,
     version_dir,
 )
+from digit_frontend.pipeline import PreparedImage, prepare_image
 from service.errors import ServiceError
 from service.model_inputs import PreparedUpload, encode, model_batch
-from service.preprocessing import PreparedImage, prepare_image
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -374,7 +374,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"# User-style evaluation: {report['split']} split",
         "",
         f"{report['created']}, seed {report['seed']}, {report['per_condition']} MNIST digits per condition "
-        f"(photo_12mp: {HEAVY_CONDITIONS['photo_12mp']}), pipeline `service.preprocessing.prepare_image` "
+        f"(photo_12mp: {HEAVY_CONDITIONS['photo_12mp']}), pipeline `digit_frontend.pipeline.prepare_image` "
         f"(max_pixels {report['max_pixels']:,}), models from `{report['store']}`; default model **{default}**. "
         "A refused upload (NoInk, ...) counts as wrong.",
         "",

@@ -232,7 +232,7 @@ def test_recorded_bits_of_the_wrong_length_are_refused() -> None:
 def test_every_model_gets_the_uploads_as_its_card_says(tmp_path: Path) -> None:
     from bench.realworld.evaluate import model_inputs
     from digit_contract.inputs import InputSpec
-    from service.preprocessing import prepare_image
+    from digit_frontend.pipeline import prepare_image
 
     entry = json.loads((UPLOADS / "manifest.json").read_text())["uploads"][0]
     prepared = prepare_image((UPLOADS / entry["file"]).read_bytes(), max_pixels=40_000_000)

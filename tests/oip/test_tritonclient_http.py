@@ -9,7 +9,7 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
-from tests.service.conftest import encode
+from tests.factories import encode
 from training.data import RawSplit
 
 from .conftest import MODEL, UPLOADS, ProtocolServer, as_model_input

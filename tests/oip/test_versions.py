@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from tests.service.conftest import bar_digit, encode, make_settings
+from tests.factories import bar_digit, encode
+from tests.service.conftest import make_settings
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ broken store copy models from it into `tmp_path` and break the copy.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -15,17 +14,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from PIL import Image
 
 from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, list_models, version_dir
 from service.app import create_app
 from service.settings import Settings
-from training.data import TEST_IMAGES, TEST_LABELS, RawSplit, load_split
 
 REPO = Path(__file__).resolve().parents[2]
 STORE_ENV = "DIGITS_TEST_STORE"
@@ -66,13 +61,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return seed_store(tmp_path_factory)
 
 
-@pytest.fixture(scope="session")
-def mnist_test() -> RawSplit:
-    """The first 500 MNIST test images, uint8 white-on-black, and their labels."""
-    split, _ = load_split(SAMPLE_DIR, TEST_IMAGES, TEST_LABELS)
-    return split
-
-
 def make_settings(store: Path, **overrides: Any) -> Settings:
     """Settings for a test app: the given store, quick warm-up, on the CPU, the models' raw probabilities
     (tests compare them with ONNX Runtime's; test_comparison_serving.py covers calibrated answers)."""
@@ -103,22 +91,6 @@ def client(store: Path) -> Iterator[TestClient]:
 
 
 # -- images ------------------------------------------------------------------------------------
-
-
-def encode(image: Image.Image | npt.NDArray[Any], fmt: str = "PNG", **params: Any) -> bytes:
-    """The bytes of `image` (a PIL image or an array) saved in `fmt`."""
-    if not isinstance(image, Image.Image):
-        image = Image.fromarray(image)
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **params)
-    return buffer.getvalue()
-
-
-def bar_digit(size: int = 280, *, ink: int = 0, paper: int = 255) -> npt.NDArray[np.uint8]:
-    """A thick vertical stroke (a "1") on a square page, dark on light by default."""
-    page = np.full((size, size), paper, dtype=np.uint8)
-    page[size // 5 : size - size // 5, size // 2 - size // 20 : size // 2 + size // 20] = ink
-    return page
 
 
 def multipart(*payloads: bytes, field: str = "file") -> list[tuple[str, tuple[str, bytes, str]]]:

@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import bar_digit, encode
+from tests.factories import bar_digit, encode
+
 from .live_server import LiveServer, live_server, read_response
 
 DIGIT = encode(bar_digit(120))

@@ -38,6 +38,7 @@ def test_the_recipe_installs_locked_serving_dependencies_first_and_runs_unprivil
     first_source_copy = next(i for i, step in enumerate(steps) if step.keyword == "COPY" and step.argument.startswith("digit_contract/"))
     assert install < first_source_copy  # the dependency layer is cached across source changes
     assert copies == [f"requirements/{lock}.lock requirements/{lock}.lock", "digit_contract/ digit_contract/",
+                      "digit_frontend/ digit_frontend/",
                       "service/ service/", "model_store/ model_store/"]
     assert "training" not in (REPO / dockerfile).read_text().replace("training code", "")
     assert arguments["USER"] == "10001:10001"

@@ -30,8 +30,9 @@ from PIL import PngImagePlugin
 
 from bench import bombs
 from service.app import create_app
+from tests.factories import bar_digit, encode
 
-from .conftest import MODEL_NAMES, REPO, bar_digit, encode, make_settings
+from .conftest import MODEL_NAMES, REPO, make_settings
 from .live_server import live_server
 
 UPLOAD_LIMIT = 256 * 1024

@@ -16,10 +16,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from bench import bombs
-from service.errors import ImageTooComplex
-from service.image_structure import MAX_PNG_CHUNKS, check_structure, jpeg_scan_limit
-
-from .conftest import bar_digit, encode
+from digit_contract.errors import ImageTooComplex
+from digit_frontend.structure import MAX_PNG_CHUNKS, check_structure, jpeg_scan_limit
+from tests.factories import bar_digit, encode
 
 HOSTILE = {
     "progressive JPEG, one scan repeated (150 KB)": lambda: bombs.progressive_scan_bomb(size=150_000),

@@ -22,12 +22,12 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from digit_contract.inputs import MNIST_INPUT, InputSpec
-from service import preprocessing
+from digit_frontend import pipeline
+from digit_frontend.framing import block_counts, uci_blocks
 from service.app import create_app
-from service.preprocessing import block_counts, uci_blocks
-from tests.factories import make_card
+from tests.factories import encode, make_card
 
-from .conftest import encode, make_settings
+from .conftest import make_settings
 
 UCI_FLAT = InputSpec(height=8, width=8, layout="flat", levels=17, encoding="uci-8x8")
 UCI_NHWC = InputSpec(height=8, width=8, layout="nhwc", levels=17, encoding="uci-8x8")
@@ -193,7 +193,7 @@ def test_an_upload_to_the_mnist_model_is_framed_as_before(client: TestClient) ->
     data = encode(bar_page())
     body = client.post("/predict?model=mnist_linear&explain=true", content=data,
                        headers={"content-type": "image/png"}).json()
-    framed = preprocessing.prepare_image(data, max_pixels=10**7).pixels
+    framed = pipeline.prepare_image(data, max_pixels=10**7).pixels
     assert np.array_equal(picture(body["image"]["prepared_png"]), framed)
     expected = expected_probabilities((framed / 255.0).astype(np.float32)[None], WEIGHTS["mnist_linear"])
     assert np.allclose(body["probabilities"], expected[0], atol=1e-5)
@@ -247,7 +247,7 @@ def test_compare_prepares_each_model_its_own_input_once_per_encoding(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = {"mnist": 0, "uci": 0}
-    frame, blocks = preprocessing.frame_digit, preprocessing.uci_blocks
+    frame, blocks = pipeline.frame_digit, pipeline.uci_blocks
 
     def counted_frame(strokes: Any) -> Any:
         calls["mnist"] += 1
@@ -257,8 +257,8 @@ def test_compare_prepares_each_model_its_own_input_once_per_encoding(
         calls["uci"] += 1
         return blocks(strokes)
 
-    monkeypatch.setattr(preprocessing, "frame_digit", counted_frame)
-    monkeypatch.setattr(preprocessing, "uci_blocks", counted_blocks)
+    monkeypatch.setattr(pipeline, "frame_digit", counted_frame)
+    monkeypatch.setattr(pipeline, "uci_blocks", counted_blocks)
     response = client.post("/models/compare?explain=true", content=encode(bar_page()),
                            headers={"content-type": "image/png"})
     assert response.status_code == 200, response.text

@@ -13,8 +13,8 @@ WEB_FRAMEWORKS = {"fastapi", "starlette", "uvicorn"}
 # The modules below the routes: errors, per-request input, models and their sessions, the data plane.
 DOMAIN_MODULES = (
     "service.errors",
-    "service.preprocessing",
-    "service.image_structure",
+    "digit_frontend.pipeline",
+    "digit_frontend.structure",
     "service.sessions",
     "service.model_checks",
     "service.registry",
@@ -46,9 +46,11 @@ def test_the_error_handlers_do_import_it() -> None:
 
 
 def test_every_domain_error_carries_a_plain_int_status() -> None:
+    from digit_contract import errors as contract_errors
     from service import errors
 
-    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.ServiceError)]
+    namespaces = {**vars(contract_errors), **vars(errors)}
+    classes = [c for c in namespaces.values() if isinstance(c, type) and issubclass(c, errors.ServiceError)]
     assert len(classes) > 10
     for error in classes:
         assert type(error.status_code) is int and 400 <= error.status_code <= 599, error

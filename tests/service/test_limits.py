@@ -13,8 +13,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.limits import DRAIN_FACTOR, BodyLimitMiddleware
 from service.routes.inputs import upload_slot
+from tests.factories import bar_digit, encode
 
-from .conftest import bar_digit, encode, multipart
+from .conftest import multipart
 
 LIMIT = 64 * 1024
 TOO_LARGE = {"error": "request body is larger than the limit of 65,536 bytes"}

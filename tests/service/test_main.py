@@ -13,8 +13,9 @@ import pytest
 from service import __main__ as cli
 from service.metrics import MULTIPROC_ENV
 from service.settings import Settings
+from tests.factories import bar_digit, encode
 
-from .conftest import bar_digit, encode, multipart
+from .conftest import multipart
 from .live_server import live_server
 
 

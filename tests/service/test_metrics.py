@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.metrics import KNOWN_METHODS, RENDER_MAX_AGE
+from tests.factories import encode
 from training.data import RawSplit
 
-from .conftest import MODEL_NAMES, encode, multipart
+from .conftest import MODEL_NAMES, multipart
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

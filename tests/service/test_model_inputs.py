@@ -11,10 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from service import image_structure, model_inputs, preprocessing
+from digit_frontend import decode, structure
+from service import model_inputs
 from service.app import create_app
+from tests.factories import bar_digit, encode
 
-from .conftest import bar_digit, encode, make_settings, multipart
+from .conftest import make_settings, multipart
 from .test_input_specs import zoo  # noqa: F401 - the fixture: a store of tiny models
 
 
@@ -28,7 +30,7 @@ def client(zoo: Path) -> Iterator[TestClient]:  # noqa: F811
 def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """How often the framing check and Pillow's header parser run."""
     calls = {"structure": 0, "open": 0}
-    check, open_ = image_structure.check_structure, Image.open
+    check, open_ = structure.check_structure, Image.open
 
     def counted_check(data: bytes) -> None:
         calls["structure"] += 1
@@ -38,7 +40,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
         calls["open"] += 1
         return open_(*args, **kwargs)
 
-    monkeypatch.setattr(preprocessing, "check_structure", counted_check, raising=True)
+    monkeypatch.setattr(decode, "check_structure", counted_check, raising=True)
     monkeypatch.setattr(Image, "open", counted_open)
     return calls
 

@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 
 from digit_contract.card import ModelCard
 from digit_contract.store import latest_version
+from tests.factories import encode
 from training.data import RawSplit
 
-from .conftest import MODEL_NAMES, encode, model_files, multipart
+from .conftest import MODEL_NAMES, model_files, multipart
 from .test_predict import AVAILABLE, best_model
 
 

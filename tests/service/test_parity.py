@@ -9,9 +9,10 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.factories import encode
 from training.data import RawSplit
 
-from .conftest import MODEL_NAMES, encode, multipart
+from .conftest import MODEL_NAMES, multipart
 from .test_predict import raw_probabilities
 
 BATCH = 16

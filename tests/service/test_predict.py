@@ -16,9 +16,10 @@ from fastapi.testclient import TestClient
 
 from digit_contract.card import ModelCard
 from digit_contract.store import latest_version
+from tests.factories import bar_digit, encode
 from training.data import RawSplit
 
-from .conftest import MODEL_NAMES, bar_digit, encode, model_files, multipart
+from .conftest import MODEL_NAMES, model_files, multipart
 
 AVAILABLE = ", ".join(MODEL_NAMES)
 NOT_AN_IMAGE = {"error": "the file is not an image in a supported format (PNG, JPEG, BMP, GIF, WebP or TIFF)"}

@@ -17,9 +17,10 @@ from digit_contract.store import CARD_FILE, MODEL_FILE, UPLOAD_EVALUATION_FILE, 
 from service.errors import StoreUnavailable
 from service.registry import ModelRegistry
 from service.sessions import InferenceSessionLike, ProviderPlan, create_onnx_session
+from tests.factories import bar_digit, encode
 from training.data import RawSplit
 
-from .conftest import bar_digit, edit_card, encode, model_files, multipart
+from .conftest import edit_card, model_files, multipart
 
 CPU_PLAN = ProviderPlan("cpu", ("CPUExecutionProvider",), required="CPUExecutionProvider")
 

@@ -22,8 +22,9 @@ from fastapi.testclient import TestClient
 from digit_contract.store import latest_version, version_dir
 from service.sessions import InferenceSessionLike, ProviderPlan, create_onnx_session
 from service.settings import Settings
+from tests.factories import bar_digit, encode
 
-from .conftest import bar_digit, edit_card, encode, model_files
+from .conftest import edit_card, model_files
 
 TOKEN = "reload-token-" + "r" * 20
 AUTH = {"authorization": f"Bearer {TOKEN}"}

@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from digit_contract.store import latest_version, version_dir
+from tests.factories import bar_digit, encode
 
-from .conftest import REPO, bar_digit, encode
+from .conftest import REPO
 
 DIGIT = bar_digit(120)
 

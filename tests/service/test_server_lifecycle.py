@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from digit_contract.store import latest_version, version_dir
+from tests.factories import bar_digit, encode
 
-from .conftest import bar_digit, edit_card, encode
+from .conftest import edit_card
 from .live_server import LiveServer, live_server, read_response
 
 DIGIT = encode(bar_digit(120))

@@ -19,7 +19,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from .conftest import bar_digit, edit_card, encode, model_files
+from tests.factories import bar_digit, encode
+
+from .conftest import edit_card, model_files
 
 onnx = pytest.importorskip("onnx", reason="building a wrong-shape graph needs the onnx package (ci.lock has it)")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402

@@ -22,8 +22,7 @@ from fastapi.testclient import TestClient
 
 from digit_contract.store import scan_store
 from service.errors import StoreUnavailable
-
-from .conftest import bar_digit, encode
+from tests.factories import bar_digit, encode
 
 TOKEN = "reload-token-" + "u" * 20
 AUTH = {"authorization": f"Bearer {TOKEN}"}

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from service.preprocessing import frame_digit
+from digit_frontend.framing import frame_digit
 from training import augment
 from training.augment import RECIPES, Augmenter, augment_chunk, distort_digit, frame_clean
 from training.data import Mnist

@@ -15,11 +15,10 @@ import random
 import numpy as np
 from PIL import Image
 
+from digit_frontend.pipeline import prepare_image
 from service.errors import ServiceError
-from service.preprocessing import prepare_image
 from service.settings import Settings
-
-from .conftest import bar_digit
+from tests.factories import bar_digit
 
 CASES = int(os.environ.get("FUZZ_CASES", "1500"))
 MAX_PIXELS = Settings().max_image_pixels

@@ -11,18 +11,13 @@ import numpy.typing as npt
 import pytest
 from PIL import Image, ImageDraw
 
+from digit_contract.errors import InvalidImage, NoInk, TooManyPixels, UnsupportedImage
 from digit_contract.inputs import IMAGE_SIDE
-from service.errors import InvalidImage, NoInk, TooManyPixels, UnsupportedImage
-from service.preprocessing import (
-    SUPPORTED_FORMATS,
-    PreparedImage,
-    prepare_image,
-    stroke_width,
-    to_model_input,
-)
+from digit_frontend.decode import SUPPORTED_FORMATS
+from digit_frontend.framing import stroke_width
+from digit_frontend.pipeline import PreparedImage, prepare_image, to_model_input
+from tests.factories import bar_digit, encode
 from training.data import RawSplit
-
-from .conftest import bar_digit, encode
 
 LIMIT = 6_000_000
 

@@ -26,7 +26,7 @@ import struct
 
 import numpy as np
 
-from service.errors import ImageTooComplex
+from digit_contract.errors import ImageTooComplex
 
 MAX_JPEG_SEGMENTS = 256
 """Marker segments allowed before the first scan (APPn, COM, DQT, DHT, SOF...). A camera JPEG has 10-20."""
