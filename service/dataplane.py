@@ -1,12 +1,16 @@
 """What the endpoints do, below HTTP: prepare inputs, run models, record metrics, describe models.
 
-Routes parse the request and call one method here; nothing here knows about HTTP beyond raising
-the domain errors of `service.errors`.
+Routes and the Open Inference Protocol's plane parse their transport and call the public methods
+here; nothing here knows about HTTP beyond raising the domain errors of `service.errors`.
 
-The data plane orchestrates; the per-request path itself (open each file's header once, decode,
-find the digit, frame it for each model's input spec, batch; check pixel input against a spec)
-is `service.model_inputs`. Here: the image count, which model (and so which `InputSpec`, from its
-card), inline or in a worker thread, inference, and metrics.
+Every transport takes one path (`DataPlane.infer`): the model is looked up once per request, its
+inputs are prepared once, run, and post-processed once: whether probabilities are calibrated is
+decided in `_postprocess` and nowhere else, and the metrics are recorded there and in `_run`. So
+`/predict`, `/models/compare`, `/v2` (tensors and image files, REST and gRPC) give one image the
+same probabilities; a request may ask for the raw softmax (`calibrated=false`).
+
+The per-request image path itself (open each file's header once, decode, find the digit, frame it
+for each model's input spec, batch; check pixel input against a spec) is `service.model_inputs`.
 
 Decoding and inference block. For the common request, a few small images (a 28x28 PNG decodes in
 ~80 us and a CNN answers in ~60 us), they run right on the event loop: handing them to a worker
@@ -18,7 +22,8 @@ and inference together, so the event loop keeps serving other requests meanwhile
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import anyio.to_thread
@@ -30,7 +35,7 @@ from digit_contract.calibration import served_probabilities
 from digit_contract.inputs import MNIST_INPUT, InputSpec
 from digit_frontend.pipeline import png_base64
 from service.comparison import compare_models, majority_vote
-from service.errors import NoModelReady, TooManyFiles
+from service.errors import ModelNotReady, NoModelReady, TooManyFiles
 from service.metrics import ServiceMetrics, label_request_model
 from service.model_inputs import (
     INLINE_MAX_IMAGES,
@@ -62,7 +67,7 @@ from service.schemas import (
 )
 from service.settings import Settings
 
-__all__ = ["INLINE_MAX_IMAGES", "DataPlane", "ImageFile", "input_spec"]
+__all__ = ["INLINE_MAX_IMAGES", "BatchRunner", "DataPlane", "ImageFile", "ModelInput", "Outputs", "Pixels", "input_spec"]
 
 _T = TypeVar("_T")
 
@@ -70,6 +75,35 @@ _T = TypeVar("_T")
 def input_spec(model: ServedModel | None) -> InputSpec:
     """The input `model` takes, from its card (a model without one, which cannot serve: MNIST's)."""
     return model.card.input if model is not None and model.card is not None else MNIST_INPUT
+
+
+@dataclass(frozen=True)
+class Pixels:
+    """Input that is already numbers: (N, height, width[, 1]) or (N, *sample_shape) values in
+    `spec`'s range (the spec they were read against; the model's own decides their shape)."""
+
+    images: npt.NDArray[np.float32]
+    spec: InputSpec = MNIST_INPUT
+
+
+ModelInput = Sequence[ImageFile] | Pixels
+"""What a request gives a model: encoded image files, or pixels."""
+
+BatchRunner = Callable[[ServedModel, npt.NDArray[np.float32]], Awaitable[npt.NDArray[np.float32]]]
+"""Runs a batch of model input through a model, raw probabilities out (an adaptive batcher)."""
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """One model's answers for one request's inputs, post-processed: what every transport returns."""
+
+    model: ServedModel
+    probabilities: npt.NDArray[np.float32]
+    """(N, 10), temperature-scaled when `calibrated`."""
+    calibrated: bool
+    inference_seconds: float
+    prepared: Sequence[PreparedUpload] = ()
+    """Per image file, its digit as framed (empty for pixel input)."""
 
 
 class DataPlane:
@@ -82,96 +116,93 @@ class DataPlane:
         # Decoding and inference are CPU work: more threads than cores only hold more images (and
         # more allocator arenas) in memory at once, so they get their own small pool of slots.
         self._threads = CapacityLimiter(settings.work_threads)
+        self._comparison: tuple[Mapping[str, ServedModel], ModelComparison] | None = None
+        self._comparison_lock = anyio.Lock()
 
-    # -- predictions -------------------------------------------------------------------------
+    # -- the one inference path --------------------------------------------------------------
 
-    async def predict_files(
-        self, files: Sequence[ImageFile], model_name: str | None, *, explain: bool = False,
-        served: ServedModel | None = None,
-    ) -> list[Prediction]:
-        """Answer for each image file, in order, with one model (the default when None).
+    def resolve(self, name: str | None, *, uploads: bool = False) -> ServedModel:
+        """The ready model `name`, or the default one (for image uploads, with `uploads`) when None;
+        the request's metrics are labelled with it. Call once per request.
 
-        With `explain`, each answer carries the image the model saw (28x28, or 8x8 for the UCI
-        models). `served`: a model the caller already resolved (a version other than the latest,
-        for the Open Inference Protocol).
+        Raises:
+            ModelNotFound, ModelNotReady, NoModelReady: as `ModelRegistry.get_ready`.
         """
-        self._check_count(len(files))
-        # Before decoding: an unknown model costs nothing.
-        model = served if served is not None else self._resolve(model_name, uploads=True)
+        try:
+            model = self.registry.get_ready(name, uploads=uploads)
+        except ModelNotReady:
+            if name is not None:
+                label_request_model(name)  # a known model that is not ready still labels its 503
+            raise
+        label_request_model(model.name)
+        return model
+
+    def admit(self, model: ServedModel) -> ServedModel:
+        """A model the caller looked up itself (a version other than the latest, for the protocol):
+        label the request with it, and refuse it when it is not ready (ModelNotReady)."""
+        label_request_model(model.name)
+        if not model.ready:
+            raise ModelNotReady(model.name, model.reason or "not loaded")
+        return model
+
+    async def infer(self, model: ServedModel, inputs: ModelInput, *, calibrated: bool = True,
+                    run: BatchRunner | None = None) -> Outputs:
+        """Prepare `inputs` for `model` once, run it, post-process once: every transport's path.
+
+        Args:
+            model: from `resolve` or `admit`.
+            inputs: image files (decoded, their digit found and framed as `model`'s card says) or
+                pixels (laid out as its input spec).
+            calibrated: False asks for the model's raw softmax; True gets temperature-scaled
+                probabilities where the service's setting and the model's card say so.
+            run: runs pixel batches instead of the data plane (an adaptive batcher).
+        Raises:
+            TooManyFiles, the image errors of `service.model_inputs`, InvalidInput (pixels of
+            another shape than the model takes).
+        """
         spec = input_spec(model)
-        uploads = self._uploads(files)
+        if isinstance(inputs, Pixels):
+            batch = pixels_for(inputs.images, spec, model.name)
+            if run is not None:
+                start = time.perf_counter()
+                probabilities = await run(model, batch)
+                return self._postprocess(model, probabilities, time.perf_counter() - start, calibrated)
+            probabilities, seconds = await self._offload(lambda: self._run(model, batch), inline=self._inline(batch))
+            return self._postprocess(model, probabilities, seconds, calibrated)
+        uploads = self._open(inputs)
 
         def work() -> tuple[list[PreparedUpload], npt.NDArray[np.float32], float]:
             prepared = self._prepare(uploads, {spec.encoding}, model.name)
-            return (prepared, *self._infer(model, model_batch(prepared, spec)))
+            return (prepared, *self._run(model, model_batch(prepared, spec)))
 
-        prepared, probabilities, seconds = await self._run_blocking(
+        prepared, probabilities, seconds = await self._offload(
             work, inline=runs_inline(uploads, self.settings.inline_max_pixels)
         )
-        reports = [_report(upload, spec, file.filename, explain) for upload, file in zip(prepared, files, strict=True)]
-        return self._answers(model, probabilities, seconds, [p.seconds for p in prepared], reports)
+        return self._postprocess(model, probabilities, seconds, calibrated, prepared)
 
-    async def predict_pixels(self, images: npt.NDArray[np.float32], model_name: str | None,
-                             spec: InputSpec = MNIST_INPUT) -> list[Prediction]:
-        """Answer for already-normalised input: (N, height, width[, 1]) images in `spec`'s range
-        (the spec they were read for; the model's own decides their shape)."""
-        self._check_count(len(images))
-        check_ink(images, spec)
-        model = self._resolve(model_name)
-        batch = pixels_for(images, input_spec(model), model.name)
-        probabilities, seconds = await self._run_blocking(
-            lambda: self._infer(model, batch),
-            inline=self.settings.inline_max_pixels > 0 and len(batch) <= INLINE_MAX_IMAGES,
-        )
-        return self._answers(model, probabilities, seconds, [0.0] * len(batch), [None] * len(batch))
+    async def run_model(self, model: ServedModel, batch: npt.NDArray[np.float32], *,
+                        inline: bool | None = None) -> npt.NDArray[np.float32]:
+        """Raw probabilities for model input, the inference metrics recorded: a few images on the
+        event loop, more in a worker thread (`inline` forces the choice). An adaptive batcher's runner."""
+        probabilities, _ = await self._offload(lambda: self._run(model, batch),
+                                               inline=self._inline(batch) if inline is None else inline)
+        return probabilities
 
-    def pixel_target(self, model_name: str | None) -> tuple[str | None, InputSpec]:
-        """The model JSON pixels for `model_name` (None: the default model) are meant for, and the
-        input spec to read them against; (None, MNIST's) when that model is not known.
+    def model_properties(self, model: ServedModel) -> dict[str, str]:
+        """What a model's answers are by default, for the protocol's model metadata (`properties`)."""
+        card = model.card
+        calibration = card.calibration if card is not None else None
+        scaled = self.settings.calibrated_probabilities and calibration is not None and calibration.applied
+        properties = {"probabilities": "calibrated" if scaled else "raw",
+                      "raw_probabilities": "request parameter calibrated=false"}
+        if calibration is not None and scaled:
+            properties["temperature"] = f"{calibration.temperature:.6g}"
+        return properties
 
-        Never raises: an unknown model gets its 404 after the body is read, as it always did.
-        """
-        models = self.registry.models
-        name = model_name if model_name is not None else self.registry.default_name(models)
-        if name is None or name not in models:
-            return None, MNIST_INPUT
-        return name, input_spec(models[name])
+    def _inline(self, batch: npt.NDArray[np.float32]) -> bool:
+        return self.settings.inline_max_pixels > 0 and len(batch) <= INLINE_MAX_IMAGES
 
-    async def compare_image(self, file: ImageFile, *, explain: bool = False) -> ImageComparison:
-        """Every ready model's answer for one image, and how far they agree.
-
-        The image is decoded and its digit found once, framed once per encoding the models take,
-        and laid out once per input spec.
-        """
-        models = self.registry.models
-        ready = [m for _, m in sorted(models.items()) if m.ready]
-        if not ready:
-            raise NoModelReady("no model is ready to answer")
-        label_request_model("*")
-        specs = {model.name: input_spec(model) for model in ready}
-        uploads = self._uploads([file])
-
-        def work() -> tuple[list[PreparedUpload], list[tuple[npt.NDArray[np.float32], float]]]:
-            prepared = self._prepare(uploads, {spec.encoding for spec in specs.values()}, "*")
-            batches = {spec: model_batch(prepared, spec) for spec in set(specs.values())}
-            return prepared, [self._infer(model, batches[specs[model.name]]) for model in ready]
-
-        prepared, results = await self._run_blocking(work, inline=runs_inline(uploads, self.settings.inline_max_pixels))
-        predictions = []
-        for model, (probabilities, seconds) in zip(ready, results, strict=True):
-            report = _report(prepared[0], specs[model.name], file.filename, explain)
-            predictions += self._answers(model, probabilities, seconds, [prepared[0].seconds], [report])
-        return ImageComparison(
-            predictions=predictions,
-            agreement=majority_vote(predictions),
-            unavailable=[
-                Unavailable(name=m.name, reason=m.reason or "not ready")
-                for _, m in sorted(models.items())
-                if not m.ready
-            ],
-        )
-
-    async def _run_blocking(self, work: Callable[[], _T], *, inline: bool) -> _T:
+    async def _offload(self, work: Callable[[], _T], *, inline: bool) -> _T:
         """Run blocking work on the event loop when it is known to be tiny, else in a worker thread."""
         return work() if inline else await anyio.to_thread.run_sync(work, limiter=self._threads)
 
@@ -181,21 +212,15 @@ class DataPlane:
                 f"too many images in one request: {count}; the limit is {self.settings.max_files_per_request}"
             )
 
-    def _resolve(self, name: str | None, *, uploads: bool = False) -> ServedModel:
-        if name is not None and name in self.registry.models:
-            label_request_model(name)  # a known model that is not ready still labels its 503
-        model = self.registry.get_ready(name, uploads=uploads)
-        label_request_model(model.name)
-        return model
-
-    def _uploads(self, files: Sequence[ImageFile]) -> list[Upload]:
+    def _open(self, files: Sequence[ImageFile]) -> list[Upload]:
+        self._check_count(len(files))
         return open_uploads(files, max_pixels=self.settings.max_image_pixels)
 
     def _prepare(self, uploads: Sequence[Upload], encodings: set[str], model: str) -> list[PreparedUpload]:
         observe = self.metrics.preprocess_seconds.labels(model=model).observe
         return [prepare_upload(upload, encodings, observe) for upload in uploads]
 
-    def _infer(self, model: ServedModel, batch: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], float]:
+    def _run(self, model: ServedModel, batch: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], float]:
         start = time.perf_counter()
         probabilities = model.predict(batch)
         elapsed = time.perf_counter() - start
@@ -203,39 +228,87 @@ class DataPlane:
         model.requests.record(elapsed, len(batch))
         return probabilities, elapsed
 
-    def _answers(
-        self,
-        model: ServedModel,
-        probabilities: npt.NDArray[np.float32],
-        inference_seconds: float,
-        preprocess_seconds: Sequence[float],
-        reports: Sequence[ImageReport | None],
-    ) -> list[Prediction]:
-        # Temperature scaling never changes the digit, only how sure the answer says it is.
-        probabilities, calibrated = served_probabilities(
-            model.card, probabilities, enabled=self.settings.calibrated_probabilities
+    def _postprocess(self, model: ServedModel, probabilities: npt.NDArray[np.float32], seconds: float,
+                     calibrated: bool, prepared: Sequence[PreparedUpload] = ()) -> Outputs:
+        # The one place that decides calibration. Temperature scaling never changes the digit,
+        # only how sure the answer says it is.
+        probabilities, scaled = served_probabilities(
+            model.card, probabilities, enabled=calibrated and self.settings.calibrated_probabilities
         )
-        digits = [int(d) for d in probabilities.argmax(axis=1)]
-        confidences = [float(row[d]) for row, d in zip(probabilities, digits, strict=True)]
-        self.metrics.observe_prediction(model.name, digits, confidences)
-        return [
-            Prediction(
-                model=model.name,
-                version=model.version,
-                digit=digit,
-                confidence=confidence,
-                probabilities=[float(p) for p in row],
-                calibrated=calibrated,
-                providers=list(model.providers),
-                image=report,
-                timings=Timings(
-                    preprocess_ms=pre * 1000, inference_ms=inference_seconds * 1000, batch_size=len(probabilities)
-                ),
-            )
-            for digit, confidence, row, pre, report in zip(
-                digits, confidences, probabilities, preprocess_seconds, reports, strict=True
-            )
-        ]
+        self.metrics.observe_prediction(model.name, probabilities)
+        return Outputs(model, probabilities, scaled, seconds, prepared)
+
+    # -- /predict and POST /models/compare ---------------------------------------------------
+
+    async def predict_files(self, files: Sequence[ImageFile], model_name: str | None, *, explain: bool = False,
+                            calibrated: bool = True) -> list[Prediction]:
+        """Answer for each image file, in order, with one model (the default for uploads when None).
+
+        With `explain`, each answer carries the image the model saw (28x28, or 8x8 for the UCI models).
+        """
+        model = self.resolve(model_name, uploads=True)  # before decoding: an unknown model costs nothing
+        outputs = await self.infer(model, files, calibrated=calibrated)
+        spec = input_spec(model)
+        reports = [_report(upload, spec, file.filename, explain)
+                   for upload, file in zip(outputs.prepared, files, strict=True)]
+        return _predictions(outputs, [p.seconds for p in outputs.prepared], reports)
+
+    async def predict_pixels(self, images: npt.NDArray[np.float32], model_name: str | None,
+                             spec: InputSpec = MNIST_INPUT, *, calibrated: bool = True) -> list[Prediction]:
+        """Answer for already-normalised input: (N, height, width[, 1]) images in `spec`'s range
+        (the spec they were read for; the model's own decides their shape)."""
+        self._check_count(len(images))
+        check_ink(images, spec)
+        outputs = await self.infer(self.resolve(model_name), Pixels(images, spec), calibrated=calibrated)
+        return _predictions(outputs, [0.0] * len(images), [None] * len(images))
+
+    def pixel_target(self, model_name: str | None) -> tuple[str | None, InputSpec]:
+        """The model JSON pixels for `model_name` (None: the default model) are meant for, and the
+        input spec to read them against; (None, MNIST's) when that model is not known.
+
+        The name found is the one to pass to `predict_pixels`, so that the default is chosen once.
+        Never raises: an unknown model gets its 404 after the body is read, as it always did.
+        """
+        models = self.registry.models
+        name = model_name if model_name is not None else self.registry.default_name(models)
+        if name is None or name not in models:
+            return None, MNIST_INPUT
+        return name, input_spec(models[name])
+
+    async def compare_image(self, file: ImageFile, *, explain: bool = False, calibrated: bool = True) -> ImageComparison:
+        """Every ready model's answer for one image, and how far they agree.
+
+        The image is decoded and its digit found once, framed once per encoding the models take,
+        and laid out once per input spec; each model's answer is post-processed as `infer`'s.
+        """
+        models = self.registry.models
+        ready = [m for _, m in sorted(models.items()) if m.ready]
+        if not ready:
+            raise NoModelReady("no model is ready to answer")
+        label_request_model("*")
+        specs = {model.name: input_spec(model) for model in ready}
+        uploads = self._open([file])
+
+        def work() -> tuple[list[PreparedUpload], list[tuple[npt.NDArray[np.float32], float]]]:
+            prepared = self._prepare(uploads, {spec.encoding for spec in specs.values()}, "*")
+            batches = {spec: model_batch(prepared, spec) for spec in set(specs.values())}
+            return prepared, [self._run(model, batches[specs[model.name]]) for model in ready]
+
+        prepared, results = await self._offload(work, inline=runs_inline(uploads, self.settings.inline_max_pixels))
+        predictions = []
+        for model, (probabilities, seconds) in zip(ready, results, strict=True):
+            outputs = self._postprocess(model, probabilities, seconds, calibrated, prepared)
+            report = _report(prepared[0], specs[model.name], file.filename, explain)
+            predictions += _predictions(outputs, [prepared[0].seconds], [report])
+        return ImageComparison(
+            predictions=predictions,
+            agreement=majority_vote(predictions),
+            unavailable=[
+                Unavailable(name=m.name, reason=m.reason or "not ready")
+                for _, m in sorted(models.items())
+                if not m.ready
+            ],
+        )
 
     # -- models ------------------------------------------------------------------------------
 
@@ -275,6 +348,28 @@ class DataPlane:
             default_model=default,
             models=states,
         )
+
+
+def _predictions(outputs: Outputs, preprocess_seconds: Sequence[float],
+                 reports: Sequence[ImageReport | None]) -> list[Prediction]:
+    model, probabilities = outputs.model, outputs.probabilities
+    digits = [int(d) for d in probabilities.argmax(axis=1)]
+    timings = [Timings(preprocess_ms=pre * 1000, inference_ms=outputs.inference_seconds * 1000,
+                       batch_size=len(probabilities)) for pre in preprocess_seconds]
+    return [
+        Prediction(
+            model=model.name,
+            version=model.version,
+            digit=digit,
+            confidence=float(row[digit]),
+            probabilities=[float(p) for p in row],
+            calibrated=outputs.calibrated,
+            providers=list(model.providers),
+            image=report,
+            timings=timing,
+        )
+        for digit, row, timing, report in zip(digits, probabilities, timings, reports, strict=True)
+    ]
 
 
 def _report(prepared: PreparedUpload, spec: InputSpec, filename: str | None, explain: bool = False) -> ImageReport:

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -148,10 +150,18 @@ class ServiceMetrics:
         if previous is not None:
             self.model_info.labels(*previous).set(0)
 
-    def observe_prediction(self, model: str, digits: list[int], confidences: list[float]) -> None:
-        for digit, confidence in zip(digits, confidences, strict=True):
-            self.predictions.labels(model=model, digit=str(digit)).inc()
-            self.confidence.labels(model=model).observe(confidence)
+    def observe_prediction(self, model: str, probabilities: npt.NDArray[np.float32]) -> None:
+        """Count each answer's digit and observe its confidence, for (N, 10) probabilities."""
+        # Counted per digit rather than per image: a batch of 1,024 costs 10 counter increments, not
+        # 1,024 (that loop took ~8 ms, more than the MLP's inference). The confidence histogram has
+        # no bulk observe: one per image.
+        digits = probabilities.argmax(axis=1)
+        for digit, count in enumerate(np.bincount(digits, minlength=NUM_CLASSES).tolist()):
+            if count:
+                self.predictions.labels(model=model, digit=str(digit)).inc(count)
+        observe = self.confidence.labels(model=model).observe
+        for confidence in probabilities[np.arange(len(digits)), digits].tolist():
+            observe(confidence)
 
     def prime_model(self, model: str) -> None:
         """Create each per-class series at 0 so that rates work from the first prediction."""

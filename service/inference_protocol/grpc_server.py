@@ -150,6 +150,7 @@ class GrpcInferenceServer:
         return pb.ModelMetadataResponse(
             name=metadata["name"], versions=metadata["versions"], platform=metadata["platform"],
             inputs=[tensor(**t) for t in metadata["inputs"]], outputs=[tensor(**t) for t in metadata["outputs"]],
+            properties=metadata["properties"],
         )
 
     async def _model_infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:

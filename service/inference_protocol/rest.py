@@ -204,11 +204,11 @@ async def infer_version(request: Request, model_name: ModelName, model_version: 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
     plane = _plane(request)
-    plane.model(name, version)  # an unknown model or version is refused before the body is read
+    model = plane.model(name, version)  # an unknown model or version is refused before the body is read
     async with upload_slot(request):
         body = await request.body()  # streamed through the body size limit
         parsed = decode_request(body, parse_header_length(request.headers.get(HEADER_LENGTH), len(body)))
         del body
-        answer = await plane.infer(name, version, parsed)
+        answer = await plane.infer(name, version, parsed, model=model)
     content, headers = encode_response(answer)
     return Response(content, headers=headers)

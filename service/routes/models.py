@@ -10,7 +10,7 @@ from service.errors import InvalidInput, ModelNotFound, NoModelReady
 from service.routes.dependencies import DataPlaneDep, SettingsDep
 from service.routes.errors import error_responses
 from service.routes.inputs import FilesInput, read_image_input, upload_slot
-from service.routes.predict import IMAGE_BODY, IMAGE_ERRORS, ExplainQuery
+from service.routes.predict import IMAGE_BODY, IMAGE_ERRORS, CalibratedQuery, ExplainQuery
 from service.schemas import ImageComparison, ModelComparison, ModelDetail, ModelList
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -45,14 +45,14 @@ async def compare_models(dataplane: DataPlaneDep) -> ModelComparison:
     openapi_extra=COMPARE_BODY,
 )
 async def compare_image(request: Request, dataplane: DataPlaneDep, settings: SettingsDep,
-                        explain: ExplainQuery = False) -> ImageComparison:
+                        explain: ExplainQuery = False, calibrated: CalibratedQuery = True) -> ImageComparison:
     """Every ready model's prediction for one image, side by side, with their agreement."""
     async with upload_slot(request):
         body = await read_image_input(request, settings, allow_pixels=False)
         assert isinstance(body, FilesInput)
         if len(body.files) != 1:
             raise InvalidInput(f"POST /models/compare takes exactly one image, got {len(body.files)}")
-        return await dataplane.compare_image(body.files[0], explain=explain)
+        return await dataplane.compare_image(body.files[0], explain=explain, calibrated=calibrated)
 
 
 @router.get("/{name}", response_model=ModelDetail, summary="One model and its card",

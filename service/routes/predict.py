@@ -40,6 +40,12 @@ ExplainQuery = Annotated[
           "`image.prepared_png`); `image.box` always says where in the upload the digit was found."),
 ]
 
+CalibratedQuery = Annotated[
+    bool,
+    Query(description="false: the model's raw softmax instead of temperature-scaled probabilities (the digit is "
+          "the same; each answer's `calibrated` says which it got)."),
+]
+
 _BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
 
 IMAGE_BODY: dict[str, Any] = {
@@ -83,11 +89,14 @@ IMAGE_ERRORS = (UnsupportedImage, InvalidImage, MalformedBody, PayloadTooLarge, 
     openapi_extra=PREDICT_BODY,
 )
 async def predict(request: Request, dataplane: DataPlaneDep, settings: SettingsDep,
-                  model: ModelQuery = None, explain: ExplainQuery = False) -> Prediction | list[Prediction]:
+                  model: ModelQuery = None, explain: ExplainQuery = False,
+                  calibrated: CalibratedQuery = True) -> Prediction | list[Prediction]:
     """Predict the digit in one or more images: multipart `file` parts, a raw image body, or JSON pixels."""
     async with upload_slot(request):
-        body = await read_image_input(request, settings, target=PixelTarget(*dataplane.pixel_target(model)))
+        target = PixelTarget(*dataplane.pixel_target(model))
+        body = await read_image_input(request, settings, target=target)
         if not isinstance(body, FilesInput):
-            return await dataplane.predict_pixels(body.images, model, body.spec)
-        answers = await dataplane.predict_files(body.files, model, explain=explain)
+            # The model the pixels were read for (the default chosen once), or the unknown name for its 404.
+            return await dataplane.predict_pixels(body.images, target.model or model, body.spec, calibrated=calibrated)
+        answers = await dataplane.predict_files(body.files, model, explain=explain, calibrated=calibrated)
     return answers if body.as_list else answers[0]
