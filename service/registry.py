@@ -118,6 +118,7 @@ class ModelRegistry:
         self._models: Mapping[str, ServedModel] = MappingProxyType({})
         self._versions: Mapping[str, Mapping[int, ServedModel]] = MappingProxyType({})
         self._rejected: Mapping[str, ServedModel] = MappingProxyType({})
+        self._unloaded: frozenset[str] = frozenset()  # unloaded through Triton's repository extension
         self._load_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -157,9 +158,9 @@ class ModelRegistry:
             rejected: dict[str, ServedModel] = {}
             # Each model's versions to load, highest first, by its version policy (default: the latest).
             candidates = {name: self.version_policies.for_model(name).select(versions)
-                          for name, versions in found.items()}
+                          for name, versions in found.items() if name not in self._unloaded}
             every_version: dict[str, Mapping[int, ServedModel]] = {}
-            for name in sorted(candidates.keys() | listing.unreadable.keys()):
+            for name in sorted(candidates.keys() | (listing.unreadable.keys() - self._unloaded)):
                 if name in listing.unreadable:
                     # Version 0: which version it holds cannot be known without reading it.
                     reason = f"the model directory cannot be read ({listing.unreadable[name]})"
@@ -191,6 +192,29 @@ class ModelRegistry:
             self._models = MappingProxyType(loaded)
             self._rejected = MappingProxyType(rejected)
             return self._models
+
+    def unload(self, name: str) -> None:
+        """Stop serving `name` (every version) until `admit(name)` and the next `load()`.
+
+        Raises:
+            ModelNotFound: no such model is loaded.
+        """
+        with self._load_lock:
+            if name not in self._models:
+                raise ModelNotFound(name, self._models)
+            self._unloaded = self._unloaded | {name}
+            self._versions = MappingProxyType({n: v for n, v in self._versions.items() if n != name})
+            self._models = MappingProxyType({n: m for n, m in self._models.items() if n != name})
+
+    def admit(self, name: str) -> None:
+        """Let the next `load()` load `name` again (it was unloaded; a no-op otherwise)."""
+        with self._load_lock:
+            self._unloaded = self._unloaded - {name}
+
+    @property
+    def unloaded(self) -> frozenset[str]:
+        """The models of the store that `unload` took out of service."""
+        return self._unloaded
 
     def close(self) -> None:
         """Drop every session (they are freed once no request holds them)."""

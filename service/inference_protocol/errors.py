@@ -6,7 +6,8 @@ read any non-200 as an error and show `error`. The protocol's answers keep the s
 something a client can act on and fold the rest of the native API's 4xx into 400:
 
 - 404: no such model or version; 413: a body or batch over a limit; 503: a model not ready, or a
-  full batch queue (retry later); everything else the client sent wrong: 400.
+  full batch queue (retry later); 401/403: a missing or wrong admin token (the repository's load
+  and unload); everything else the client sent wrong: 400.
 
 gRPC gets the matching status codes (`grpc_status`).
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from service.errors import ServiceError
 
-KEPT_STATUSES = frozenset({404, 413, 503})
+KEPT_STATUSES = frozenset({401, 403, 404, 413, 503})
 """Statuses of the native API that the protocol's routes keep; other 4xx become 400."""
 
 
@@ -52,6 +53,8 @@ def grpc_status(status: int) -> str:
     """The gRPC status code name (`grpc.StatusCode` member) for an HTTP status of ours."""
     return {
         400: "INVALID_ARGUMENT",
+        401: "UNAUTHENTICATED",
+        403: "PERMISSION_DENIED",
         404: "NOT_FOUND",
         413: "RESOURCE_EXHAUSTED",
         503: "UNAVAILABLE",

@@ -25,6 +25,8 @@ from prometheus_client import Counter
 
 from service.errors import ServiceError
 from service.inference_protocol.errors import InvalidInferRequest, grpc_status, protocol_status
+from service.inference_protocol.extensions import TritonExtensions
+from service.inference_protocol.grpc_extensions import extension_handlers
 from service.inference_protocol.plane import InferencePlane
 from service.inference_protocol.proto import open_inference_grpc_pb2 as pb
 from service.inference_protocol.tensors import (
@@ -61,8 +63,10 @@ _Response = TypeVar("_Response")
 class GrpcInferenceServer:
     """The gRPC server of one worker: `await start()`, `await stop()`."""
 
-    def __init__(self, plane: InferencePlane, *, host: str, port: int, max_message_bytes: int) -> None:
+    def __init__(self, plane: InferencePlane, *, host: str, port: int, max_message_bytes: int,
+                 extensions: TritonExtensions | None = None) -> None:
         self.plane = plane
+        self.extensions = extensions  # Triton's configuration, statistics and repository methods
         self.address = f"{host}:{port}"
         self.port = port
         self._max_message_bytes = max_message_bytes
@@ -108,6 +112,7 @@ class GrpcInferenceServer:
             "ServerMetadata": unary("ServerMetadata", self._server_metadata, pb.ServerMetadataRequest),
             "ModelMetadata": unary("ModelMetadata", self._model_metadata, pb.ModelMetadataRequest),
             "ModelInfer": unary("ModelInfer", self._model_infer, pb.ModelInferRequest),
+            **(extension_handlers(self, self.extensions) if self.extensions is not None else {}),
         }
 
     async def _answer(self, method: str, handle: Callable[[Any], Awaitable[Any]], request: Any,
@@ -154,7 +159,10 @@ class GrpcInferenceServer:
         )
 
     async def _model_infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        answer = await self.plane.infer(request.model_name, request.model_version or None, decode_request(request))
+        # The model first, as REST does: an unknown model is NOT_FOUND, not a complaint about its input.
+        version = request.model_version or None
+        model = self.plane.model(request.model_name, version)
+        answer = await self.plane.infer(request.model_name, version, decode_request(request), model=model)
         return encode_response(answer)
 
 

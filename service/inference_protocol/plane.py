@@ -24,6 +24,7 @@ from digit_contract.inputs import INPUT_NAME
 from service.dataplane import BatchRunner, DataPlane, Pixels, input_spec
 from service.errors import ModelNotFound
 from service.inference_protocol.errors import InvalidInferRequest, VersionNotFound
+from service.inference_protocol.statistics import InferenceStatistics, RequestTimer
 from service.inference_protocol.tensors import (
     MODEL_OUTPUTS,
     PLATFORM,
@@ -40,7 +41,7 @@ from service.registry import ServedModel
 
 SERVER_NAME = "digit-serving"
 
-EXTENSIONS = ("binary_tensor_data", "classification")
+EXTENSIONS = ("binary_tensor_data", "classification", "model_configuration", "statistics", "model_repository")
 """Triton's protocol extensions this server implements (announced in the server metadata)."""
 
 MAX_BATCH = 1024
@@ -57,6 +58,7 @@ class InferencePlane:
         self.dataplane = dataplane
         self.version = version
         self._run_batch = run_batch
+        self.statistics = InferenceStatistics()  # Triton's statistics extension (statistics.py)
 
     # -- server ------------------------------------------------------------------------------
 
@@ -118,16 +120,32 @@ class InferencePlane:
             the errors of `DataPlane.infer` for image files.
         """
         model = self.dataplane.admit(model if model is not None else self.model(name, version))
+        # Triton's statistics count the requests that reached a ready model, failed ones apart.
+        timer = RequestTimer()
+        try:
+            response = await self._infer(model, request, timer)
+        except Exception:
+            self.statistics.failed(model.name, str(model.version), timer)
+            raise
+        self.statistics.succeeded(model.name, str(model.version), timer, response.outputs[0].shape[0])
+        return response
+
+    async def _infer(self, model: ServedModel, request: InferRequest, timer: RequestTimer) -> InferResponse:
         spec = input_spec(model)
         tensor = single_input(request, spec)  # checks before any work: a wrong request costs nothing
         calibrated = _calibrated(request)
         if tensor.name == INPUT_NAME:
             inputs = Pixels(model_images(tensor, MAX_BATCH, spec), spec)
+            timer.phase("compute_input")
             outputs = await self.dataplane.infer(model, inputs, calibrated=calibrated, run=self._run_batch)
         else:
             files = [ImageFile(data) for data in image_files(tensor, MAX_BATCH)]
+            timer.phase("compute_input")
             outputs = await self.dataplane.infer(model, files, calibrated=calibrated)
-        return InferResponse(model.name, str(model.version), request.id, build_outputs(request, outputs.probabilities))
+        timer.phase("compute_infer")
+        response = InferResponse(model.name, str(model.version), request.id, build_outputs(request, outputs.probabilities))
+        timer.phase("compute_output")
+        return response
 
     def batch_with(self, run_batch: BatchRunner) -> None:
         """Send tensor batches through `run_batch` (an adaptive batcher) instead of straight to the model."""

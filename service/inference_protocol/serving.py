@@ -9,13 +9,15 @@ from fastapi import FastAPI
 
 from service.batching import Batcher
 from service.dataplane import DataPlane
-from service.inference_protocol import rest
+from service.inference_protocol import rest, rest_extensions
+from service.inference_protocol.extensions import TritonExtensions
 from service.inference_protocol.plane import InferencePlane
 from service.settings import Settings
 
 
 def mount(app: FastAPI) -> None:
     """Add the `/v2/...` routes (they find the plane on `app.state` once the lifespan has started)."""
+    app.include_router(rest_extensions.router)  # first: `/v2/models/stats` is not a model called "stats"
     app.include_router(rest.router)
 
 
@@ -24,6 +26,8 @@ async def serve_protocol(app: FastAPI, dataplane: DataPlane, settings: Settings,
     """Make the plane the routes use and, when `grpc_port` is set, run the gRPC server meanwhile."""
     plane = InferencePlane(dataplane, version)
     app.state.inference_plane = plane
+    extensions = TritonExtensions(plane, app.state.reloader, settings.admin_token)
+    app.state.triton_extensions = extensions
     app.state.grpc_server = None
     app.state.batcher = batcher = None
     if settings.batching:
@@ -40,7 +44,7 @@ async def serve_protocol(app: FastAPI, dataplane: DataPlane, settings: Settings,
             from service.inference_protocol.grpc_server import GrpcInferenceServer
 
             server = GrpcInferenceServer(plane, host=settings.host, port=settings.grpc_port,
-                                         max_message_bytes=settings.max_upload_bytes)
+                                         max_message_bytes=settings.max_upload_bytes, extensions=extensions)
             await server.start()
             app.state.grpc_server = server
         yield

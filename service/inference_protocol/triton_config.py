@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from digit_contract.card import ModelCard
 from digit_contract.inputs import INPUT_NAME, MNIST_INPUT, NUM_CLASSES, OUTPUT_NAME, InputSpec
 from digit_contract.store import CARD_FILE, latest_version, list_models, version_dir
 from service.inference_protocol.plane import MAX_BATCH
+from service.inference_protocol.tensors import FILE_INPUT
 
 CONFIG_FILE = "config.pbtxt"
 
@@ -57,6 +59,33 @@ dynamic_batching {{
   max_queue_delay_microseconds: {MAX_QUEUE_DELAY_US}
 }}
 """
+
+
+def model_config(name: str, spec: InputSpec = MNIST_INPUT, max_batch: int = MAX_BATCH, *,
+                 served: bool = False) -> dict[str, Any]:
+    """Triton's `ModelConfig` of one model, as Triton's model-configuration extension answers it (JSON).
+
+    The same declaration as `render_config` writes into the store (the test parses both with
+    Triton's own message and compares them). With `served`, the configuration of this server
+    rather than of a Triton serving the store: the `image_file` input is added, and both inputs are
+    `optional`, as Triton marks inputs a request may leave out: each request sends one of them
+    (a request that sends both is answered from `image`; see `tensors.single_input`).
+    `image_file` is declared with dims [1] (a request's shape [N, 1]) so that tools that build
+    inputs from the configuration (perf_analyzer) have a shape to send.
+    """
+    inputs: list[dict[str, Any]] = [{"name": INPUT_NAME, "data_type": "TYPE_FP32", "dims": list(spec.sample_shape)}]
+    if served:
+        inputs[0]["optional"] = True
+        inputs.append({"name": FILE_INPUT, "data_type": "TYPE_STRING", "dims": [1], "optional": True})
+    return {
+        "name": name,
+        "platform": "onnxruntime_onnx",
+        "max_batch_size": max_batch,
+        "version_policy": {"latest": {"num_versions": 1}},
+        "input": inputs,
+        "output": [{"name": OUTPUT_NAME, "data_type": "TYPE_FP32", "dims": [NUM_CLASSES]}],
+        "dynamic_batching": {"max_queue_delay_microseconds": MAX_QUEUE_DELAY_US},
+    }
 
 
 def model_spec(store: Path, name: str) -> InputSpec:

@@ -12,7 +12,8 @@ from service.schemas import Liveness, Readiness
 router = APIRouter(prefix="/health", tags=["health"])
 
 
-@router.get("/live", response_model=Liveness, summary="Liveness")
+# HEAD too: load balancers and `curl -I` probe with it (Starlette sends HEAD's headers without the body).
+@router.api_route("/live", methods=["GET", "HEAD"], response_model=Liveness, summary="Liveness")
 async def live() -> Liveness:
     """The process answers HTTP (it does not look at the models)."""
     return Liveness(status="alive")

@@ -33,7 +33,8 @@ def test_health_and_metadata(client: grpcclient.InferenceServerClient) -> None:
     assert client.is_model_ready(MODEL, "1")
     server = client.get_server_metadata(as_json=True)
     assert server["name"] == "digit-serving"
-    assert set(server["extensions"]) == {"binary_tensor_data", "classification"}
+    assert set(server["extensions"]) == {"binary_tensor_data", "classification", "model_configuration", "statistics",
+                                         "model_repository"}
     model = client.get_model_metadata(MODEL, as_json=True)
     assert model["versions"] == ["1"]
     assert model["platform"] == "onnx_onnxv1"

@@ -39,7 +39,8 @@ def test_health_and_server_metadata(client: httpclient.InferenceServerClient) ->
     assert client.is_model_ready(MODEL, "1")
     metadata = client.get_server_metadata()
     assert metadata["name"] == "digit-serving"
-    assert set(metadata["extensions"]) == {"binary_tensor_data", "classification"}
+    assert set(metadata["extensions"]) == {"binary_tensor_data", "classification", "model_configuration", "statistics",
+                                         "model_repository"}
 
 
 def test_model_metadata_declares_the_tensors(client: httpclient.InferenceServerClient) -> None:
@@ -50,7 +51,7 @@ def test_model_metadata_declares_the_tensors(client: httpclient.InferenceServerC
     assert metadata["platform"] == "onnx_onnxv1"
     assert metadata["inputs"] == [
         {"name": "image", "datatype": "FP32", "shape": [-1, 28, 28, 1]},
-        {"name": "image_file", "datatype": "BYTES", "shape": [-1]},
+        {"name": "image_file", "datatype": "BYTES", "shape": [-1, 1]},
     ]
     assert metadata["outputs"] == [
         {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
