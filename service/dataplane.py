@@ -34,7 +34,7 @@ from anyio import CapacityLimiter
 from digit_contract.calibration import served_probabilities
 from digit_contract.inputs import MNIST_INPUT, InputSpec
 from digit_frontend.pipeline import png_base64
-from service.comparison import compare_models, majority_vote
+from service.comparison import compare_served, majority_vote, with_latency
 from service.errors import ModelNotReady, NoModelReady, TooManyFiles
 from service.metrics import ServiceMetrics, label_request_model
 from service.model_inputs import (
@@ -328,8 +328,21 @@ class DataPlane:
                            self.registry.upload_accuracy)
         return ModelDetail(**dict(summary), card=model.card)
 
-    def compare_models(self) -> ModelComparison:
-        return compare_models(self.registry.models, self.registry.store)
+    async def compare_models(self) -> ModelComparison:
+        """GET /models/compare. The statistics change only when the set of models does (a reload or an
+        unload swaps the registry's snapshot): they are computed once per snapshot, in a worker thread
+        (every McNemar and permutation test, ~100 ms for the zoo), and reused; the latency each model
+        has had is read afresh on every call."""
+        models = self.registry.models
+        cached = self._comparison
+        if cached is None or cached[0] is not models:
+            async with self._comparison_lock:  # concurrent first requests wait for one computation
+                cached = self._comparison
+                if cached is None or cached[0] is not models:
+                    comparison = await anyio.to_thread.run_sync(compare_served, models, self.registry.store,
+                                                                limiter=self._threads)
+                    self._comparison = cached = (models, comparison)
+        return with_latency(cached[1], models)
 
     # -- health ------------------------------------------------------------------------------
 

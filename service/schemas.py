@@ -9,15 +9,15 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from digit_contract.card import ModelCard
-from digit_contract.inputs import IMAGE_SIDE, MNIST_INPUT, NUM_CLASSES, InputSpec
 
-# The comparison's bodies live in comparison_schemas; re-exported for the routes and the data plane.
-from service.comparison_schemas import ArchitectureGap as ArchitectureGap
-from service.comparison_schemas import ComparisonRow as ComparisonRow
-from service.comparison_schemas import Delta as Delta
-from service.comparison_schemas import ModelComparison as ModelComparison
-from service.comparison_schemas import RegularisationEffect as RegularisationEffect
-from service.comparison_schemas import Unavailable as Unavailable
+# The comparison's bodies live in the contract (digit_contract.comparison_schemas); re-exported for the routes.
+from digit_contract.comparison_schemas import ArchitectureGap as ArchitectureGap
+from digit_contract.comparison_schemas import ComparisonRow as ComparisonRow
+from digit_contract.comparison_schemas import Delta as Delta
+from digit_contract.comparison_schemas import ModelComparison as ModelComparison
+from digit_contract.comparison_schemas import RegularisationEffect as RegularisationEffect
+from digit_contract.comparison_schemas import Unavailable as Unavailable
+from digit_contract.inputs import IMAGE_SIDE, MNIST_INPUT, NUM_CLASSES, InputSpec
 from service.model_checks import LatencyStats
 
 # Strict: a JSON number only. Lax mode would take `true` as 1.0 and "0.5" as 0.5, which the schema

@@ -22,7 +22,7 @@ def _modules_after_import(statement: str) -> set[str]:
 def test_the_contract_imports_no_framework() -> None:
     loaded = _modules_after_import(
         "import digit_contract.inputs, digit_contract.card, digit_contract.store, digit_contract.records, "
-        "digit_contract.calibration, digit_contract.statistics"
+        "digit_contract.calibration, digit_contract.statistics, digit_contract.comparison"
     )
     assert not loaded & set(FRAMEWORKS), sorted(loaded & set(FRAMEWORKS))
     assert "service" not in loaded and "training" not in loaded

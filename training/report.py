@@ -4,7 +4,7 @@ Everything plotted comes from the store: the cards, each model's stored test pre
 (reliability diagrams), the replicate records (accuracy over seeds) and robustness.json; only the
 pixels of the misclassified digits come from the MNIST test set, which is checked against the
 SHA-256 recorded in the card before use. The significance, spread and claims are those of
-`GET /models/compare` (service/comparison.py): one definition serves both.
+`GET /models/compare`: both call the contract's `compare_cards` (digit_contract/comparison.py).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import numpy as np
 
 from digit_contract.calibration import apply_temperature, reliability_bins, top_confidence
 from digit_contract.card import EpochRecord, ModelCard
+from digit_contract.comparison import SEED_000_EXPERIMENTS, compare_cards
+from digit_contract.comparison_schemas import ExperimentComparison, ModelComparison, PairedTest, SeedClaim, SeedSpread
 from digit_contract.ranking import best_card, group_by_test_set
 from digit_contract.records import (
     ExperimentRecord,
@@ -28,10 +30,7 @@ from digit_contract.records import (
     read_replicates,
     read_robustness,
 )
-from digit_contract.store import CARD_FILE, latest_version, list_models, version_dir
-from service.comparison import SEED_000_EXPERIMENTS, compare_models
-from service.comparison_schemas import ExperimentComparison, ModelComparison, PairedTest, SeedClaim, SeedSpread
-from service.registry import ServedModel
+from digit_contract.store import latest_cards, version_dir
 from training.assess import TEST_PREDICTIONS_FILE
 from training.data import TEST_IMAGES, TEST_LABELS, DatasetNotFound, load_split, resolve_data_dir
 from training.experiments import EXPERIMENTS
@@ -46,18 +45,12 @@ GRID_ROWS = 4
 def load_cards(store: Path) -> list[ModelCard]:
     """The latest card of every model, in the variant table's order (unknown names last)."""
     order = {spec.name: i for i, spec in enumerate(VARIANTS)}
-    cards = []
-    for name in list_models(store):
-        version = latest_version(store, name)
-        assert version is not None  # list_models only returns models with versions
-        cards.append(ModelCard.read(version_dir(store, name, version) / CARD_FILE))
-    return sorted(cards, key=lambda c: (order.get(c.name, len(order)), c.name))
+    return sorted(latest_cards(store).values(), key=lambda c: (order.get(c.name, len(order)), c.name))
 
 
 def comparison_of(cards: list[ModelCard], store: Path | None = None) -> ModelComparison:
     """What `GET /models/compare` says about these cards (and the store's records, if given)."""
-    served = {c.name: ServedModel(name=c.name, version=c.version, state="ready", card=c) for c in cards}
-    return compare_models(served, store)
+    return compare_cards({c.name: c for c in cards}, store)
 
 
 def _spread_text(spread: SeedSpread | None) -> str:

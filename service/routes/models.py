@@ -34,7 +34,7 @@ async def list_models(dataplane: DataPlaneDep) -> ModelList:
 @router.get("/compare", response_model=ModelComparison, summary="Compare the variants")
 async def compare_models(dataplane: DataPlaneDep) -> ModelComparison:
     """The variants side by side: ranks, test metrics, size, latency here, CNN-vs-MLP and regularisation deltas."""
-    return dataplane.compare_models()
+    return await dataplane.compare_models()
 
 
 @router.post(

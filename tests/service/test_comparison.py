@@ -14,10 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from digit_contract.card import ModelCard
+from digit_contract.comparison import SEED_CLAIMS
 from digit_contract.records import ROBUSTNESS_FILE, ReplicateRun, read_replicates, replicate_path
 from digit_contract.statistics import holm_adjust, mcnemar_exact, permutation_test, wilson_interval
 from digit_contract.store import UPLOAD_EVALUATION_FILE, latest_cards, pack_correct, read_upload_evaluation
-from service.comparison import SEED_CLAIMS, compare_models
+from service.comparison import compare_models
 from service.registry import ServedModel
 from tests.factories import make_card
 

@@ -1,6 +1,6 @@
 """Response bodies of `GET /models/compare`: the zoo ranked per test set, per experiment and per
 dataset, with significance, seed spread, calibration and robustness (all gathered into
-`ModelComparison`; service/schemas.py re-exports the ones the routes name)."""
+`ModelComparison`), as `digit_contract.comparison` computes them for the service and the report."""
 
 from __future__ import annotations
 
