@@ -53,11 +53,36 @@ from digit_contract.inputs import IMAGE_SIDE, normalize_pixels
 from digit_frontend.classical import binarise, find_digit, ink_map, remove_lines
 from digit_frontend.decode import Box, DecodedImage, decode_image
 from digit_frontend.framing import frame_digit, is_mnist_like, uci_blocks
+from digit_frontend.segmenter import InkSegmenter
 
 BLANK_LEVEL = 40
 """An MNIST-style image (or pixel input, x 255) whose brightest pixel is below this holds no digit."""
 
-Method = Literal["passthrough", "mnist"]
+Method = Literal["passthrough", "uci-passthrough", "learned", "mnist"]
+"""How the digit was found: an MNIST image as it is; a UCI 8x8 image as it is; the ink segmenter;
+the classical rules (a transparent canvas, or no segmenter installed)."""
+
+UCI_SIDE, UCI_LEVELS = 8, 16
+"""A UCI digit: 8x8 block counts 0-16."""
+
+
+@dataclass
+class FrontEnd:
+    """What finds the digit in an opaque upload: the ink segmenter, or None for the classical rules.
+
+    One per process, set by `use_front_end` when the models load (`service.app`, the evaluation);
+    ONNX Runtime sessions are safe to run from several threads at once.
+    """
+
+    segmenter: InkSegmenter | None = None
+
+
+FRONT_END = FrontEnd()
+
+
+def use_front_end(segmenter: InkSegmenter | None) -> None:
+    """Find digits with `segmenter` from now on (None: the classical rules)."""
+    FRONT_END.segmenter = segmenter
 
 
 @dataclass(frozen=True)
@@ -69,14 +94,15 @@ class PreparedImage:
     """
 
     strokes: npt.NDArray[np.uint8]
-    """For `passthrough`, the 28x28 grey image itself (white on black); else the digit's stroke
-    mask (0/1) inside its box, at working size."""
+    """For `passthrough`, the 28x28 grey image itself (white on black); for `uci-passthrough`, the
+    8x8 counts upscaled to a grey stroke shape; else the digit's stroke mask (0/1) inside its box."""
     format: str
     width: int
     height: int
     mode: str
     method: Method
-    """`passthrough` for an image that already is an MNIST digit, else `mnist` (the full pipeline)."""
+    """`passthrough` for an image that already is an MNIST digit, `uci-passthrough` for one that
+    already is a UCI digit, else how its ink was found: `learned` (the segmenter) or `mnist` (the rules)."""
     inverted: bool
     """Whether the ink was darker than its background (dark ink on paper), so the image was inverted."""
     box: Box = (0, 0, 0, 0)
@@ -85,6 +111,8 @@ class PreparedImage:
     """How many other digit-sized groups of ink the image held (the answer is for the central one)."""
     lines_removed: int = 0
     """Long straight lines (ruling, grid, page edges) erased before the digit was looked for."""
+    blocks: npt.NDArray[np.uint8] | None = None
+    """For `uci-passthrough`, the 8x8 counts as they came."""
 
     @cached_property
     def pixels(self) -> npt.NDArray[np.uint8]:
@@ -98,7 +126,7 @@ class PreparedImage:
     @cached_property
     def uci_blocks(self) -> npt.NDArray[np.uint8]:
         """(8, 8) uint8 counts 0-16 of ink pixels in the 4x4 blocks of the 32x32 bitmap, as the UCI set."""
-        return uci_blocks(self.strokes)
+        return self.blocks if self.blocks is not None else uci_blocks(self.strokes)
 
     def png_base64(self) -> str:
         """The 28x28 image the model saw, as a base64 PNG (for `?explain=true`)."""
@@ -139,6 +167,21 @@ def find_digit_in(decoded: DecodedImage) -> PreparedImage:
             raise NoInk("no ink found: the image is blank")
         whole = (0, 0, IMAGE_SIDE, IMAGE_SIDE)
         return PreparedImage(decoded.grey.copy(), *source, method="passthrough", inverted=False, box=whole)
+    blocks = uci_digit(decoded.grey) if decoded.grey is not None else None
+    if blocks is not None:
+        whole = (0, 0, decoded.width, decoded.height)
+        return PreparedImage(upscale_blocks(blocks), *source, method="uci-passthrough", inverted=False, box=whole,
+                             blocks=blocks)
+    if decoded.grey is not None and FRONT_END.segmenter is not None:
+        found = FRONT_END.segmenter.find(decoded.grey)
+        return PreparedImage(found.mask, *source, method="learned", inverted=_dark_ink(decoded.grey, found.box),
+                             box=decoded.to_original(found.box), other_digits=found.others)
+    return _classical(decoded)
+
+
+def _classical(decoded: DecodedImage) -> PreparedImage:
+    """The hand-written rules (`digit_frontend.classical`): a canvas's alpha, or no segmenter installed."""
+    source = (decoded.format, decoded.width, decoded.height, decoded.mode)
     ink, inverted, page = ink_map(decoded)
     strokes = binarise(ink)
     # A canvas export (ink from its alpha channel) has no ruling or page edges to remove.
@@ -163,3 +206,55 @@ def find_digit_in(decoded: DecodedImage) -> PreparedImage:
 def to_model_input(images: Sequence[PreparedImage]) -> npt.NDArray[np.float32]:
     """Stack prepared digits into one (N, 28, 28, 1) float32 batch via the training normalisation."""
     return normalize_pixels(np.stack([image.pixels for image in images]))
+
+
+def _dark_ink(grey: npt.NDArray[np.uint8], box: Box) -> bool:
+    """Whether the ink in `box` is darker than its paper: the darkest pixels stray further from the
+    box's median than the lightest (strokes are a minority of a digit's box)."""
+    x, y, w, h = box
+    patch = grey[y : y + h, x : x + w]
+    if patch.size == 0:
+        return True
+    low, median, high = np.percentile(patch, (5, 50, 95))
+    return bool(median - low >= high - median)
+
+
+# -- images that already are a UCI digit -------------------------------------------------------
+
+UCI_MAX_BLOCK_SPREAD = 12
+"""Grey levels a block of a blocky upscale may vary by (rounding, a light lossy encode)."""
+
+
+def uci_digit(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | None:
+    """The 8x8 counts (0-16, ink high) when `grey` is a UCI digit: 8x8 itself, or a blocky
+    (nearest-neighbour) upscale of one, of either polarity; else None.
+
+    Raises:
+        NoInk: it is such an image, and blank.
+    """
+    height, width = grey.shape
+    if height != width or height % UCI_SIDE or height > 8 * UCI_SIDE * 6:
+        return None
+    k = height // UCI_SIDE
+    blocks = grey.reshape(UCI_SIDE, k, UCI_SIDE, k).astype(np.int16)
+    if k > 1 and int((blocks.max(axis=(1, 3)) - blocks.min(axis=(1, 3))).max()) > UCI_MAX_BLOCK_SPREAD:
+        return None
+    small = blocks.mean(axis=(1, 3))
+    ring = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
+    if float(np.median(ring)) >= 128:  # dark ink on a light page: the counts are ink, high
+        small = 255.0 - small
+    counts = np.clip(np.rint(small * UCI_LEVELS / 255.0), 0, UCI_LEVELS).astype(np.uint8)
+    if int(counts.max()) < 2:
+        raise NoInk("no ink found: the 8x8 image is blank")
+    return counts
+
+
+def upscale_blocks(counts: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
+    """8x8 counts as a smooth 40x40 grey stroke shape, white on black, for the MNIST framing.
+
+    A thin stroke covers only part of each 4x4 block, so its count is low (often 5-8 of 16): a gain
+    of 1.6 keeps such strokes above the framing's ink threshold (half the maximum).
+    """
+    grey = np.clip(counts.astype(np.float32) / UCI_LEVELS * 1.6, 0.0, 1.0)
+    up = cv2.resize(np.pad(grey, 1), (40, 40), interpolation=cv2.INTER_CUBIC)
+    return np.clip(up * 255.0, 0, 255).astype(np.uint8)

@@ -44,7 +44,8 @@ from digit_contract.store import (
     read_upload_accuracy,
     version_dir,
 )
-from digit_frontend.pipeline import PreparedImage, prepare_image
+from digit_frontend.pipeline import PreparedImage, prepare_image, use_front_end
+from digit_frontend.segmenter import InkSegmenter
 from service.errors import ServiceError
 from service.model_inputs import PreparedUpload, encode, model_batch
 from service.settings import Settings
@@ -163,7 +164,7 @@ def _prepare_star(task: tuple[Job, int, bool]) -> Outcome:
     return prepare_job(*task)
 
 
-def prepare_all(jobs: Sequence[Job], *, max_pixels: int, workers: int) -> list[Outcome]:
+def prepare_all(jobs: Sequence[Job], *, max_pixels: int, workers: int, front_end: FrontEndChoice) -> list[Outcome]:
     """Prepare every upload, in up to `workers` processes (order kept); the first of each
     (source, condition) keeps its upload for the picture grid."""
     seen: set[tuple[str, str]] = set()
@@ -174,26 +175,37 @@ def prepare_all(jobs: Sequence[Job], *, max_pixels: int, workers: int) -> list[O
         seen.add(key)
     outcomes: list[Outcome] = []
     started = time.monotonic()
-    for k, outcome in enumerate(_map(tasks, workers)):
+    for k, outcome in enumerate(_map(tasks, workers, front_end)):
         outcomes.append(outcome)
         if (k + 1) % 500 == 0:
             print(f"  {k + 1}/{len(tasks)} uploads prepared ({time.monotonic() - started:.0f} s)", file=sys.stderr)
     return outcomes
 
 
-def _map(tasks: list[tuple[Job, int, bool]], workers: int) -> Iterator[Outcome]:
+def _map(tasks: list[tuple[Job, int, bool]], workers: int, front_end: FrontEndChoice) -> Iterator[Outcome]:
     if workers <= 1:
+        _init_worker(front_end)
         yield from map(_prepare_star, tasks)
         return
     # Each process keeps OpenCV to one thread: the machine's cores are the pool's, not cv2's.
-    with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) as pool:
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker, initargs=(front_end,)) as pool:
         yield from pool.imap(_prepare_star, tasks, chunksize=8)
 
 
-def _init_worker() -> None:
+FrontEndChoice = tuple[str, Path]
+"""("learned" or "classical", the store whose segmenter `learned` uses)."""
+
+
+def _init_worker(front_end: FrontEndChoice) -> None:
+    """One thread for OpenCV, and the front end the service would use (`service.front_end`)."""
     import cv2
 
     cv2.setNumThreads(1)
+    kind, store = front_end
+    segmenter = InkSegmenter.from_store(store) if kind == "learned" else None
+    if kind == "learned" and segmenter is None:
+        raise SystemExit(f"--front-end learned: no ink segmenter in {store}/frontend")
+    use_front_end(segmenter)
 
 
 # -- models -------------------------------------------------------------------------------------
@@ -375,7 +387,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['created']}, seed {report['seed']}, {report['per_condition']} MNIST digits per condition "
         f"(photo_12mp: {HEAVY_CONDITIONS['photo_12mp']}), pipeline `digit_frontend.pipeline.prepare_image` "
-        f"(max_pixels {report['max_pixels']:,}), models from `{report['store']}`; default model **{default}**. "
+        f"with the {report.get('front_end', 'classical')} front end (max_pixels {report['max_pixels']:,}), models from `{report['store']}`; default model **{default}**. "
         "A refused upload (NoInk, ...) counts as wrong.",
         "",
         "## Accuracy per condition (MNIST digits)",
@@ -425,6 +437,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes for render + prepare (at most 2)")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    parser.add_argument("--front-end", choices=("learned", "classical"), default="learned",
+                        help="find digits with the store's ink segmenter (the service's default) or the classical rules")
     parser.add_argument("--mistakes", type=Path, default=None, metavar="PNG",
                         help="also draw the default model's mistakes (up to 3 per condition) into this PNG")
     parser.add_argument("--record", action="store_true",
@@ -448,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     jobs, notes = build_jobs(args)
     print(f"{len(jobs)} uploads ({args.split} split), {args.workers} processes", file=sys.stderr)
-    outcomes = prepare_all(jobs, max_pixels=args.max_pixels, workers=args.workers)
+    outcomes = prepare_all(jobs, max_pixels=args.max_pixels, workers=args.workers, front_end=(args.front_end, args.store))
     results = Results(outcomes, list(paths), default_model(args.store, list(paths)))
     predict_all(results, args.store, threads=args.workers)
     report: dict[str, Any] = {
@@ -457,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "per_condition": args.per_condition,
         "per_source": args.per_source,
         "max_pixels": args.max_pixels,
+        "front_end": args.front_end,
         "store": os.path.relpath(args.store, REPO) if args.store.is_relative_to(REPO) else str(args.store),
         "models": results.models,
         "default_model": results.default_model,
