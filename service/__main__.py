@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, get_args
 
@@ -17,13 +18,31 @@ from service.metrics import MULTIPROC_ENV
 from service.settings import ENV_PREFIX, Device, LogLevel, Settings, describe_errors, unknown_variables
 
 
+def program_name() -> str:
+    """`digit-serving` when run as the console script, else `python -m service` (what the user typed)."""
+    return "digit-serving" if Path(sys.argv[0]).name == "digit-serving" else "python -m service"
+
+
+def package_version() -> str:
+    """The installed package's version; pyproject's when run from a source tree without installing."""
+    try:
+        return version("digit-serving")
+    except PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        return str(tomllib.loads(pyproject.read_text())["project"]["version"]) if pyproject.is_file() else "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
+    prog = program_name()
     parser = argparse.ArgumentParser(
-        prog="python -m service",
+        prog=prog,
         description="Serve the digit classifiers of a model store over HTTP. Every option defaults to its "
         f"{ENV_PREFIX}* environment variable (e.g. {ENV_PREFIX}PORT), then to the built-in default. "
-        "`python -m service store --help`: get a model store (an installed package has none).",
+        f"`{prog} store --help`: get a model store (an installed package has none).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="TCP port (default 8000)")
     parser.add_argument("--workers", type=int, help="worker processes (default 1)")

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.routes import admin, health, metrics, models, predict
+from service.routes import admin, health, metrics, models, predict, version
 
 api_router = APIRouter()
 api_router.include_router(predict.router)
 api_router.include_router(models.router)
 api_router.include_router(metrics.router)
 api_router.include_router(health.router)
+api_router.include_router(version.router)
 
 admin_router = admin.router
