@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from digit_contract.card import ModelCard
-from digit_contract.store import latest_version
+from digit_contract.store import UPLOAD_EVALUATION_FILE, latest_version
 from tests.factories import bar_digit, encode
 from training.data import RawSplit
 
@@ -63,10 +63,20 @@ def test_one_file_gets_one_answer_from_the_named_model(
     assert body["timings"]["batch_size"] == 1
 
 
-def test_without_a_model_the_best_by_test_accuracy_answers(client: TestClient, store: Path, mnist_test: RawSplit) -> None:
-    response = client.post("/predict", files=multipart(encode(mnist_test.images[1])))
-    assert response.status_code == 200
-    assert response.json()["model"] == best_model(store)
+def test_without_a_model_the_best_by_test_accuracy_answers(app_factory: Callable[..., FastAPI],
+                                                           copy_store: Callable[..., Path], mnist_test: RawSplit) -> None:
+    # Two rules choose the default: the best test accuracy for pixels, the best accuracy on the
+    # validation uploads for image files. In the seed store cnn_augmented leads both, so a store
+    # where they disagree: cnn has the better test accuracy, mlp the better (recorded) uploads.
+    store = copy_store("cnn", "mlp")
+    record = {"split": "validation", "uploads": 1000, "accuracy": {"cnn": 0.90, "mlp": 0.95}}
+    (store / UPLOAD_EVALUATION_FILE).write_text(json.dumps(record))
+    with TestClient(app_factory(model_store=store)) as client:
+        as_pixels = client.post("/predict", json={"images": (mnist_test.images[1:2] / 255.0).tolist()})
+        as_file = client.post("/predict", files=multipart(encode(mnist_test.images[1])))
+    assert as_pixels.status_code == as_file.status_code == 200
+    assert as_pixels.json()[0]["model"] == "cnn"
+    assert as_file.json()["model"] == "mlp"
 
 
 def test_several_files_get_a_list_of_answers_in_order(client: TestClient, store: Path, mnist_test: RawSplit) -> None:
