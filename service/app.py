@@ -31,10 +31,11 @@ from service.versions import parse_policies
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
-Handwritten digit classification with six MNIST variants (MLP and CNN, each plain, with Dropout
-and with Gaussian noise), served from an ONNX model store.
+Handwritten digit classification with a zoo of models served from an ONNX model store: MLPs and
+CNNs on MNIST (the seed's variants: plain, with Dropout, with Gaussian noise; and those of later
+experiments) and on other datasets such as UCI's 8x8 digits. `GET /models` lists them.
 
-Send a photo or a drawing of a digit to `POST /predict`; compare the variants with
+Send a photo or a drawing of a digit to `POST /predict`; compare the models with
 `GET /models/compare`. Every error has the body `{"error": "<message>", ...}`.
 """
 

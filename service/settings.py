@@ -1,7 +1,10 @@
 """The service's one settings object, read from `DIGITS_*` environment variables.
 
-Every knob of the service lives here, with its documentation under it; nothing else in the
-package reads `os.environ`. `python -m service --help` shows the command-line overrides.
+Every knob of the service lives here, with its documentation under it. Elsewhere the environment
+is only passed on or checked: `__main__` writes the command-line overrides and the Prometheus
+multiprocess directory for its workers, `metrics` reads that directory, `healthcheck` (a process
+of its own) reads `DIGITS_PORT`, and `__main__` and `ray_serve` warn about unknown `DIGITS_*` names.
+`python -m service --help` shows the command-line overrides.
 """
 
 from __future__ import annotations

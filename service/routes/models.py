@@ -31,9 +31,9 @@ async def list_models(dataplane: DataPlaneDep) -> ModelList:
 
 
 # Declared before /models/{name} so that `compare` is not taken for a model name.
-@router.get("/compare", response_model=ModelComparison, summary="Compare the variants")
+@router.get("/compare", response_model=ModelComparison, summary="Compare the models")
 async def compare_models(dataplane: DataPlaneDep) -> ModelComparison:
-    """The variants side by side: ranks, test metrics, size, latency here, CNN-vs-MLP and regularisation deltas."""
+    """The models side by side, per test set: ranks, test metrics, size, latency here, CNN-vs-MLP and regularisation deltas."""
     return await dataplane.compare_models()
 
 
