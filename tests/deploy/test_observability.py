@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.toolkit import free_port
 from service.app import create_app
 from tests.service.conftest import REPO, make_settings
 
@@ -145,11 +145,6 @@ def test_every_queried_series_is_exported_by_the_service() -> None:
 
 # -- a real Prometheus against a real service ------------------------------------------------------
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def get_json(url: str, timeout: float = 5.0) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ ray = pytest.importorskip("ray", reason="Ray is not installed: `make test-ray` i
 serve = pytest.importorskip("ray.serve", reason="Ray Serve is not installed: `make test-ray`")
 ort = pytest.importorskip("onnxruntime")
 
+from bench.toolkit import free_port  # noqa: E402
 from service import ray_serve  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from training.data import TEST_IMAGES, TEST_LABELS, load_split  # noqa: E402
@@ -34,11 +34,6 @@ SAMPLE_DIR = REPO / "tests" / "data" / "mnist-sample"
 MODELS = ("cnn", "mlp")
 IMAGES = 64
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def post_json(url: str, body: Any) -> tuple[int, Any]:
