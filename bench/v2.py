@@ -47,7 +47,6 @@ from bench.payloads import load_digits
 from bench.servers import RunningServer, ServerSpec
 from bench.toolkit import REPO, free_port
 
-WRK_V2 = Path(__file__).resolve().parent / "wrk_v2.lua"
 MODELS = ("cnn_augmented", "mlp")
 """The default upload model (a CNN: ~14k images/s on one core at any batch size) and the cheapest model
 (an MLP, ~0.9M images/s at batch 1,024), so that the figures show what the protocol costs around each."""
@@ -100,8 +99,14 @@ def wrk_load(url: str, bodies: list[bytes], header_length: int | None, concurren
     with tempfile.TemporaryDirectory(prefix="bench-v2-") as body_dir:
         for index, body in enumerate(bodies):
             (Path(body_dir) / f"body{index:04d}.bin").write_bytes(body)
-        argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout=30s", "-s", str(WRK_V2),
-                url, "--", body_dir, str(len(bodies)), "-" if header_length is None else str(header_length)]
+        # A JSON-only body, or JSON then binary data with the binary extension's header.
+        if header_length is None:
+            body_args = ["application/json", body_dir, str(len(bodies))]
+        else:
+            body_args = ["application/octet-stream", body_dir, str(len(bodies)),
+                         "Inference-Header-Content-Length", str(header_length)]
+        argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout=30s", "-s", str(WRK_SCRIPT),
+                url, "--", "POST", *body_args]
         result = parse_wrk(_run_tool(argv, seconds, 30.0), concurrency)
     return result.to_dict()
 

@@ -1,7 +1,9 @@
--- wrk script of the benchmark harness (bench/loadgen.py writes the bodies and runs wrk with it).
---   wrk ... -s bench/wrk_bodies.lua URL -- METHOD CONTENT_TYPE BODY_DIR COUNT
+-- wrk script of the benchmarks (bench/loadgen.py and bench/v2.py write the bodies and run wrk with it).
+--   wrk ... -s bench/wrk_bodies.lua URL -- METHOD CONTENT_TYPE BODY_DIR COUNT [HEADER VALUE]
 -- Each connection cycles through COUNT prepared requests (BODY_DIR/body0000.bin ...), built once
--- in init() so the request() hook costs nothing; COUNT 0 sends bodiless requests.
+-- in init() so the request() hook costs nothing; COUNT 0 sends bodiless requests. HEADER VALUE: one
+-- more header for every request (the protocol's Inference-Header-Content-Length: every body of one
+-- scenario has the same JSON header, so one value serves them all).
 -- done() prints one machine-readable line: wrk's own summary has no p95 and hides error kinds.
 
 local prepared = {}
@@ -12,6 +14,9 @@ function init(args)
   local headers = {}
   if content_type ~= "-" then
     headers["Content-Type"] = content_type
+  end
+  if args[5] ~= nil then
+    headers[args[5]] = args[6]
   end
   if count == 0 then
     prepared[1] = wrk.format(method, nil, headers, nil)
