@@ -53,6 +53,8 @@ class DecodedImage:
     mode: str
     scale: float = 1.0
     """Original pixels per working pixel (after orientation)."""
+    more_frames: bool = False
+    """The file has frames after the first (an animated GIF, a multi-page TIFF): only the first was read."""
 
     def to_original(self, box: Box) -> Box:
         x, y, w, h = box
@@ -82,7 +84,8 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
         raise TooManyPixels(f"the image declares too many pixels; the limit is {max_pixels:,}") from exc
     except UnidentifiedImageError as exc:
         raise UnsupportedImage(
-            "the file is not an image in a supported format (PNG, JPEG, BMP, GIF, WebP or TIFF)"
+            "the file is not an image in a supported format (PNG, JPEG, BMP, GIF, WebP or TIFF): "
+            "export or save it as a JPEG or PNG and send that"
         ) from exc
     except Exception as exc:  # Pillow raises assorted types on malformed headers
         raise InvalidImage("the image header is corrupt") from exc
@@ -94,10 +97,40 @@ def open_image(data: bytes, *, max_pixels: int) -> Image.Image:
     return image
 
 
+def decode_cost(image: Image.Image) -> int:
+    """Pixels that decoding an opened image's first frame will produce: its size, or for a large JPEG
+    the reduced size libjpeg decodes it at (`decode_opened`). What a request's decode budget counts.
+
+    Every decoder but JPEG's produces the full image however small the result is wanted: a 4096x4096
+    lossless WebP of a digit is ~860 bytes and 0.18 s of CPU.
+    """
+    width, height = image.size
+    longest = max(width, height)
+    if longest <= WORKING_SIDE or image.format != "JPEG":
+        return width * height
+    wanted = (max(1, width * WORKING_SIDE // longest), max(1, height * WORKING_SIDE // longest))
+    for denominator in (8, 4, 2):  # the smallest of libjpeg's scales that is still at least `wanted`
+        w, h = -(-width // denominator), -(-height // denominator)
+        if w >= wanted[0] and h >= wanted[1]:
+            return w * h
+    return width * height
+
+
+def has_more_frames(image: Image.Image) -> bool:
+    """Whether an opened file has frames after its first (animated GIF, WebP or PNG, multi-page TIFF),
+    which are never decoded. Asked before the first frame is loaded: `is_animated` looks for a second
+    frame only, where `n_frames` would walk every frame."""
+    try:
+        return bool(getattr(image, "is_animated", False))
+    except Exception:  # a corrupt second frame: the first is still what is read
+        return False
+
+
 def decode_opened(image: Image.Image) -> DecodedImage:
     """Decode an image `open_image` opened: its first frame, oriented, at most `WORKING_SIDE` px."""
     width, height = image.size
     source_format, source_mode = image.format or "unknown", image.mode
+    more_frames = has_more_frames(image)
     longest = max(width, height)
     if longest > WORKING_SIDE and image.format == "JPEG":
         # libjpeg decodes straight to 1/2, 1/4 or 1/8 scale, never below the size asked for, and to
@@ -127,7 +160,7 @@ def decode_opened(image: Image.Image) -> DecodedImage:
         alpha = plane = shrink(alpha, CANVAS_WORKING_SIDE)
     # Orientation swaps the sides at most, so the longest side maps working pixels to the original's.
     scale = max(width, height) / max(plane.shape)
-    return DecodedImage(grey, alpha, source_format, width, height, source_mode, scale=scale)
+    return DecodedImage(grey, alpha, source_format, width, height, source_mode, scale=scale, more_frames=more_frames)
 
 
 def _reduce(image: Image.Image, factor: int) -> Image.Image:

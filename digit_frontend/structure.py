@@ -59,6 +59,18 @@ MAX_TIFF_STRIPS = 65_536
 """Strips or tiles allowed in a TIFF's first directory."""
 
 
+MAX_EXIF_BYTES = 64 * 1024
+"""Largest EXIF block accepted: a JPEG's APP1 segment cannot hold more, and cameras write 10-30 KB."""
+
+MAX_EXIF_TAGS = 1024
+"""Tags allowed in all of an EXIF block's directories (IFD0, Exif, GPS, interoperability, thumbnail);
+cameras write 60-150. Orientation is read through Pillow's EXIF parser, which builds Python objects
+per tag on the event loop: 20,000 tags in a 64x64 PNG cost 0.26 s, 720 KB of them a second."""
+
+MAX_EXIF_DIRECTORIES = 16
+"""Directories of an EXIF block walked at most (pointers may loop; the walk never revisits one)."""
+
+
 def check_structure(data: bytes) -> None:
     """Raise `ImageTooComplex` if the file's framing would make it costly to open or decode."""
     if data[:3] == b"\xff\xd8\xff":
@@ -69,6 +81,42 @@ def check_structure(data: bytes) -> None:
         _check_gif(data)
     elif data[:4] in (b"II*\x00", b"MM\x00*"):
         _check_tiff(data)
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        _check_webp(data)
+
+
+def check_exif(block: bytes) -> None:
+    """Raise `ImageTooComplex` if an EXIF block (with or without its `Exif\\0\\0` prefix) is too large
+    or has too many tags. Walks directory headers only: counts, never values."""
+    if len(block) > MAX_EXIF_BYTES:
+        raise ImageTooComplex(f"the image's EXIF block is {len(block):,} bytes; at most {MAX_EXIF_BYTES:,} are accepted")
+    if block[:6] == b"Exif\x00\x00":
+        block = block[6:]
+    if len(block) < 8 or block[:4] not in (b"II*\x00", b"MM\x00*"):
+        return  # not TIFF-structured: Pillow ignores it
+    order = "<" if block[:2] == b"II" else ">"
+    pending = [struct.unpack_from(order + "I", block, 4)[0]]
+    seen: set[int] = set()
+    tags = 0
+    while pending and len(seen) < MAX_EXIF_DIRECTORIES:
+        offset = pending.pop()
+        if offset in seen or offset < 8 or offset + 2 > len(block):
+            continue
+        seen.add(offset)
+        (count,) = struct.unpack_from(order + "H", block, offset)
+        tags += count
+        if tags > MAX_EXIF_TAGS:
+            raise ImageTooComplex(f"the image's EXIF block has more than {MAX_EXIF_TAGS:,} tags (cameras write 60-150)")
+        for index in range(min(count, (len(block) - offset - 2) // 12)):
+            tag, _, _, value = struct.unpack_from(order + "HHII", block, offset + 2 + 12 * index)
+            if tag in _EXIF_POINTERS:
+                pending.append(value)
+        end = offset + 2 + 12 * count
+        if end + 4 <= len(block):
+            pending.append(struct.unpack_from(order + "I", block, end)[0])  # the next directory (IFD1)
+
+
+_EXIF_POINTERS = frozenset({0x8769, 0x8825, 0xA005})  # Exif, GPS and interoperability directories
 
 
 def jpeg_scan_limit(pixels: int | None) -> int:
@@ -94,6 +142,8 @@ def _check_jpeg(data: bytes) -> None:
         if segments > MAX_JPEG_SEGMENTS:
             raise ImageTooComplex(f"the JPEG has more than {MAX_JPEG_SEGMENTS} marker segments before its image data")
         (length,) = struct.unpack_from(">H", data, position + 2)
+        if marker == 0xE1 and data[position + 4 : position + 10] == b"Exif\x00\x00":
+            check_exif(data[position + 4 : position + 2 + length])
         if marker in _START_OF_FRAME and position + 9 <= len(data):
             height, width = struct.unpack_from(">HH", data, position + 5)
             pixels = height * width
@@ -130,6 +180,13 @@ def _check_png(data: bytes) -> None:
             )
         if kind == b"IEND":
             return
+        if kind == b"eXIf":
+            check_exif(data[position + 8 : position + 8 + length])
+        elif (kind in (b"tEXt", b"zTXt", b"iTXt") and data[position + 8 : position + 29] == b"Raw profile type exif"
+              and length > 2 * MAX_EXIF_BYTES + 1024):
+            # ImageMagick's hex-encoded EXIF, which Pillow also reads: twice the block's size, and a header.
+            raise ImageTooComplex(f"the PNG's EXIF text chunk is {length:,} bytes; the EXIF block may be at "
+                                  f"most {MAX_EXIF_BYTES:,}")
         position += 12 + length  # length, type, data, CRC
 
 
@@ -173,3 +230,18 @@ def _check_tiff(data: bytes) -> None:
             raise ImageTooComplex(
                 f"the TIFF has {count:,} strips or tiles; at most {MAX_TIFF_STRIPS:,} are accepted"
             )
+
+
+MAX_WEBP_CHUNKS = 64
+"""RIFF chunks walked in a WebP (an animated one has a chunk per frame; only the EXIF matters here)."""
+
+
+def _check_webp(data: bytes) -> None:
+    position = 12
+    for _ in range(MAX_WEBP_CHUNKS):
+        if position + 8 > len(data):
+            return
+        kind, length = struct.unpack_from("<4sI", data, position)
+        if kind == b"EXIF":
+            check_exif(data[position + 8 : position + 8 + length])
+        position += 8 + length + (length & 1)  # chunks are padded to an even size

@@ -8,16 +8,20 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
+import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from service.dataplane import DataPlane
+from digit_frontend.pipeline import use_front_end
 from service.errors import DeviceUnavailable, ErrorBody, StoreUnavailable
-from service.headers import SecurityHeadersMiddleware
+from service.front_end import load_front_end
+from service.headers import HostAndOriginMiddleware, SecurityHeadersMiddleware
+from service.http_server import serve_management
 from service.inference_protocol.serving import mount as mount_protocol
 from service.inference_protocol.serving import serve_protocol
-from service.limits import BodyLimitMiddleware, QueryLengthLimitMiddleware
+from service.limits import BodyBudget, BodyLimitMiddleware, QueryLengthLimitMiddleware, SaturationMonitor
 from service.memory import return_large_buffers_to_os, trim_periodically
 from service.metrics import MetricsMiddleware, ServiceMetrics
 from service.registry import ModelRegistry
@@ -70,6 +74,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        disable_onnxruntime_telemetry()
         if available_providers is None:
             import onnxruntime as ort
 
@@ -89,6 +94,7 @@ def create_app(
                 version_policies=parse_policies(settings.version_policy),
             )
             models = await run_in_threadpool(registry.load)
+            use_front_end(await run_in_threadpool(load_front_end, settings))
         except (StoreUnavailable, DeviceUnavailable) as exc:
             log.critical("cannot start: %s", exc)
             raise
@@ -104,11 +110,17 @@ def create_app(
         restore_signal_handler = reloader.install_signal_handler()  # SIGHUP reloads the store
         # What a burst of large or aborted requests freed goes back to the system (service.memory).
         trimmer = asyncio.create_task(trim_periodically())
+        app.state.saturation = monitor = SaturationMonitor(lambda: queued_work(app), settings.saturation_seconds)
+        sampler = asyncio.create_task(monitor.watch())
         try:
             # The Open Inference Protocol's plane, and its gRPC server when DIGITS_GRPC_PORT is set.
             async with serve_protocol(app, app.state.dataplane, settings, app.version):
-                yield
+                share_gates(app, reloader)
+                # Health, metrics and admin on their own port when DIGITS_MANAGEMENT_PORT is set.
+                async with serve_management(app, settings):
+                    yield
         finally:
+            sampler.cancel()
             trimmer.cancel()
             restore_signal_handler()
             registry.close()
@@ -129,6 +141,9 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.large_uploads = asyncio.Semaphore(settings.max_large_uploads)
+    app.state.body_budget = budget = BodyBudget(settings.max_inflight_body_bytes)
+    # Parsing large /v2 bodies off the event loop, as many at once as there are work threads.
+    app.state.decode_threads = anyio.CapacityLimiter(settings.work_threads)
     install_error_handlers(app)
     app.include_router(api_router)
     mount_protocol(app)  # /v2/...: the Open Inference Protocol (KServe V2, Triton's clients)
@@ -144,9 +159,15 @@ def create_app(
         max_bytes=settings.max_upload_bytes,
         timeout=settings.body_timeout,
         idle_timeout=settings.body_idle_timeout,
+        min_rate=settings.min_upload_rate,
+        rate_grace=settings.upload_rate_grace,
+        budget=budget,
     )
     app.add_middleware(QueryLengthLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Before metrics: a request for another host, or a cross-site form post, is no route's request.
+    app.add_middleware(HostAndOriginMiddleware, allowed_hosts=settings.allowed_hosts,
+                       allowed_origins=settings.cors_origins)
     app.add_middleware(SecurityHeadersMiddleware)
     if settings.cors_origins:
         app.add_middleware(
@@ -156,6 +177,51 @@ def create_app(
             allow_headers=["Content-Type", "Authorization"],
         )
     return app
+
+
+def disable_onnxruntime_telemetry() -> None:
+    """Turn ONNX Runtime's telemetry off before any session exists.
+
+    Left on, the serving process opened `~/.cache/Microsoft/.../onnxruntime.db` read-write, queued
+    events (OS, CPU, executable path) and looked up a Microsoft telemetry host, which SECURITY.md's
+    "writes nothing" does not allow. Tests that pass fake sessions may run without onnxruntime.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    disable = getattr(ort, "disable_telemetry_events", None)
+    if disable is not None:
+        disable()
+
+
+def queued_work(app: FastAPI) -> int:
+    """Requests waiting for a body-budget reservation, a large-upload slot or a work thread (readiness).
+
+    The semaphore and the limiter do not publish their queues; their waiter counts are read as the
+    saturation monitor samples, never on the request path.
+    """
+    state = app.state
+    waiting: int = state.body_budget.waiting + len(getattr(state.large_uploads, "_waiters", None) or ())
+    threads = getattr(getattr(state, "dataplane", None), "_threads", None)
+    if isinstance(threads, anyio.CapacityLimiter):
+        waiting += threads.statistics().tasks_waiting
+    return waiting
+
+
+def share_gates(app: FastAPI, reloader: StoreReloader) -> None:
+    """Give the gRPC server the REST side's gates, and the batcher the reloads (both exist only now)."""
+    server = getattr(app.state, "grpc_server", None)
+    if server is not None:
+        server.share_gates(app.state.body_budget, app.state.large_uploads, app.state.decode_threads)
+    batcher = getattr(app.state, "batcher", None)
+    if batcher is not None:
+        registry = app.state.registry
+
+        def retire_replaced() -> None:
+            batcher.retire_stale([m for name in registry.models for m in registry.versions(name).values()])
+
+        reloader.after_reload.append(retire_replaced)
 
 
 def create_app_from_env() -> FastAPI:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -55,6 +55,8 @@ class _ModelQueue:
     images: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     runners: list[asyncio.Task[None]] = field(default_factory=list)
+    retired: bool = False
+    """Its model was replaced or removed: the runners finish what waits, then end (and let the model go)."""
 
 
 class Batcher:
@@ -98,10 +100,30 @@ class Batcher:
                     waiting.future.set_exception(BatchQueueFull("the server is shutting down"))
         self._queues.clear()
 
+    def retire_stale(self, live: Collection[ServedModel]) -> None:
+        """Retire the queues of models not in `live` (after a reload): their runners end once idle.
+
+        A runner holds its queue's model; left waiting forever, the runners of every reloaded model
+        kept the old sessions alive until a full garbage collection (+36 MB per reload) and were
+        destroyed pending at exit.
+        """
+        keep = {id(model) for model in live}
+        for key, queue in list(self._queues.items()):
+            if id(queue.model) not in keep:
+                self._retire(queue)
+                del self._queues[key]
+
+    @staticmethod
+    def _retire(queue: _ModelQueue) -> None:
+        queue.retired = True
+        queue.arrived.set()  # wakes idle runners, which see the flag and end
+
     def _queue(self, model: ServedModel) -> _ModelQueue:
         key = (model.name, model.version)
         queue = self._queues.get(key)
         if queue is None or queue.model is not model:  # a reload swapped the model: new queue, new runners
+            if queue is not None:
+                self._retire(queue)
             queue = self._queues[key] = _ModelQueue(model)
             queue.runners = [asyncio.create_task(self._serve(queue)) for _ in range(self.runner_count)]
         return queue
@@ -110,6 +132,8 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             while not queue.waiting:
+                if queue.retired:
+                    return
                 queue.arrived.clear()
                 await queue.arrived.wait()
             if self.max_delay > 0 and queue.images < self.max_size:

@@ -31,10 +31,14 @@ import logging
 import os
 import resource
 import signal
+import socket
 import sys
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -66,10 +70,12 @@ class ConnectionLimits:
     max_header_bytes: int
     max_headers: int
     max_connections: int
+    send_timeout: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConnectionLimits:
-        return cls(settings.header_timeout, settings.max_header_bytes, settings.max_headers, settings.max_connections)
+        return cls(settings.header_timeout, settings.max_header_bytes, settings.max_headers, settings.max_connections,
+                   settings.send_timeout)
 
 
 @cache
@@ -89,7 +95,7 @@ class _HeadersTooLarge(Exception):
 _waiting: dict[GuardedHttpProtocol, float] = {}
 """Connections with no request in progress (new, between requests, or still sending headers) and
 since when, oldest first: the ones a full server closes to make room. A dict keeps insertion order,
-so the oldest is found in O(1)."""
+so the oldest is found in O(1). (The management listener keeps its own: `ManagementHttpProtocol`.)"""
 
 EVICTABLE_AFTER_SECONDS = 2.0
 """A full server closes only a connection that has waited at least this long: one that has just
@@ -100,10 +106,14 @@ attacker holding more sockets than the limit cannot make the server churn throug
 class GuardedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with header limits, a header deadline, a connection cap and a clean drain."""
 
+    waiting: ClassVar[dict[GuardedHttpProtocol, float]] = _waiting
+    """The connections without a request of this listener (one dict per event loop)."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.limits = connection_limits()
+        self.limits = self.connection_limits()
         self._deadline: asyncio.TimerHandle | None = None
+        self._send_deadline: asyncio.TimerHandle | None = None
         self._in_headers = False  # a request has begun and its headers are not complete
         self._in_request = False  # headers complete, answer not complete: the application's time
         self._message_complete = True  # the parser is not inside a request body
@@ -115,25 +125,39 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     # -- connection life ---------------------------------------------------------------------
 
+    @staticmethod
+    def connection_limits() -> ConnectionLimits:
+        return connection_limits()
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections and not _evict_longest_waiting(self):
             self._answer_and_close(503, "the server has too many open connections; retry shortly")
             return
-        _waiting[self] = self.loop.time()
+        self.waiting[self] = self.loop.time()
         self._arm(self.limits.header_timeout, self._header_deadline_passed)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        _waiting.pop(self, None)
+        self.waiting.pop(self, None)
         self._disarm()
+        self._stop_send_clock()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return  # lingering after FIN, or answered and closing: read and drop
         self._unset_keepalive_if_required()
-        if not self._in_request and (self._in_headers or self._message_complete) and not self._headers_fit(data):
-            self._answer_and_close(431, f"the request line and headers exceed {self.limits.max_header_bytes:,} bytes")
+        # Header bytes are counted from the start of every request, including one pipelined behind a
+        # request still in progress (its body complete): before, a 128 MiB header sent behind a slow
+        # /predict was never counted and cost 14.9 s of the event loop.
+        if (self._in_headers or self._message_complete) and not self._headers_fit(data):
+            message = f"the request line and headers exceed {self.limits.max_header_bytes:,} bytes"
+            if self._in_request:
+                # An answer is being written on this connection: a 431 cannot go in the middle of it.
+                log.info("%s: %s (pipelined); closing the connection", self.client, message)
+                self.evict()
+            else:
+                self._answer_and_close(431, message)
             return
         try:
             self.parser.feed_data(data)
@@ -181,7 +205,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._in_request = True
         self._header_bytes = 0
         self._tail = b""
-        _waiting.pop(self, None)
+        self.waiting.pop(self, None)
         self._disarm()  # from here the body's timeouts apply (service.limits)
         super().on_headers_complete()
         if self._draining and self.cycle is not None:
@@ -197,10 +221,40 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return  # a pipelined request was waiting and has just started: still in a request
         self._in_request = False
         if not self.transport.is_closing():
-            _waiting[self] = self.loop.time()
+            self.waiting[self] = self.loop.time()
             # uvicorn's keep-alive timer closes a silent connection; this one bounds a connection that
             # keeps sending bytes that never begin a request (the rest of an unread body, say).
             self._arm(self.config.timeout_keep_alive + self.limits.header_timeout, self._header_deadline_passed)
+
+    # -- a client that does not read -----------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        """The socket's send buffer is full: the client has `send_timeout` seconds to read from it.
+
+        asyncio keeps everything written in memory until the kernel takes it, so a client that never
+        reads holds its answer (60 of them with 7 MiB answers held 440 MiB) until it disconnects.
+        """
+        super().pause_writing()
+        self._stop_send_clock()
+        self._send_deadline = self.loop.call_later(self.limits.send_timeout, self._send_timeout_passed)
+
+    def resume_writing(self) -> None:
+        self._stop_send_clock()
+        super().resume_writing()
+
+    def _stop_send_clock(self) -> None:
+        if self._send_deadline is not None:
+            self._send_deadline.cancel()
+            self._send_deadline = None
+
+    def _send_timeout_passed(self) -> None:
+        self._send_deadline = None
+        log.info("%s read nothing of its answer for %g s; closing the connection", self.client,
+                 self.limits.send_timeout)
+        self._closing = True
+        self.waiting.pop(self, None)
+        self._disarm()
+        self.transport.abort()  # a FIN would wait behind the unread answer
 
     # -- deadlines and shutdown --------------------------------------------------------------
 
@@ -242,7 +296,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         self._closing = True
-        _waiting.pop(self, None)
+        self.waiting.pop(self, None)
         if self.transport.can_write_eof():
             self.transport.write_eof()
             self._arm(LINGER_SECONDS, self.transport.close)
@@ -252,14 +306,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def evict(self) -> None:
         """Close at once, to make room for another connection (it had no request in progress)."""
         self._closing = True
-        _waiting.pop(self, None)
+        self.waiting.pop(self, None)
         self._disarm()
         self.transport.close()
 
     def _answer_and_close(self, status: int, message: str) -> None:
         """Answer from below the application (no request reached it) with the service's error body."""
         self._closing = True
-        _waiting.pop(self, None)
+        self.waiting.pop(self, None)
         self._disarm()
         body = json.dumps({"error": message}).encode()
         head = [
@@ -283,7 +337,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 def _evict_longest_waiting(newcomer: GuardedHttpProtocol) -> bool:
     """Close the connection that has waited longest without a request in progress, if it has waited
     `EVICTABLE_AFTER_SECONDS`; False if none has (the newcomer is then refused)."""
-    for connection, since in _waiting.items():
+    for connection, since in newcomer.waiting.items():
         if newcomer.loop.time() - since < EVICTABLE_AFTER_SECONDS:
             return False  # oldest first: if this one is too young, so are the rest
         if connection is not newcomer:
@@ -477,3 +531,140 @@ def serve(settings: Settings) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=[sock])
     return 0 if server.started else STARTUP_FAILURE
+
+
+# -- the management listener ---------------------------------------------------------------------
+
+
+def management_protocol(limits: ConnectionLimits) -> type[GuardedHttpProtocol]:
+    """The guarded protocol with the management listener's own limits and its own idle-connection table."""
+
+    class ManagementHttpProtocol(GuardedHttpProtocol):
+        waiting: ClassVar[dict[GuardedHttpProtocol, float]] = {}  # this listener's own
+
+        @staticmethod
+        def connection_limits() -> ConnectionLimits:
+            return limits
+
+    return ManagementHttpProtocol
+
+
+class _ReloaderOnLoop:
+    """The worker's reloader, called from the management thread: the reload runs on the worker's own
+    event loop, where its lock and the batcher's queues live."""
+
+    def __init__(self, reloader: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.reloader = reloader
+        self.loop = loop
+
+    async def reload(self, trigger: Any = "admin") -> Any:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.reloader.reload(trigger), self.loop))
+
+
+def create_management_app(app: Any, settings: Settings) -> Any:
+    """Health, metrics and admin over the worker's app state, for the management listener.
+
+    Called in the lifespan, once the state is complete. The routes are the data port's own, so the
+    answers are the same; `/v2/health/*` answer as the protocol's routes do.
+    """
+    from fastapi import FastAPI
+    from starlette.datastructures import State
+
+    from service.headers import HostAndOriginMiddleware, SecurityHeadersMiddleware
+    from service.inference_protocol import rest
+    from service.limits import QueryLengthLimitMiddleware
+    from service.routes import admin, health, metrics
+    from service.routes.errors import install_error_handlers
+
+    management = FastAPI(title="Digit serving: management", openapi_url=None, docs_url=None, redoc_url=None)
+    state = dict(app.state._state)  # the same registry, data plane, metrics and saturation monitor
+    if state.get("reloader") is not None:
+        state["reloader"] = _ReloaderOnLoop(state["reloader"], asyncio.get_running_loop())
+    management.state = State(state)
+    install_error_handlers(management)
+    management.include_router(health.router)
+    management.include_router(metrics.router)
+    management.add_api_route("/v2/health/live", rest.server_live, methods=["GET"], include_in_schema=False)
+    management.add_api_route("/v2/health/ready", rest.server_ready, methods=["GET"], include_in_schema=False)
+    if settings.admin_token is not None:
+        management.include_router(admin.router)
+    management.add_middleware(QueryLengthLimitMiddleware)
+    management.add_middleware(HostAndOriginMiddleware, allowed_hosts=settings.allowed_hosts)
+    management.add_middleware(SecurityHeadersMiddleware)
+    return management
+
+
+MANAGEMENT_START_SECONDS = 10.0
+
+
+class ManagementListener:
+    """The management port: its own uvicorn server, in its own thread with its own event loop.
+
+    The data port's event loop, connection budget and work threads can all be saturated by clients
+    (each case of issue 22 starved probes that shared them); this listener shares none of them, only
+    the interpreter (the GIL is released every 5 ms by a busy thread), so a probe answers while the
+    data plane is flooded. It keeps a small connection budget of its own (`management_max_connections`).
+    """
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        import uvicorn
+
+        assert settings.management_port is not None
+        self.settings = settings
+        limits = replace(ConnectionLimits.from_settings(settings), max_connections=settings.management_max_connections)
+        self.socket = _listen(settings.host, settings.management_port)
+        self.port: int = self.socket.getsockname()[1]
+        config = uvicorn.Config(app, http=management_protocol(limits), lifespan="off", log_config=None,
+                                log_level=settings.log_level, access_log=False, server_header=False,
+                                limit_concurrency=settings.management_max_connections, timeout_graceful_shutdown=2)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, name="management-listener", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve(sockets=[self.socket]))
+
+    async def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + MANAGEMENT_START_SECONDS
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise OSError(f"the management listener on port {self.port} did not start")
+            await asyncio.sleep(0.01)
+        log.info("management listener (health, metrics, admin) on http://%s:%d", self.settings.host, self.port)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await asyncio.to_thread(self.thread.join, 5.0)
+        self.socket.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket that each worker can bind (SO_REUSEPORT), as gRPC's port is."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def serve_management(app: Any, settings: Settings) -> AsyncIterator[ManagementListener | None]:
+    """Run the management listener while the block runs, when `management_port` is set."""
+    if settings.management_port is None:
+        yield None
+        return
+    listener = ManagementListener(create_management_app(app, settings), settings)
+    await listener.start()
+    app.state.management = listener
+    try:
+        yield listener
+    finally:
+        await listener.stop()

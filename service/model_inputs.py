@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from digit_contract.errors import NoInk
+from digit_contract.errors import NoInk, TooManyPixels
 from digit_contract.inputs import IMAGE_SIDE, MNIST_INPUT, InputSpec, normalize_pixels
 from digit_frontend import decode, pipeline
 from digit_frontend.pipeline import BLANK_LEVEL, PreparedImage
@@ -74,15 +74,40 @@ def check_encoding(spec: InputSpec) -> str | None:
 # -- 1. open -------------------------------------------------------------------------------------
 
 
+class DecodeBudget:
+    """Pixels one request's files may decode to, summed over all its files and formats.
+
+    The per-file pixel limit bounds each file, not a request: sixteen 4096x4096 lossless WebPs of a
+    digit are 14 KB and 2.9 s of CPU (~215 CPU-s per MiB uploaded). Each file is charged what its
+    decoder will produce (`decode.decode_cost`: a large JPEG at its reduced scale) when its header
+    is read, before any pixel is decoded; the file that would pass the budget is refused (413).
+    """
+
+    def __init__(self, pixels: int) -> None:
+        self.pixels = pixels
+        self.spent = 0
+
+    def charge(self, image: Image.Image) -> None:
+        cost = decode.decode_cost(image)
+        if self.spent + cost > self.pixels:
+            raise TooManyPixels(
+                f"the request's images would decode to more than {self.pixels:,} pixels in all (the limit per "
+                "request, whatever the number of files): send fewer or smaller images"
+            )
+        self.spent += cost
+
+
 class Upload:
     """One uploaded file on its way to the models: opened (framing checked, header read) at most once.
 
     Not shared between threads at once: the event loop may open it, then one worker decodes it.
     """
 
-    def __init__(self, file: ImageFile, *, max_pixels: int) -> None:
+    def __init__(self, file: ImageFile, *, max_pixels: int, budget: DecodeBudget | None = None) -> None:
         self.file = file
         self.max_pixels = max_pixels
+        self.budget = budget if budget is not None else DecodeBudget(max_pixels)
+        """Shared by the request's uploads (`open_uploads`)."""
         self.open_seconds = 0.0
         """Time spent opening it (counted in its preprocessing time)."""
         self._image: Image.Image | None = None
@@ -95,7 +120,9 @@ class Upload:
         if self._image is None:
             start = time.perf_counter()
             try:
-                self._image = decode.open_image(self.file.data, max_pixels=self.max_pixels)
+                image = decode.open_image(self.file.data, max_pixels=self.max_pixels)
+                self.budget.charge(image)
+                self._image = image
             except ServiceError as exc:
                 self._error = exc
                 raise
@@ -110,8 +137,9 @@ class Upload:
 
 
 def open_uploads(files: Iterable[ImageFile], *, max_pixels: int) -> list[Upload]:
-    """The request's files as uploads, none opened yet."""
-    return [Upload(file, max_pixels=max_pixels) for file in files]
+    """The request's files as uploads, none opened yet, sharing one decode budget of `max_pixels`."""
+    budget = DecodeBudget(max_pixels)
+    return [Upload(file, max_pixels=max_pixels, budget=budget) for file in files]
 
 
 def runs_inline(uploads: Sequence[Upload], max_pixels: int) -> bool:

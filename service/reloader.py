@@ -42,6 +42,8 @@ class StoreReloader:
         self.metrics = metrics
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()  # signal-triggered reloads, referenced until done
+        self.after_reload: list[Callable[[], None]] = []
+        """Called after each successful swap (the adaptive batcher retires the replaced models' queues)."""
 
     async def reload(self, trigger: Trigger = "admin") -> ReloadReport:
         """Load the store again and swap the models in.
@@ -62,6 +64,8 @@ class StoreReloader:
             seconds = time.perf_counter() - start
             report = describe_reload(before, after, self.registry.rejected, self.registry.default_name(after), seconds)
             self._observe(before, after)
+            for hook in self.after_reload:
+                hook()
             self.metrics.reloads.labels(trigger, "succeeded").inc()
             changes = ", ".join(f"{m.name} {m.change}" for m in report.models)
             log.info("reload (%s) done in %.2f s: %s", trigger, seconds, changes)

@@ -138,6 +138,46 @@ class Settings(BaseSettings):
     exhaust the file descriptors nor lock out health probes. Kept below the process's
     descriptor limit (raised to its hard limit at start-up)."""
 
+    max_inflight_body_bytes: int = Field(default=32 * MiB, ge=64 * 1024)
+    """Request body bytes one worker holds at once, over REST and gRPC: a request reserves its body's
+    size before reading it and waits, its body unread in the socket, while the rest are held. Bodies
+    cost ~3x their size while parsed and decoded, so the default keeps a worker near 100 MiB of them."""
+
+    min_upload_rate: float = Field(default=4096.0, ge=0.0)
+    """Slowest average rate, in bytes per second, a request body may arrive at once `upload_rate_grace`
+    seconds have passed (408 below it); 0: no minimum. Stops a few connections that send a byte every
+    few seconds from holding every upload slot."""
+
+    upload_rate_grace: float = Field(default=5.0, ge=0.0, le=600)
+    """Seconds a request body may take before `min_upload_rate` applies (TCP slow start, a phone waking)."""
+
+    send_timeout: float = Field(default=30.0, gt=0, le=3600)
+    """Longest a client may leave an answer unread (the socket's send buffer full) before the connection is
+    closed: a client that never reads would otherwise keep its answer in memory until it disconnects."""
+
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Host names the service answers to, comma-separated (`digits.example.com,localhost`); a request
+    with another `Host` gets 400. IP addresses are always accepted (a DNS-rebinding page can only send
+    a host *name*). Empty, the default: any host (set it wherever a browser can reach the service)."""
+
+    management_port: int | None = Field(default=None, ge=1, le=65535)
+    """TCP port of the management listener: `/health/*`, `/metrics`, `/admin/*` and the protocol's
+    `/v2/health/*`, with its own connection budget (`management_max_connections`) and header limits,
+    so that no load on the data port can starve a probe. Unset: served on `port` only. With several
+    workers each binds it (SO_REUSEPORT)."""
+
+    management_max_connections: int = Field(default=32, ge=2, le=4096)
+    """Open connections the management port keeps (probes, scrapers, an operator)."""
+
+    grpc_max_concurrent_rpcs: int = Field(default=16, ge=1, le=100_000)
+    """gRPC calls one worker runs at once; more are refused with RESOURCE_EXHAUSTED. Each call's message
+    (up to `max_upload_bytes`) is held in memory while it waits and runs."""
+
+    saturation_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """Readiness reports "not ready" (503) once work has waited for a worker thread, an upload slot or body
+    budget continuously this long (a probe period), so that a load balancer routes around a saturated
+    worker; it reports ready again as soon as the queue empties."""
+
     metrics_token: SecretStr | None = None
     """Bearer token that `GET /metrics` requires when set (Prometheus: `authorization` in the
     scrape config). Unset or empty: the metrics are open to anyone who can reach the port."""
@@ -146,6 +186,12 @@ class Settings(BaseSettings):
     """Answer with temperature-scaled probabilities where the model's card has a temperature that
     lowered its validation NLL (`calibration.applied`); false: the models' raw softmax outputs.
     The digit is the same either way; each answer says which it got (`calibrated`)."""
+
+    front_end: Literal["learned", "classical"] = "learned"
+    """How the digit is found in an opaque upload: `learned`, the ink segmenter of the store's
+    `frontend/ink_segmenter/` (the classical rules when the store has none); `classical`, the
+    hand-written rules (polarity, illumination, Hough lines, components) whatever the store holds.
+    A transparent canvas's alpha channel is its ink either way."""
 
     warmup_runs: int = Field(default=20, ge=1, le=10_000)
     """Single-image inferences run per model at start-up; their latency is what /models/compare
@@ -190,6 +236,13 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_version_policy(cls, value: str) -> str:
         parse_policies(value)  # raises ValueError with the reason: refused at start-up
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip().lower() for host in value.split(",") if host.strip()]
         return value
 
     @field_validator("cors_origins", mode="before")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from service.errors import NoModelReady
+from service.limits import SaturationMonitor, WorkerSaturated
 from service.routes.dependencies import DataPlaneDep
 from service.routes.errors import error_responses
 from service.schemas import Liveness, Readiness
@@ -19,7 +20,17 @@ async def live() -> Liveness:
     return Liveness(status="alive")
 
 
-@router.get("/ready", response_model=Readiness, summary="Readiness", responses=error_responses(NoModelReady))
-async def ready(dataplane: DataPlaneDep) -> Readiness:
-    """200 `ready` when every model serves, 200 `degraded` when some failed but the default serves, else 503."""
+@router.get("/ready", response_model=Readiness, summary="Readiness",
+            responses=error_responses(NoModelReady, WorkerSaturated))
+async def ready(request: Request, dataplane: DataPlaneDep) -> Readiness:
+    """200 `ready` when every model serves, 200 `degraded` when some failed but the default serves, else
+    503 (also while the worker's work queue has been full for longer than a probe period)."""
+    check_saturation(request)
     return dataplane.readiness()
+
+
+def check_saturation(request: Request) -> None:
+    """Raise `WorkerSaturated` when the app's saturation monitor says so (service.limits)."""
+    monitor: SaturationMonitor | None = getattr(request.app.state, "saturation", None)
+    if monitor is not None:
+        monitor.check()

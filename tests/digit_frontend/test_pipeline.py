@@ -217,7 +217,8 @@ def test_what_is_not_a_supported_image_is_refused(data: bytes) -> None:
     with pytest.raises(UnsupportedImage) as caught:
         prepare(data)
     assert caught.value.status_code == 415
-    assert caught.value.message == "the file is not an image in a supported format (PNG, JPEG, BMP, GIF, WebP or TIFF)"
+    assert caught.value.message == ("the file is not an image in a supported format (PNG, JPEG, BMP, GIF, WebP or TIFF): "
+     "export or save it as a JPEG or PNG and send that")
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])

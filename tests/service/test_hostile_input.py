@@ -46,7 +46,8 @@ JPEG = encode(PAGE, "JPEG")
 PNG = encode(PAGE, "PNG")
 AVAILABLE = ", ".join(MODEL_NAMES)
 UNKNOWN_MODEL = {"error": f"no model with that name; available: {AVAILABLE}", "available": list(MODEL_NAMES)}
-NOT_AN_IMAGE = {"error": "the file is not an image in a supported format (PNG, JPEG, BMP, GIF, WebP or TIFF)"}
+NOT_AN_IMAGE = {"error": ("the file is not an image in a supported format (PNG, JPEG, BMP, GIF, WebP or TIFF): "
+     "export or save it as a JPEG or PNG and send that")}
 TRUNCATED = {"error": "the image data is truncated or corrupt"}
 CORRUPT_HEADER = {"error": "the image header is corrupt"}
 EMPTY = {"error": "the image file is empty"}

@@ -22,7 +22,8 @@ from training.data import RawSplit
 from .conftest import MODEL_NAMES, model_files, multipart
 
 AVAILABLE = ", ".join(MODEL_NAMES)
-NOT_AN_IMAGE = {"error": "the file is not an image in a supported format (PNG, JPEG, BMP, GIF, WebP or TIFF)"}
+NOT_AN_IMAGE = {"error": ("the file is not an image in a supported format (PNG, JPEG, BMP, GIF, WebP or TIFF): "
+     "export or save it as a JPEG or PNG and send that")}
 
 
 def raw_probabilities(store: Path, name: str, images: np.ndarray) -> np.ndarray:

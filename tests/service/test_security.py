@@ -48,7 +48,7 @@ def test_formats_pillow_reads_but_the_service_does_not_accept_are_refused(client
     response = client.post("/predict", content=encode(image, fmt), headers={"content-type": "image/png"})
     assert response.status_code == 415
     assert response.json() == {"error": "the file is not an image in a supported format (PNG, JPEG, BMP, GIF, WebP "
-                                        "or TIFF)"}
+                                        "or TIFF): export or save it as a JPEG or PNG and send that"}
 
 
 # -- model names are looked up, never joined into paths ----------------------------------------
