@@ -160,7 +160,11 @@ class ServiceMetrics:
             if count:
                 self.predictions.labels(model=model, digit=str(digit)).inc(count)
         observe = self.confidence.labels(model=model).observe
-        for confidence in probabilities[np.arange(len(digits)), digits].tolist():
+        confidences = probabilities[np.arange(len(digits)), digits]
+        # Tensors reach the model unchecked (as Triton's do), so a NaN or infinite input can give a
+        # NaN confidence; one such value would turn the histogram's sum into NaN for good. The
+        # answer's digit is still counted above; only its confidence, which has no value, is left out.
+        for confidence in confidences[np.isfinite(confidences)].tolist():
             observe(confidence)
 
     def prime_model(self, model: str) -> None:

@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -126,3 +127,21 @@ def test_the_metrics_can_require_a_token(app_factory: Callable[..., FastAPI]) ->
     assert missing.status_code == 401 and "Authorization: Bearer" in missing.json()["error"]
     assert wrong.status_code == 403
     assert right.status_code == 200 and "digits_http_requests_total" in right.text
+
+
+def test_a_non_finite_confidence_leaves_the_histogram_sum_finite() -> None:
+    # A tensor of NaNs reaches the model unchecked (Triton's behaviour) and comes back as NaN
+    # probabilities: before, the confidence histogram's sum became NaN and stayed so.
+    from prometheus_client import generate_latest
+
+    from service.metrics import ServiceMetrics
+
+    metrics = ServiceMetrics()
+    nan_row = np.full((1, 10), np.nan, dtype=np.float32)
+    sure_row = np.eye(10, dtype=np.float32)[[3]] * np.float32(0.9)
+    metrics.observe_prediction("cnn", np.concatenate([nan_row, sure_row, np.full((1, 10), np.inf, np.float32)]))
+    text = generate_latest(metrics.registry).decode()
+    assert value(text, "digits_prediction_confidence_count", model="cnn") == 1
+    assert value(text, "digits_prediction_confidence_sum", model="cnn") == pytest.approx(0.9)
+    # Every answer is still counted by its digit, the non-finite ones included.
+    assert sum(value(text, "digits_predictions_total", model="cnn", digit=str(d)) for d in range(10)) == 3
