@@ -87,9 +87,11 @@ class ImageReport(_Body):
     width: int
     height: int
     mode: str = Field(description="Pillow mode of the decoded image (L, RGB, RGBA, P, I;16, ...).")
-    method: Literal["passthrough", "mnist"] = Field(
+    method: Literal["passthrough", "uci-passthrough", "learned", "mnist"] = Field(
         description="`passthrough`: already a 28x28 MNIST digit, pixels used as they are; "
-        "`mnist`: the digit found (inverted if light, cropped), then framed for the model's input: "
+        "`uci-passthrough`: already an 8x8 UCI digit (or a blocky upscale of one), its counts used as they are; "
+        "`learned`: the digit's strokes found by the ink segmenter; `mnist`: found by the classical rules "
+        "(a transparent canvas's alpha, or no segmenter). Found strokes are then framed for the model's input: "
         "scaled to 20 px and centred by mass in 28x28, or into the 8x8 block counts of the UCI models."
     )
     inverted: bool = Field(description="Whether the ink was darker than its background (dark ink on paper), "
