@@ -221,6 +221,9 @@ def _dark_ink(grey: npt.NDArray[np.uint8], box: Box) -> bool:
 
 # -- images that already are a UCI digit -------------------------------------------------------
 
+UCI_MIN_LEVELS = 3
+"""Distinct counts a blocky upscale must hold to be taken for a UCI digit (they hold 6-15)."""
+
 UCI_MAX_BLOCK_SPREAD = 12
 """Grey levels a block of a blocky upscale may vary by (rounding, a light lossy encode)."""
 
@@ -244,6 +247,8 @@ def uci_digit(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | None:
     if float(np.median(ring)) >= 128:  # dark ink on a light page: the counts are ink, high
         small = 255.0 - small
     counts = np.clip(np.rint(small * UCI_LEVELS / 255.0), 0, UCI_LEVELS).astype(np.uint8)
+    if k > 1 and len(np.unique(counts)) < UCI_MIN_LEVELS:
+        return None  # a blank page or a two-tone drawing whose edges happen to fall on block lines
     if int(counts.max()) < 2:
         raise NoInk("no ink found: the 8x8 image is blank")
     return counts
