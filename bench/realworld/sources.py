@@ -9,7 +9,6 @@ fonts are independent checks that the model and the pipeline did not just learn 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +17,9 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageDraw, ImageFont
 
+from digit_frontend.pipeline import upscale_blocks
 from training.data import RawSplit, load_mnist
+from training.ink_writers import FONT_PACKAGES, HANDWRITING_FONTS, HandwritingFont, uci_split
 
 Images = list[NDArray[np.uint8]]
 Split = Literal["validation", "test"]
@@ -26,33 +27,6 @@ Split = Literal["validation", "test"]
 MNIST_TRAIN_SIZE = 60_000
 """The validation split is the last 6,000 of exactly these: a smaller file is not the real split."""
 
-
-@dataclass(frozen=True)
-class HandwritingFont:
-    """A handwriting-style font that a Debian package installs."""
-
-    package: str
-    path: str
-
-
-HANDWRITING_FONTS = (
-    HandwritingFont("fonts-dkg-handwriting", "/usr/share/fonts/truetype/fifthhorseman/dkg.ttf"),
-    HandwritingFont("fonts-dkg-handwriting", "/usr/share/fonts/truetype/fifthhorseman/dkgIt.ttf"),
-    HandwritingFont("fonts-breip", "/usr/share/fonts/truetype/breip/Breip.ttf"),
-    HandwritingFont("fonts-humor-sans", "/usr/share/fonts/truetype/humor-sans/Humor-Sans.ttf"),
-    HandwritingFont("fonts-kristi", "/usr/share/fonts/truetype/kristi/Kristi.ttf"),
-    HandwritingFont("fonts-comic-neue", "/usr/share/fonts/opentype/comic-neue/ComicNeue-Regular.otf"),
-    HandwritingFont("fonts-dancingscript", "/usr/share/fonts/opentype/dancingscript/DancingScript-Regular.otf"),
-    *(
-        HandwritingFont("fonts-bwht", f"/usr/share/fonts/opentype/bwht/BecauseWe{name}-Regular.otf")
-        for name in ("Build", "Connect", "Create", "Learn", "Mentor", "Organize")
-    ),
-)
-"""Fonts whose digits look written by hand (checked by eye: fonts-femkeklaver is an outline font
-and fonts-ecolier-court draws faint double strokes, so both are left out)."""
-
-FONT_PACKAGES = tuple(sorted({font.package for font in HANDWRITING_FONTS}))
-"""`apt-get install -y` these for the font digits (CI included); without them the set is skipped."""
 
 FONT_SLANTS = (-0.15, 0.0, 0.2, 0.35)
 """Horizontal shear per font: people slant their digits, fonts mostly do not."""
@@ -91,25 +65,17 @@ def _load_split(data_dir: Path | None, split: Split) -> RawSplit:
 
 
 def uci_digits(count: int | None = None, seed: int = 0) -> tuple[Images, NDArray[np.int64]]:
-    """The UCI handwritten digits bundled with scikit-learn (1,797 by 43 writers), upscaled.
+    """The UCI handwritten digits' test split (360 by 43 writers, bundled with scikit-learn), upscaled.
 
-    Each 8x8 image counts the ink in 4x4 blocks of a 32x32 bitmap (values 0-16); a cubic 4x
-    upscale gives the 32x32 grey shape back (smooth, not blocky), with a black margin as MNIST has.
+    The test split only: the ink segmenter's renderer draws the training split's writers. Each 8x8
+    image counts the ink in 4x4 blocks of a 32x32 bitmap (values 0-16); a cubic upscale gives the
+    grey shape back (smooth, not blocky), with a black margin as MNIST has.
     """
-    from sklearn.datasets import load_digits  # scikit-learn is heavy: only import it when used
-
-    digits = load_digits()
-    index = np.arange(len(digits.target))
+    blocks, labels = uci_split("test")
+    index = np.arange(len(labels))
     if count is not None and count < len(index):
         index = np.sort(np.random.default_rng(seed).choice(len(index), size=count, replace=False))
-    images: Images = []
-    for i in index:
-        # A thin stroke covers only part of each 4x4 block, so its count is low (often 5-8 of 16):
-        # a gain of 1.6 keeps such strokes above the renderer's ink threshold instead of losing them.
-        grey = np.clip(digits.images[i].astype(np.float32) / 16.0 * 1.6, 0.0, 1.0)
-        up = cv2.resize(np.pad(grey, 1), (40, 40), interpolation=cv2.INTER_CUBIC)
-        images.append(np.clip(up * 255.0, 0, 255).astype(np.uint8))
-    return images, digits.target[index].astype(np.int64)
+    return [upscale_blocks(blocks[i]) for i in index], labels[index]
 
 
 def installed_fonts() -> list[HandwritingFont]:
