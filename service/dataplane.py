@@ -33,7 +33,8 @@ from anyio import CapacityLimiter
 
 from digit_contract.calibration import served_probabilities
 from digit_contract.inputs import MNIST_INPUT, InputSpec
-from digit_frontend.pipeline import png_base64
+from digit_frontend.numbers import FoundNumber, find_number_in, text_of
+from digit_frontend.pipeline import PreparedImage, png_base64
 from service.comparison import compare_served, majority_vote, with_latency
 from service.errors import ModelNotReady, NoModelReady, TooManyFiles
 from service.metrics import ServiceMetrics, label_request_model
@@ -43,6 +44,7 @@ from service.model_inputs import (
     PreparedUpload,
     Upload,
     check_ink,
+    encode,
     model_batch,
     open_uploads,
     pixels_for,
@@ -51,6 +53,7 @@ from service.model_inputs import (
 )
 from service.registry import ModelRegistry, ServedModel
 from service.schemas import (
+    DigitReading,
     ImageComparison,
     ImageReport,
     InputSpecReport,
@@ -59,6 +62,7 @@ from service.schemas import (
     ModelDetail,
     ModelList,
     ModelSummary,
+    NumberReading,
     Prediction,
     Readiness,
     RequestLatencyReport,
@@ -275,6 +279,43 @@ class DataPlane:
             return None, MNIST_INPUT
         return name, input_spec(models[name])
 
+    async def read_number(self, file: ImageFile, model_name: str | None, *, explain: bool = False,
+                          calibrated: bool = True) -> NumberReading:
+        """POST /read: the digits of the line nearest the image's centre, in reading order, read by one
+        model (the default for uploads when None). Each candidate digit is framed as the model's card
+        says and all are read in one batch; where touching or broken digits could divide several ways,
+        the model's reading decides (`digit_frontend.numbers`).
+
+        Raises:
+            the errors of `predict_files` for one file.
+        """
+        model = self.resolve(model_name, uploads=True)  # before decoding: an unknown model costs nothing
+        spec = input_spec(model)
+        uploads = self._open([file])
+        runs: list[tuple[float, int]] = []  # (seconds, candidates) per model call
+
+        def read(images: Sequence[PreparedImage]) -> npt.NDArray[np.float32]:
+            frames = [PreparedUpload(image, {spec.encoding: encode(image, spec.encoding)}, 0.0) for image in images]
+            probabilities, seconds = self._run(model, model_batch(frames, spec))
+            runs.append((seconds, len(images)))
+            return probabilities
+
+        def work() -> tuple[FoundNumber, float]:
+            start = time.perf_counter()
+            try:
+                return find_number_in(uploads[0].decode(), read), time.perf_counter() - start
+            finally:
+                spent = uploads[0].open_seconds + time.perf_counter() - start - sum(r[0] for r in runs)
+                self.metrics.preprocess_seconds.labels(model=model.name).observe(spent)
+
+        found, seconds = await self._offload(work, inline=runs_inline(uploads, self.settings.inline_max_pixels))
+        assert found.probabilities is not None  # a reader was given
+        inference = sum(r[0] for r in runs)
+        outputs = self._postprocess(model, found.probabilities, inference, calibrated)
+        timings = Timings(preprocess_ms=(uploads[0].open_seconds + seconds - inference) * 1000,
+                          inference_ms=inference * 1000, batch_size=sum(r[1] for r in runs))
+        return _number_reading(outputs, found, spec, file.filename, timings, explain)
+
     async def compare_image(self, file: ImageFile, *, explain: bool = False, calibrated: bool = True) -> ImageComparison:
         """Every ready model's answer for one image, and how far they agree.
 
@@ -383,6 +424,33 @@ def _predictions(outputs: Outputs, preprocess_seconds: Sequence[float],
         )
         for digit, row, timing, report in zip(digits, probabilities, timings, reports, strict=True)
     ]
+
+
+def _number_reading(outputs: Outputs, found: FoundNumber, spec: InputSpec, filename: str | None, timings: Timings,
+                    explain: bool) -> NumberReading:
+    model, probabilities = outputs.model, outputs.probabilities
+    digits = [int(d) for d in probabilities.argmax(axis=1)]
+    readings = [
+        DigitReading(digit=digit, confidence=float(row[digit]), box=list(image.box), group=group,
+                     probabilities=[float(p) for p in row],
+                     prepared_png=png_base64(PreparedUpload(image, {spec.encoding: encode(image, spec.encoding)}, 0.0)
+                                             .picture(spec.encoding)) if explain else None)
+        for digit, row, image, group in zip(digits, probabilities, found.digits, found.groups, strict=True)
+    ]
+    first = found.digits[0]
+    x0, y0 = min(d.box[0] for d in found.digits), min(d.box[1] for d in found.digits)
+    x1 = max(d.box[0] + d.box[2] for d in found.digits)
+    y1 = max(d.box[1] + d.box[3] for d in found.digits)
+    image = ImageReport(filename=filename, format=first.format, width=first.width, height=first.height,
+                        mode=first.mode, method=first.method, inverted=first.inverted, box=[x0, y0, x1 - x0, y1 - y0],
+                        other_digits=found.other_digits, lines_removed=first.lines_removed)
+    return NumberReading(
+        model=model.name, version=model.version, text=text_of(digits, found.groups),
+        # The number is right only if every digit is: the product, not the mean.
+        confidence=float(np.prod([r.confidence for r in readings])),
+        digits=readings, calibrated=outputs.calibrated, providers=list(model.providers), angle=found.angle,
+        other_digits=found.other_digits, image=image, timings=timings,
+    )
 
 
 def _report(prepared: PreparedUpload, spec: InputSpec, filename: str | None, explain: bool = False) -> ImageReport:

@@ -247,3 +247,34 @@ class ReloadReport(_Body):
     default_model: str | None = Field(description="Model used when a request names none, after the reload.")
     seconds: float = Field(description="Time the reload took (loading, validating and warming up every model).")
     models: list[ModelReload]
+
+
+class DigitReading(_Body):
+    """One digit of a number (POST /read), in reading order."""
+
+    digit: int = Field(ge=0, lt=NUM_CLASSES)
+    confidence: float = Field(description="Probability of `digit`.")
+    box: list[int] = Field(min_length=4, max_length=4, description="x, y, width, height of the digit in the upload.")
+    group: int = Field(ge=0, description="Which group of the number the digit is in (a wide gap starts the next).")
+    probabilities: list[float] = Field(min_length=NUM_CLASSES, max_length=NUM_CLASSES)
+    prepared_png: str | None = Field(default=None, description="With `explain=true`: the image the model saw for "
+                                     "this digit (base64 PNG).")
+
+
+class NumberReading(_Body):
+    """The number written on one line of an image (POST /read)."""
+
+    model: str
+    version: int
+    text: str = Field(description="The digits in reading order, one space between groups (\"12 500\").")
+    confidence: float = Field(description="Probability that every digit is right: the product of the digits' "
+                              "confidences, not their mean.")
+    digits: list[DigitReading]
+    calibrated: bool = Field(description="Whether the probabilities are temperature-scaled.")
+    providers: list[str]
+    angle: float = Field(description="Degrees the line of digits rises to the right.")
+    other_digits: int = Field(ge=0, description="Digit-sized ink off the line that was read (another line, a "
+                              "stray mark): only the line nearest the centre is read.")
+    image: ImageReport = Field(description="How the file was read; `box` holds the whole number.")
+    timings: Timings = Field(description="`batch_size`: candidate digits the model read to choose where "
+                             "touching or broken digits divide.")

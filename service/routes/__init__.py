@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.routes import admin, health, metrics, models, predict, version
+from service.routes import admin, health, metrics, models, predict, read, version
 
 api_router = APIRouter()
 api_router.include_router(predict.router)
+api_router.include_router(read.router)
 api_router.include_router(models.router)
 api_router.include_router(metrics.router)
 api_router.include_router(health.router)

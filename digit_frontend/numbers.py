@@ -1,0 +1,631 @@
+"""A number, not only a digit: every digit of one line of writing, in reading order, in groups.
+
+A form's box holds "2047", a meter "12 500". `find_number_in` finds the digits of the line nearest
+the image's centre and frames each one as `/predict` frames a lone digit (a `PreparedImage` per
+digit), so that any model of the zoo reads them. The steps:
+
+1. **pieces**: connected groups of ink, from the ink segmenter's coarse view (`InkSegmenter.ink`)
+   or, for canvases and without a segmenter, from the classical rules (`digit_frontend.classical`);
+2. **the line** (`choose_line`): from the strongest, most central digit-sized piece, a chain of
+   neighbours no further apart than a wide word space; its direction (a slanted line, a rotated
+   page) fitted through their centres. Digit-sized pieces off that line are counted, not read;
+3. **the strip**: the line cut out along its direction and scaled so its digits are `STRIP_DIGIT`
+   px tall (the segmenter marks the strokes again there, at the size it saw in training);
+4. **digits** (`segment_strip`): pieces of one digit (a 5's flag, a broken stroke) are merged where
+   they overlap across the line, measured along the writing's own slant; a piece much wider than
+   its line's digits is two or more digits touching ("00"), cut at the emptiest columns;
+5. **groups**: a gap much wider than the digits' own spacing starts a new group ("12 500").
+
+Several lines: only the one nearest the centre is read; `other_digits` says how many digit-sized
+pieces lay elsewhere. An image that already is an MNIST or UCI digit is one digit, as `/predict`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from digit_contract.errors import NoInk
+from digit_frontend.classical import binarise, ink_map, remove_lines
+from digit_frontend.decode import Box, DecodedImage, decode_image
+from digit_frontend.framing import is_mnist_like, stroke_width
+from digit_frontend.pipeline import FRONT_END, Method, PreparedImage, find_digit_in, uci_digit
+from digit_frontend.segmenter import COARSE_MIN_AREA, COARSE_MIN_PEAK, INK_LEVEL, InkSegmenter, pad_square
+
+MAX_DIGITS = 32
+"""Most digits one reading returns (a line of dense writing is not a number)."""
+
+STRIP_DIGIT = 48
+"""Height in px of the line's digits in the strip (the segmenter's fine crops hold 44-77 px digits)."""
+
+STRIP_MAX_WIDTH = 2048
+"""Longest strip: a longer line is scaled down to fit (its digits then are smaller than `STRIP_DIGIT`)."""
+
+DIGIT_SIZED = 0.45
+"""A piece at least this share of the tallest piece's height can be a digit (less: a speck, a dot)."""
+
+SPECK = 0.015
+"""Pieces under this share of the largest piece's ink are dust."""
+
+LINE_REACH = 2.6
+"""Digits further apart than this many digit heights (along the line) are not one number."""
+
+LINE_BAND = 0.55
+"""A piece whose centre is further than this many digit heights across the line is on another line."""
+
+MAX_TILT = 45.0
+"""Degrees a line may rise or fall: beyond, "left to right" is ambiguous (EXIF orientation is applied)."""
+
+MERGE_OVERLAP = 0.45
+"""Pieces overlapping across the line by this share of the narrower one are parts of one digit."""
+
+GROUP_GAP_HEIGHT = 0.6
+"""A gap wider than this many digit heights, and than `GROUP_GAP_RATIO` times the usual gap, is a space."""
+
+GROUP_GAP_RATIO = 2.5
+
+
+@dataclass(frozen=True)
+class FoundNumber:
+    """The digits of one line in reading order, each found as `find_digit_in` finds a lone digit."""
+
+    digits: list[PreparedImage]
+    groups: list[int]
+    """Per digit, its group (0, 1, ...): a new group starts after a wide gap."""
+    angle: float = 0.0
+    """Degrees the line rises to the right (0: level; the image's y axis points down)."""
+    slant: float = 0.0
+    """The writing's slant: horizontal shift per unit of height (positive leans right)."""
+    other_digits: int = 0
+    """Digit-sized pieces of ink off the line that was read (another line, a stray mark)."""
+    probabilities: npt.NDArray[np.float32] | None = None
+    """(N, 10): what the reader made of each digit, when there was one."""
+
+
+Reader = Callable[[Sequence[PreparedImage]], npt.NDArray[np.float32]]
+"""Reads digits as a model does: (N, 10) probabilities, one row per digit, framed as it takes them."""
+
+
+def text_of(digits: Sequence[int], groups: Sequence[int]) -> str:
+    """The digits as a string, one space between groups: "12 500"."""
+    text = ""
+    for index, (digit, group) in enumerate(zip(digits, groups, strict=True)):
+        if index and group != groups[index - 1]:
+            text += " "
+        text += str(digit)
+    return text
+
+
+def read_number_image(data: bytes, *, max_pixels: int, read: Reader | None = None) -> FoundNumber:
+    """Decode an image file and find its number's digits, each framed for MNIST (its NoInk raised here).
+
+    Raises:
+        the errors of `digit_frontend.pipeline.prepare_image`.
+    """
+    found = find_number_in(decode_image(data, max_pixels=max_pixels), read)
+    for digit in found.digits:
+        digit.pixels  # noqa: B018 - framed now, so that a digit too small to frame is this call's NoInk
+    return found
+
+
+def find_number_in(decoded: DecodedImage, read: Reader | None = None) -> FoundNumber:
+    """Stages 2-5 for a line of digits: each digit's strokes, in reading order, not yet framed.
+
+    With `read` (a model), where the line can be cut into digits in several ways (a broken 5, a
+    touching "00"), the way whose digits the model reads most surely, shape considered, wins, and
+    the chosen digits' probabilities come back; without, the shapes alone decide.
+
+    Raises:
+        NoInk: nothing in the image could be a digit (422).
+    """
+    grey = decoded.grey
+    if grey is not None and (is_mnist_like(grey) or uci_digit(grey) is not None):
+        digit = find_digit_in(decoded)  # already one digit, as the datasets hold them
+        return FoundNumber([digit], [0], probabilities=read([digit]) if read is not None else None)
+    segmenter = FRONT_END.segmenter if grey is not None else None
+    if grey is not None and segmenter is not None:
+        source: _Source = _LearnedSource(grey, segmenter)
+    else:
+        source = _ClassicalSource(decoded)
+    line = choose_line(source.pieces, source.shape)
+    cut, to_strip = source.strip(line)
+    strip = strip_candidates(cut)
+    if strip is None or not strip.primitives:
+        raise NoInk("no digit found: the line's strokes vanished at full resolution")
+    to_working = cv2.invertAffineTransform(to_strip)
+    format_ = (decoded.format, decoded.width, decoded.height, decoded.mode)
+    images = [
+        PreparedImage(slot.mask, *format_, method=source.method, inverted=source.inverted,
+                      box=decoded.to_original(_working_box(slot.box, to_working, source.shape)),
+                      other_digits=line.others, lines_removed=source.lines_removed)
+        for _, _, slot, _ in strip.candidates
+    ]
+    # A candidate too small to frame (a sliver of a cut) cannot be a digit: it is never chosen.
+    framed = np.array([_frames(image) for image in images])
+    probabilities = np.zeros((len(images), 10), np.float32) if read is not None else None
+    if probabilities is not None and read is not None and framed.any():
+        probabilities[framed] = read([image for image, ok in zip(images, framed, strict=True) if ok])
+    reading = probabilities.max(axis=1) if probabilities is not None else np.ones(len(images))
+    log_probabilities = np.where(framed, np.log(np.maximum(reading, 1e-9)), UNFRAMED)
+    chosen = [i for i in choose_digits(strip, log_probabilities) if framed[i]][:MAX_DIGITS]
+    if not chosen:
+        raise NoInk("no digit found: the line's strokes are too small to be digits")
+    slots = [strip.candidates[i][2] for i in chosen]
+    return FoundNumber([images[i] for i in chosen], groups_of(slots, strip.height), angle=-line.angle,
+                       slant=-strip.shear, other_digits=line.others,
+                       probabilities=None if probabilities is None else probabilities[chosen])
+
+
+def _frames(image: PreparedImage) -> bool:
+    try:
+        image.pixels  # noqa: B018 - framed once here, cached for the reader
+    except NoInk:
+        return False
+    return True
+
+
+# -- 1. pieces of ink ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A connected group of ink, in working pixels."""
+
+    box: tuple[float, float, float, float]
+    """x, y, w, h."""
+    mass: float
+    """Its ink (pixels, or summed probability)."""
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        x, y, w, h = self.box
+        return x + w / 2.0, y + h / 2.0
+
+
+class _Source:
+    """Where the ink comes from: its pieces, and the line cut out as a strip of 0/1 strokes."""
+
+    method: Method
+    inverted: bool = False
+    lines_removed: int = 0
+    pieces: list[Piece]
+    shape: tuple[int, int]
+
+    def strip(self, line: Line) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
+        raise NotImplementedError
+
+
+class _LearnedSource(_Source):
+    """The ink segmenter: coarse view for the pieces, run again on the strip for the strokes."""
+
+    method: Method = "learned"
+
+    def __init__(self, grey: npt.NDArray[np.uint8], segmenter: InkSegmenter) -> None:
+        self.grey, self.segmenter = grey, segmenter
+        self.shape = (grey.shape[0], grey.shape[1])
+        scale = segmenter.coarse_side / max(grey.shape)
+        height, width = round(grey.shape[0] * scale), round(grey.shape[1] * scale)
+        coarse = segmenter.ink(pad_square(grey, segmenter.coarse_side))[:height, :width]
+        ink = (coarse > INK_LEVEL).astype(np.uint8)
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+        self.pieces = []
+        for i in range(1, count):
+            x, y, w, h, area = (int(v) for v in stats[i])
+            inside = coarse[y : y + h, x : x + w][labels[y : y + h, x : x + w] == i]
+            if area >= COARSE_MIN_AREA and float(inside.max()) >= COARSE_MIN_PEAK:
+                self.pieces.append(Piece((x / scale, y / scale, w / scale, h / scale), float(inside.sum())))
+        if not self.pieces:
+            raise NoInk("no digit found: the image holds no pen strokes that look like a digit")
+        light = np.percentile(grey, 50)  # paper is most of the image: ink is darker than it, or lighter
+        self.inverted = bool(float(np.mean(grey[ink_at(ink, self.shape)])) < light) if ink.any() else True
+
+    def strip(self, line: Line) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
+        matrix, size = line.strip_transform()
+        flags = cv2.INTER_AREA if matrix[0, 0] ** 2 + matrix[0, 1] ** 2 < 1 else cv2.INTER_LINEAR
+        cut = cv2.warpAffine(self.grey, matrix, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        return (self.segmenter.ink(cut) > INK_LEVEL).astype(np.uint8), matrix
+
+
+def ink_at(coarse_ink: npt.NDArray[np.uint8], shape: tuple[int, int]) -> npt.NDArray[np.bool_]:
+    """A coarse ink mask at working size."""
+    resized: npt.NDArray[np.uint8] = cv2.resize(coarse_ink, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return resized.astype(bool)
+
+
+class _ClassicalSource(_Source):
+    """The classical rules on the whole working image: ink map, binarisation, ruling removed."""
+
+    method: Method = "mnist"
+
+    def __init__(self, decoded: DecodedImage) -> None:
+        ink, self.inverted, _ = ink_map(decoded)
+        strokes = binarise(ink)
+        # A canvas export (ink from its alpha channel) has no ruling or page edges to remove.
+        cleaned, self.lines_removed = remove_lines(strokes) if decoded.grey is not None else (strokes, 0)
+        self.mask = cleaned
+        self.shape = (cleaned.shape[0], cleaned.shape[1])
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(cleaned, connectivity=8)
+        height, width = self.shape
+        self.pieces = []
+        for i in range(1, count):
+            x, y, w, h, area = (int(v) for v in stats[i])
+            touches = x <= 0 or y <= 0 or x + w >= width or y + h >= height
+            if touches and (w > 0.8 * width or h > 0.8 * height):
+                continue  # a page edge, a desk's shadow, a frame: not writing
+            if max(w, h) >= 6 and stroke_width(labels[y : y + h, x : x + w] == i, area) > 0.42 * max(w, h):
+                continue  # a filled blob (a shadow, a thumb), as `classical.find_digit` judges it
+            self.pieces.append(Piece((x, y, w, h), area * (0.2 if touches else 1.0)))
+        if not self.pieces:
+            raise NoInk("no ink found: nothing in the image looks like writing")
+
+    def strip(self, line: Line) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64]]:
+        matrix, size = line.strip_transform()
+        cut = cv2.warpAffine(self.mask.astype(np.float32), matrix, size, flags=cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return (cut > 0.5).astype(np.uint8), matrix
+
+
+# -- 2. the line ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of digits in the working image."""
+
+    angle: float
+    """Degrees, image convention (y down): positive falls to the right."""
+    origin: tuple[float, float]
+    """A point on the line's centre."""
+    start: float
+    end: float
+    """The line's extent along its direction from `origin` (first digit's left, last one's right)."""
+    height: float
+    """Its digits' height in working pixels."""
+    others: int
+
+    def strip_transform(self) -> tuple[npt.NDArray[np.float64], tuple[int, int]]:
+        """The affine map from working pixels to the strip, and the strip's (width, height)."""
+        scale = STRIP_DIGIT / max(self.height, 1.0)
+        margin = 0.6 * self.height
+        length = self.end - self.start + 2 * margin
+        scale = min(scale, STRIP_MAX_WIDTH / max(length, 1.0))
+        width = _multiple_of_8(length * scale)
+        tall = _multiple_of_8(2.2 * self.height * scale)
+        theta = np.radians(self.angle)
+        cos, sin = np.cos(theta), np.sin(theta)
+        # Rotate so the line runs along x, scale, and put the line's start (less the margin) at x = 0
+        # and its centre at the strip's middle row.
+        ox, oy = self.origin
+        matrix = np.array([[cos, sin, 0.0], [-sin, cos, 0.0]]) * scale
+        matrix[0, 2] = -scale * (cos * ox + sin * oy) - scale * (self.start - margin)
+        matrix[1, 2] = -scale * (-sin * ox + cos * oy) + tall / 2.0
+        return matrix, (width, tall)
+
+
+def _multiple_of_8(value: float) -> int:
+    return max(16, int(np.ceil(value / 8.0)) * 8)
+
+
+def choose_line(pieces: Sequence[Piece], shape: tuple[int, int]) -> Line:
+    """The line of digit-sized pieces through the strongest, most central one.
+
+    Raises:
+        NoInk: no piece is large enough to be a digit.
+    """
+    pieces = _stack(pieces)
+    largest = max(p.mass for p in pieces)
+    tallest = max(p.box[3] for p in pieces)
+    sized = [p for p in pieces if p.mass >= SPECK * largest and p.box[3] >= DIGIT_SIZED * tallest]
+    if not sized:
+        raise NoInk("no digit found: nothing in the image is the size of a digit")
+    centre = np.array([shape[1] / 2.0, shape[0] / 2.0])
+    diagonal = float(np.hypot(*shape))
+
+    def score(piece: Piece) -> float:
+        # Ink, discounted by the distance from the centre: people aim the camera at what they wrote.
+        offset = float(np.hypot(*(np.array(piece.centre) - centre))) / diagonal
+        return piece.mass * float(np.exp(-((offset / 0.35) ** 2)))
+
+    seed = max(sized, key=score)
+    members, angle = [seed], 0.0
+    grown = True
+    while grown:
+        grown = False
+        height = float(np.median([p.box[3] for p in members]))
+        along, across = _project(members, angle)
+        low, high = min(a - w / 2 for a, w in along), max(a + w / 2 for a, w in along)
+        for piece in sized:
+            if piece in members:
+                continue
+            (a, w), c = _project([piece], angle)[0][0], _project([piece], angle)[1][0]
+            gap = max(low - (a + w / 2), (a - w / 2) - high, 0.0)
+            # Until two pieces fix the direction, a neighbour may lie up to `MAX_TILT` off level.
+            band = LINE_BAND * height if len(members) > 1 else height * np.tan(np.radians(MAX_TILT)) + 0.5 * height
+            if gap <= LINE_REACH * height and abs(c - float(np.median(across))) <= band:
+                members.append(piece)
+                angle = _fit_angle(members)
+                grown = True
+                break
+    along, _ = _project(members, angle)
+    start, end = min(a - w / 2 for a, w in along), max(a + w / 2 for a, w in along)
+    cx, cy = np.mean([p.centre for p in members], axis=0)
+    # Project the members' mean centre back: `along` is measured from (0, 0) on the line's direction.
+    theta = np.radians(angle)
+    offset = cx * np.cos(theta) + cy * np.sin(theta)
+    height = float(np.max([p.box[3] for p in members])) * _height_factor(angle)
+    return Line(angle, (float(cx), float(cy)), start - offset, end - offset, height, len(sized) - len(members))
+
+
+def _stack(pieces: Sequence[Piece]) -> list[Piece]:
+    """Pieces stacked one above the other (a 3's two arcs, a 5's flag over its bowl) as one: a
+    digit's pieces must not pass for a steep line of two digits."""
+    merged: list[Piece] = []
+    for piece in sorted(pieces, key=lambda p: -p.mass)[:64]:  # the 64 largest are plenty; the rest is dust
+        x, y, w, h = piece.box
+        for index, other in enumerate(merged):
+            ox, oy, ow, oh = other.box
+            overlap = min(x + w, ox + ow) - max(x, ox)
+            gap = max(oy - (y + h), y - (oy + oh), 0.0)
+            if overlap >= 0.5 * min(w, ow) and gap <= 0.5 * max(h, oh):
+                nx, ny = min(x, ox), min(y, oy)
+                box = (nx, ny, max(x + w, ox + ow) - nx, max(y + h, oy + oh) - ny)
+                merged[index] = Piece(box, piece.mass + other.mass)
+                break
+        else:
+            merged.append(piece)
+    return merged
+
+
+def _height_factor(angle: float) -> float:
+    """An axis-aligned box of a digit on a tilted line is taller than the digit: undo most of it."""
+    return float(1.0 / (1.0 + 0.5 * abs(np.sin(np.radians(angle)))))
+
+
+def _project(pieces: Sequence[Piece], angle: float) -> tuple[list[tuple[float, float]], list[float]]:
+    """Each piece's (centre, width) along a line at `angle`, and its centre across it."""
+    theta = np.radians(angle)
+    cos, sin = np.cos(theta), np.sin(theta)
+    along, across = [], []
+    for piece in pieces:
+        x, y = piece.centre
+        _, _, w, h = piece.box
+        along.append((x * cos + y * sin, abs(w * cos) + abs(h * sin)))
+        across.append(-x * sin + y * cos)
+    return along, across
+
+
+def _fit_angle(pieces: Sequence[Piece]) -> float:
+    """The direction through the pieces' centres (least squares, weighted by ink), within `MAX_TILT`."""
+    points = np.array([p.centre for p in pieces], dtype=np.float64)
+    weights = np.array([p.mass for p in pieces], dtype=np.float64)
+    mean = (points * weights[:, None]).sum(axis=0) / weights.sum()
+    d = points - mean
+    sxx, sxy = float((weights * d[:, 0] ** 2).sum()), float((weights * d[:, 0] * d[:, 1]).sum())
+    if sxx <= 1e-9:
+        return 0.0
+    return float(np.clip(np.degrees(np.arctan2(sxy, sxx)), -MAX_TILT, MAX_TILT))
+
+
+# -- 4. digits in the strip -----------------------------------------------------------------------
+
+
+@dataclass
+class Slot:
+    """A candidate digit in the strip: its pixels (a selection of the line's ink pixels), their
+    mask and box in strip pixels, and its deslanted extent along the line."""
+
+    pixels: npt.NDArray[np.bool_]
+    mask: npt.NDArray[np.uint8]
+    box: Box
+    left: float
+    right: float
+
+
+@dataclass(frozen=True)
+class Strip:
+    """The line's ink as primitives (whole digits, pieces of digits, parts of touching digits) and
+    the candidate digits made of one to `MAX_PARTS` neighbouring primitives."""
+
+    primitives: list[Slot]
+    candidates: list[tuple[int, int, Slot, float]]
+    """(first, last + 1, the candidate, its prior: log-odds from its shape alone, <= 0)."""
+    shear: float
+    height: float
+
+
+MAX_PARTS = 3
+"""A digit is made of at most this many primitives (a 5's stem, flag and bowl cut apart)."""
+
+CUT_WIDTH = 0.92
+"""Pieces wider than this many digit heights are offered cut (a "1" touching its neighbour is narrow)."""
+
+CUT_MARGIN, CUT_SPACING = 0.3, 0.3
+"""Cuts of a wide piece lie at least this many digit heights from its ends, and from each other."""
+
+UNFRAMED = -50.0
+"""Log-probability of a candidate too small to frame: chosen only where nothing else covers its ink
+(and then dropped)."""
+
+DIGIT_COST = 0.05
+"""Log-probability charged per digit read: a broken digit read as two confident pieces must beat the
+whole digit read by this much more."""
+
+
+def strip_candidates(strip: npt.NDArray[np.uint8]) -> Strip | None:
+    """The line's primitives and candidate digits, or None when the strip holds no ink on its line."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(strip, connectivity=8)
+    if count <= 1:
+        return None
+    middle = strip.shape[0] / 2.0
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    pieces = [
+        i for i in range(1, count)
+        if stats[i, cv2.CC_STAT_AREA] >= SPECK * areas.max()
+        # On the line: it reaches the middle row's neighbourhood (another line's digits do not).
+        and stats[i, cv2.CC_STAT_TOP] <= middle + 0.3 * STRIP_DIGIT
+        and stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] >= middle - 0.3 * STRIP_DIGIT
+    ]
+    if not pieces:
+        return None
+    ys, xs = np.nonzero(np.isin(labels, pieces))
+    shear = _shear(labels, stats, pieces)
+    # Deslanted column of every ink pixel: x less the writing's lean at its height.
+    column = xs - shear * (ys - middle)
+    owner = labels[ys, xs]
+    extents = {i: (float(column[owner == i].min()), float(column[owner == i].max())) for i in pieces}
+    tallest = stats[pieces, cv2.CC_STAT_HEIGHT].max()
+    height = float(np.median([stats[i, cv2.CC_STAT_HEIGHT] for i in pieces
+                              if stats[i, cv2.CC_STAT_HEIGHT] >= DIGIT_SIZED * tallest]))
+    merged = _merge(sorted(pieces, key=lambda i: extents[i][0]), extents, stats, height)
+    selections = [cut for d in merged for cut in _cuts(np.isin(owner, d), column, height)]
+    found = (_slot(sel, ys, xs, column) for sel in selections)
+    primitives = sorted((s for s in found if s is not None), key=lambda s: s.left)[: MAX_DIGITS * MAX_PARTS]
+    return Strip(primitives, _candidates(primitives, ys, xs, column, height), shear, height)
+
+
+def _candidates(primitives: list[Slot], ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp],
+                column: npt.NDArray[np.float64], height: float) -> list[tuple[int, int, Slot, float]]:
+    """Runs of one to `MAX_PARTS` neighbouring primitives that could be one digit, with their prior:
+    a digit is rarely much wider than it is tall, and its own pieces rarely lie far apart."""
+    out = []
+    for first in range(len(primitives)):
+        selection = np.zeros(len(ys), bool)
+        for last in range(first, min(first + MAX_PARTS, len(primitives))):
+            part = primitives[last]
+            if last > first and part.left - primitives[last - 1].right > 0.25 * height:
+                break  # a clear gap: the next digit
+            selection |= part.pixels
+            slot = part if last == first else _slot(selection.copy(), ys, xs, column)
+            assert slot is not None
+            width = (slot.right - slot.left) / height
+            if last > first and width > 1.6:
+                break
+            gaps = [max(0.0, b.left - a.right) for a, b in itertools.pairwise(primitives[first : last + 1])]
+            prior = -4.0 * max(0.0, width - 1.1) - sum(6.0 * max(0.0, g / height - 0.06) for g in gaps)
+            out.append((first, last + 1, slot, prior))
+    return out
+
+
+def choose_digits(strip: Strip, log_probabilities: npt.NDArray[np.float64]) -> list[int]:
+    """The candidates (indices into `strip.candidates`) that read the line best: every primitive in
+    exactly one digit, the sum of each digit's log-probability (its best class; without a model, 0) and prior largest (dynamic programming over the primitives, left to right)."""
+    n = len(strip.primitives)
+    best = np.full(n + 1, -np.inf)
+    best[0] = 0.0
+    back: list[int] = [-1] * (n + 1)
+    for index, (first, end, _, prior) in sorted(enumerate(strip.candidates), key=lambda c: c[1][1]):
+        score = best[first] + float(log_probabilities[index]) + prior - DIGIT_COST
+        if score > best[end]:
+            best[end], back[end] = score, index
+    chosen, end = [], n
+    while end > 0:
+        chosen.append(back[end])
+        end = strip.candidates[back[end]][0]
+    return chosen[::-1]
+
+
+def _shear(labels: npt.NDArray[np.int32], stats: npt.NDArray[np.int32], pieces: list[int]) -> float:
+    """The writing's lean (x shift per pixel down; negative leans right) from the digit pieces'
+    second moments, as MNIST deskewing measures it (mu11 / mu02), their median weighted by ink."""
+    values, weights = [], []
+    for i in pieces:
+        x, y, w, h, area = (int(v) for v in stats[i])
+        moments = cv2.moments((labels[y : y + h, x : x + w] == i).astype(np.uint8), binaryImage=True)
+        if moments["mu02"] > 0 and h >= 0.5 * w:  # a wide piece (touching digits, a bar) says little
+            values.append(moments["mu11"] / moments["mu02"])
+            weights.append(area)
+    if not values:
+        return 0.0
+    order = np.argsort(values)
+    cumulative = np.cumsum(np.array(weights, dtype=np.float64)[order])
+    median = float(np.array(values)[order][np.searchsorted(cumulative, cumulative[-1] / 2.0)])
+    return float(np.clip(median, -0.6, 0.6))
+
+
+def _merge(pieces: list[int], extents: dict[int, tuple[float, float]], stats: npt.NDArray[np.int32],
+           height: float) -> list[list[int]]:
+    """Pieces that overlap across the line, or small ones right beside a digit, as one piece each."""
+    digits: list[list[int]] = []
+    span: list[tuple[float, float]] = []
+    for i in pieces:
+        left, right = extents[i]
+        if digits:
+            d_left, d_right = span[-1]
+            overlap = min(right, d_right) - max(left, d_left)
+            narrower = max(1.0, min(right - left, d_right - d_left))
+            small = stats[i, cv2.CC_STAT_HEIGHT] < 0.35 * height
+            if overlap >= MERGE_OVERLAP * narrower or (small and left - d_right <= 0.1 * height):
+                digits[-1].append(i)
+                span[-1] = (min(left, d_left), max(right, d_right))
+                continue
+        digits.append([i])
+        span.append((left, right))
+    # A small piece alone (a dot, a tick) is no digit.
+    return [d for d in digits if max(stats[i, cv2.CC_STAT_HEIGHT] for i in d) >= DIGIT_SIZED * height]
+
+
+def _cuts(selection: npt.NDArray[np.bool_], column: npt.NDArray[np.float64],
+          height: float) -> list[npt.NDArray[np.bool_]]:
+    """A piece wider than a digit usually is, cut at the emptiest deslanted columns (where touching
+    digits meet): the cuts the candidates may use, not yet a decision."""
+    cols = column[selection]
+    left, width = float(cols.min()), float(cols.max() - cols.min())
+    if width <= CUT_WIDTH * height:
+        return [selection]
+    histogram = np.bincount(np.round(cols - left).astype(np.int64), minlength=int(width) + 2).astype(np.float64)
+    smooth = np.convolve(histogram, np.ones(3) / 3.0, mode="same")
+    margin, spacing = CUT_MARGIN * height, CUT_SPACING * height
+    inside = np.arange(int(np.ceil(margin)), int(width - margin) + 1)
+    bounds: list[float] = []
+    # Local minima first, emptiest first, each kept unless too close to one already kept.
+    for x in sorted(inside, key=lambda c: (smooth[c], abs(c - width / 2))):
+        if smooth[x] > smooth[max(0, x - 2) : x + 3].min():
+            continue
+        if all(abs(x - b) >= spacing for b in bounds):
+            bounds.append(float(x))
+        if len(bounds) >= int(width / spacing):
+            break
+    edges = [left - 1.0, *sorted(left + b for b in bounds), float("inf")]
+    return [selection & (column >= a + 0.5) & (column < b + 0.5) for a, b in itertools.pairwise(edges)]
+
+
+def _slot(selection: npt.NDArray[np.bool_], ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp],
+          column: npt.NDArray[np.float64]) -> Slot | None:
+    if int(selection.sum()) < 4:
+        return None
+    sy, sx = ys[selection], xs[selection]
+    x0, x1, y0, y1 = int(sx.min()), int(sx.max()), int(sy.min()), int(sy.max())
+    mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
+    mask[sy - y0, sx - x0] = 1
+    cols = column[selection]
+    return Slot(selection, mask, (x0, y0, x1 - x0 + 1, y1 - y0 + 1), float(cols.min()), float(cols.max()))
+
+
+def groups_of(slots: Sequence[Slot], height: float) -> list[int]:
+    """Group index per digit: a gap wider than a share of the digits' height and than the line's usual
+    gap between digits starts a new group."""
+    gaps = [max(0.0, b.left - a.right) for a, b in itertools.pairwise(slots)]
+    if not gaps:
+        return [0] * len(slots)
+    usual = float(np.median(sorted(gaps)[: max(1, (len(gaps) + 1) // 2)]))  # the narrower half's median
+    threshold = max(GROUP_GAP_HEIGHT * height, GROUP_GAP_RATIO * usual)
+    groups = [0]
+    for gap in gaps:
+        groups.append(groups[-1] + (1 if gap > threshold else 0))
+    return groups
+
+
+def _working_box(box: Box, to_working: npt.NDArray[np.float64], shape: tuple[int, int]) -> Box:
+    """A strip box's corners taken back to working pixels, as an axis-aligned box inside the image."""
+    x, y, w, h = box
+    corners = np.array([[x, y, 1], [x + w, y, 1], [x, y + h, 1], [x + w, y + h, 1]], dtype=np.float64)
+    points = corners @ to_working.T
+    x0, y0 = np.clip(points.min(axis=0), 0, None)
+    x1, y1 = points.max(axis=0)
+    x1, y1 = min(float(x1), shape[1]), min(float(y1), shape[0])
+    return (round(x0), round(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0)))

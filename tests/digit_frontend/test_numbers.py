@@ -1,0 +1,126 @@
+"""Numbers, not only digits (issue 26): every digit of one line, in reading order, in groups, touching
+digits split, a slanted line followed; each digit framed as /predict frames one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+import pytest
+
+from bench.numbers.compose import Layout, compose_number
+from digit_contract.errors import NoInk
+from digit_contract.inputs import normalize_pixels
+from digit_frontend.numbers import FoundNumber, read_number_image, text_of
+from digit_frontend.pipeline import FRONT_END, PreparedImage, use_front_end
+from tests.factories import encode
+from training.data import RawSplit
+
+MODEL = Path(__file__).resolve().parents[2] / "model_store" / "cnn_augmented" / "1" / "model.onnx"
+LIMIT = 6_000_000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def classical() -> Iterator[None]:
+    """The classical rules find the ink here (the learned front end has its own tests): deterministic."""
+    before = FRONT_END.segmenter
+    use_front_end(None)
+    yield
+    use_front_end(before)
+
+
+@pytest.fixture(scope="module")
+def reader() -> object:
+    session = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
+    name, shape = session.get_inputs()[0].name, session.get_inputs()[0].shape
+
+    def read(images: Sequence[PreparedImage]) -> npt.NDArray[np.float32]:
+        pixels = normalize_pixels(np.stack([image.pixels for image in images]))
+        out: npt.NDArray[np.float32] = session.run(None, {name: pixels.reshape(len(images), *shape[1:])})[0]
+        return out
+
+    return read
+
+
+def first_of(mnist: RawSplit, text: str) -> list[npt.NDArray[np.uint8]]:
+    """The first sample image of each digit of `text` (clear, upright writers of the test sample)."""
+    return [mnist.images[int(np.flatnonzero(mnist.labels == int(c))[0])] for c in text if c != " "]
+
+
+def scan(number: npt.NDArray[np.uint8], height: int = 60, pad: int = 40) -> bytes:
+    """A white-on-black number as a grey scan: dark ink on white paper, digits `height` px tall."""
+    scale = height / 20.0
+    big = cv2.resize(number, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    return encode(255 - np.pad(big, pad))
+
+
+def read(data: bytes, reader: object) -> tuple[str, FoundNumber]:
+    found = read_number_image(data, max_pixels=LIMIT, read=reader)  # type: ignore[arg-type]
+    assert found.probabilities is not None
+    return text_of([int(d) for d in found.probabilities.argmax(axis=1)], found.groups), found
+
+
+def test_digits_come_in_reading_order_each_framed_as_predict_frames_one(mnist_test: RawSplit, reader: object) -> None:
+    number = compose_number(first_of(mnist_test, "2047"), Layout(), np.random.default_rng(0))
+    text, found = read(scan(number), reader)
+    assert text == "2047"
+    lefts = [d.box[0] for d in found.digits]
+    assert lefts == sorted(lefts)
+    assert all(d.pixels.shape == (28, 28) and d.pixels.max() == 255 for d in found.digits)
+
+
+def test_a_wide_gap_starts_a_new_group(mnist_test: RawSplit, reader: object) -> None:
+    number = compose_number(first_of(mnist_test, "12500"), Layout(groups=(2, 3)), np.random.default_rng(1))
+    text, found = read(scan(number), reader)
+    assert text == "12 500"
+    assert found.groups == [0, 0, 1, 1, 1]
+
+
+def test_touching_digits_are_split(mnist_test: RawSplit, reader: object) -> None:
+    number = compose_number(first_of(mnist_test, "300"), Layout(touching=frozenset({1})), np.random.default_rng(2))
+    # The two zeros really are one stroke: one connected piece of ink.
+    count, _ = cv2.connectedComponents((number > 127).astype(np.uint8))
+    assert count - 1 <= 2
+    text, _ = read(scan(number), reader)
+    assert text == "300"
+
+
+@pytest.mark.parametrize(("slant", "angle"), [(0.35, 0.0), (0.0, 20.0), (-0.2, -15.0)])
+def test_a_slanted_line_or_slanted_writing_is_followed(mnist_test: RawSplit, reader: object, slant: float,
+                                                      angle: float) -> None:
+    number = compose_number(first_of(mnist_test, "4721"), Layout(slant=slant, angle=angle), np.random.default_rng(3))
+    text, found = read(scan(number), reader)
+    assert text == "4721"
+    assert abs(found.angle - angle) < 6.0
+
+
+def test_no_digit_is_no_ink() -> None:
+    with pytest.raises(NoInk, match="no ink found"):
+        read_number_image(encode(np.full((200, 300), 255, np.uint8)), max_pixels=LIMIT)
+
+
+def test_a_lone_digit_is_a_one_digit_number(mnist_test: RawSplit, reader: object) -> None:
+    text, found = read(scan(compose_number(first_of(mnist_test, "7"), Layout(), np.random.default_rng(4))), reader)
+    assert (text, len(found.digits)) == ("7", 1)
+    # An MNIST image as it is stays one digit, passed through as /predict passes it.
+    text, found = read(encode(mnist_test.images[0]), reader)
+    assert (text, found.digits[0].method) == (str(mnist_test.labels[0]), "passthrough")
+
+
+def test_of_several_lines_the_one_nearest_the_centre_is_read(mnist_test: RawSplit, reader: object) -> None:
+    rng = np.random.default_rng(5)
+    lines = [compose_number(first_of(mnist_test, t), Layout(), rng) for t in ("19", "2047", "53")]
+    width = max(line.shape[1] for line in lines)
+    page = np.concatenate([np.pad(line, ((6, 6), (0, width - line.shape[1]))) for line in lines])
+    text, found = read(scan(page), reader)
+    assert text == "2047"
+    assert found.other_digits == 4
+
+
+def test_text_joins_groups_with_one_space() -> None:
+    assert text_of([1, 2, 5, 0, 0], [0, 0, 1, 1, 1]) == "12 500"
+    assert text_of([7], [0]) == "7"
