@@ -110,8 +110,9 @@ class OnnxArtifact(_Strict):
     opset: int = Field(gt=0)
     input_name: str
     output_name: str
-    max_abs_diff_vs_keras: float = Field(
-        ge=0.0, description="Largest |ONNX - Keras| probability seen by the export parity check."
+    max_abs_diff_vs_keras: float | None = Field(
+        default=None, ge=0.0, description="Largest |ONNX - Keras| probability seen by the export parity check; "
+        "null for an imported model (no framework object to compare with).",
     )
 
 
@@ -121,8 +122,9 @@ class DatasetInfo(_Strict):
     name: str = Field(default="mnist", description="mnist, uci-digits-8x8, kmnist, ...")
     split: str = Field(description="How the train, validation and test images were chosen.")
     file_sha256: dict[str, str]
-    train_samples: int = Field(gt=0)
-    validation_samples: int = Field(ge=0)
+    # Null for an imported model: which images it trained and validated on is not known.
+    train_samples: int | None = Field(default=None, gt=0)
+    validation_samples: int | None = Field(default=None, ge=0)
     test_samples: int = Field(gt=0)
 
 
@@ -159,17 +161,21 @@ class ModelCard(_Strict):
         pattern=r"^[a-z0-9][a-z0-9_-]*$",
         description="Id of the experiment that trained it (training/experiments.py); models are compared within one.",
     )
-    architecture: Literal["mlp", "cnn"] = Field(
-        description="The model family compared across the zoo: mlp (dense layers only) or cnn."
+    architecture: Literal["mlp", "cnn", "imported"] = Field(
+        description="The model family compared across the zoo: mlp (dense layers only) or cnn; imported: an "
+        "ONNX file brought by a user (`python -m service store add`), whose family is not asserted."
     )
-    framework: Literal["keras", "scikit-learn", "numpy"] = Field(description="What trained it.")
+    framework: Literal["keras", "scikit-learn", "numpy", "imported"] = Field(
+        description="What trained it; imported: not known (the file was added to the store, not trained here).")
     input: InputSpec = Field(description="What the ONNX graph takes; the service prepares inputs to match.")
     description: str
-    hyperparameters: Hyperparameters
+    # The training fields are null (empty) only for an imported model, whose training is not known;
+    # `not_measured` then says so. A trained model's card must have them (see the validator).
+    hyperparameters: Hyperparameters | None = None
     parameter_count: int = Field(gt=0)
-    seed: int
-    history: list[EpochRecord]
-    training_seconds: float = Field(ge=0.0)
+    seed: int | None = None
+    history: list[EpochRecord] = Field(default_factory=list)
+    training_seconds: float | None = Field(default=None, ge=0.0)
 
     # Evaluation of the exported ONNX file (not the Keras object) on the test set.
     test_accuracy: Fraction
@@ -186,6 +192,11 @@ class ModelCard(_Strict):
     created_at: datetime
     # Optional, so cards written before calibration existed still validate unchanged.
     calibration: Calibration | None = Field(default=None, description="Temperature scaling; null: not fitted.")
+    not_measured: dict[str, str] = Field(
+        default_factory=dict,
+        description="Card fields left null or empty because they were not measured, each with why (an imported "
+        "model's training, for one); empty for the zoo's own models.",
+    )
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:
@@ -203,10 +214,16 @@ class ModelCard(_Strict):
             raise ValueError("test_accuracy does not match the confusion matrix")
         if [c.digit for c in self.per_class] != list(range(NUM_CLASSES)):
             raise ValueError("per_class must list digits 0..9 in order")
-        if self.hyperparameters.early_stopping:
-            if not 1 <= len(self.history) <= self.hyperparameters.epochs:
+        training = (self.hyperparameters, self.seed, self.training_seconds)
+        if self.framework != "imported" and any(field is None for field in training):
+            raise ValueError("a trained model's card needs hyperparameters, seed and training_seconds")
+        hp = self.hyperparameters
+        if hp is None:
+            return self
+        if hp.early_stopping:
+            if not 1 <= len(self.history) <= hp.epochs:
                 raise ValueError("history must have between 1 and `epochs` records")
-        elif len(self.history) != self.hyperparameters.epochs:
+        elif len(self.history) != hp.epochs:
             raise ValueError("history must have one record per epoch")
         return self
 

@@ -89,13 +89,16 @@ def regularisation_of(card: ModelCard) -> str:
     """`none`, `dropout`, `noise` or `dropout+noise`, from the card's hyperparameters, with
     `+augmented` (or `augmented` alone) when the training images were augmented."""
     parts = []
-    if card.hyperparameters.dropout_rate > 0:
+    hp = card.hyperparameters
+    if hp is None:  # an imported model: how it was trained is not known
+        return "unknown"
+    if hp.dropout_rate > 0:
         parts.append("dropout")
-    if card.hyperparameters.noise_stddev > 0:
+    if hp.noise_stddev > 0:
         parts.append("noise")
     # Augmented training is another protocol: as part of the key, such a model gets its own row
     # and never stands in for the seed's `dropout` or `noise` variant in the deltas.
-    if card.hyperparameters.augmentation:
+    if hp.augmentation:
         parts.append("augmented")
     return "+".join(parts) or "none"
 
@@ -197,6 +200,7 @@ def _row(card: ModelCard, ranking: Ranking) -> ComparisonRow:
     samples = card.dataset.test_samples
     low, high = wilson_interval(samples - card.test_errors, samples)
     rank = ranking.ranks[card.name]
+    hp = card.hyperparameters  # None for an imported model: its training fields are null
     return ComparisonRow(
         rank=rank.rank,
         name=card.name,
@@ -207,8 +211,8 @@ def _row(card: ModelCard, ranking: Ranking) -> ComparisonRow:
         architecture=card.architecture,
         framework=card.framework,
         regularisation=regularisation_of(card),
-        dropout_rate=card.hyperparameters.dropout_rate,
-        noise_stddev=card.hyperparameters.noise_stddev,
+        dropout_rate=hp.dropout_rate if hp else None,
+        noise_stddev=hp.noise_stddev if hp else None,
         test_accuracy=card.test_accuracy,
         test_accuracy_low=low,
         test_accuracy_high=high,
@@ -219,7 +223,7 @@ def _row(card: ModelCard, ranking: Ranking) -> ComparisonRow:
         parameter_count=card.parameter_count,
         onnx_size_bytes=card.onnx.size_bytes,
         training_seconds=card.training_seconds,
-        epochs=card.hyperparameters.epochs,
+        epochs=hp.epochs if hp else None,
         latency_p50_ms=None,
         latency_p95_ms=None,
         warmup_latency_p50_ms=None,
@@ -437,11 +441,13 @@ def _significance(cards: Mapping[str, ModelCard], questions: list[tuple[str, str
 
 def _runs_of(name: str, card: ModelCard, replicates: Mapping[str, list[ReplicateRun]]) -> list[tuple[int, float, int, float]]:
     """(seed, accuracy, errors, loss) of the served run and every replicate of the same protocol."""
-    runs = [(card.seed, card.test_accuracy, card.test_errors, card.test_loss)]
+    hp, seed = card.hyperparameters, card.seed
+    if hp is None or seed is None:  # an imported model: no seed, no protocol to repeat
+        return []
+    runs = [(seed, card.test_accuracy, card.test_errors, card.test_loss)]
     for run in replicates.get(name, []):
-        same_protocol = (run.epochs, run.batch_size, run.test_samples) == (
-            card.hyperparameters.epochs, card.hyperparameters.batch_size, card.dataset.test_samples)
-        if same_protocol and run.seed != card.seed:
+        same_protocol = (run.epochs, run.batch_size, run.test_samples) == (hp.epochs, hp.batch_size, card.dataset.test_samples)
+        if same_protocol and run.seed != seed:
             runs.append((run.seed, run.test_accuracy, run.test_errors, run.test_loss))
     return runs
 
@@ -450,6 +456,8 @@ def _seed_spreads(cards: Mapping[str, ModelCard], replicates: Mapping[str, list[
     spreads = {}
     for name in sorted(cards, key=lambda n: (cards[n].architecture != "mlp", _rank_of_reg(regularisation_of(cards[n])), n)):
         runs = _runs_of(name, cards[name], replicates)
+        if not runs:
+            continue
         accuracy = spread_of([r[1] for r in runs])
         loss = spread_of([r[3] for r in runs])
         spreads[name] = SeedSpread(
@@ -464,7 +472,7 @@ def _seed_spreads(cards: Mapping[str, ModelCard], replicates: Mapping[str, list[
             test_errors_max=max(r[2] for r in runs),
             test_loss_mean=loss.mean,
             test_loss_std=loss.std,
-            served_seed=cards[name].seed,
+            served_seed=runs[0][0],
         )
     return spreads
 
@@ -688,7 +696,7 @@ def _say_robustness(summaries: Sequence[RobustnessSummary], cards: Mapping[str, 
         return []
     by_arch: dict[str, list[str]] = {}
     for name, card in cards.items():
-        if card.experiment == "regularisation" and not card.hyperparameters.augmentation:  # the seed's variants
+        if card.experiment == "regularisation" and not (card.hyperparameters and card.hyperparameters.augmentation):  # the seed's variants
             by_arch.setdefault(card.architecture, []).append(name)
     lines = []
     for s in summaries:

@@ -128,8 +128,9 @@ class ComparisonRow(_Body):
     architecture: str = Field(description="The model family: mlp (dense layers only) or cnn.")
     framework: str = Field(description="keras, scikit-learn or numpy.")
     regularisation: str = Field(description="none, dropout, noise or dropout+noise.")
-    dropout_rate: float
-    noise_stddev: float
+    # Null for an imported model (`python -m service store add`), whose training is not known.
+    dropout_rate: float | None
+    noise_stddev: float | None
     test_accuracy: float
     test_accuracy_low: float = Field(description="95% Wilson confidence interval of the test accuracy, low end.")
     test_accuracy_high: float
@@ -140,8 +141,8 @@ class ComparisonRow(_Body):
     macro_f1: float
     parameter_count: int
     onnx_size_bytes: int
-    training_seconds: float
-    epochs: int
+    training_seconds: float | None
+    epochs: int | None
     latency_p50_ms: float | None = Field(
         description="Inference time of this model's recent real requests on this worker (the last 1,024); "
         "null before the first request.")

@@ -1,4 +1,5 @@
-"""`python -m service store pack|fetch|verify`: a model store as one archive, for installed users.
+"""`python -m service store pack|fetch|verify|add`: a model store as one archive, for installed users
+(`add`, your own ONNX model into a store, is `service.store_add`).
 
 `pip install 'digit-serving[serve]'` installs the code, not the models: the store (`model_store/`,
 ~4 MB) lives in the repository, beside the package. This command moves a store as one `.tar.gz`:
@@ -168,13 +169,21 @@ def build_parser() -> argparse.ArgumentParser:
     pack_cmd.add_argument("--out", type=Path, required=True, help="archive to write (.tar.gz)")
     verify_cmd = commands.add_parser("verify", help="check every model file of a store against its card")
     verify_cmd.add_argument("store", type=Path)
+    from service.store_add import add_arguments
+
+    add_arguments(commands.add_parser("add", help="add your own ONNX digit classifier: checked, evaluated on the "
+                                      "matching test set, with a card and config.pbtxt (needs .venv)"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from service.store_add import AddError, run
+
     args = build_parser().parse_args(argv)
     try:
-        if args.command == "pack":
+        if args.command == "add":
+            print(run(args))
+        elif args.command == "pack":
             digest = pack(args.store, args.out)
             print(f"{digest}  {args.out}")
         elif args.command == "fetch":
@@ -186,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if problems:
                 raise ArchiveError("; ".join(problems))
             print(f"{args.store}: every model file matches its card")
-    except ArchiveError as exc:
+    except (ArchiveError, AddError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
