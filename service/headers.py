@@ -66,8 +66,8 @@ class HostAndOriginMiddleware:
     can only send a name, and probes and in-cluster clients often use the pod's address.
 
     Cross-site forms: a form on any site can POST multipart data to `/predict` without a CORS
-    preflight (a "simple" request); the answer is unreadable to it, but the work is done. A POST
-    whose `Origin` is neither this host nor one of `cors_origins`, or that the browser marks
+    preflight (a "simple" request); the answer is unreadable to it, but the work is done. A form-type
+    POST whose `Origin` is neither this host nor one of `cors_origins`, or that the browser marks
     `Sec-Fetch-Site: cross-site`, is refused. Clients that are not browsers send neither header.
     """
 
@@ -87,7 +87,7 @@ class HostAndOriginMiddleware:
             await _refuse(send, 400, f"unknown host {host[:64]!r}: this service answers to "
                                      f"{', '.join(sorted(self.allowed_hosts))} (DIGITS_ALLOWED_HOSTS)")
             return
-        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and self._cross_site(headers, host, scope):
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and _is_form(headers) and self._cross_site(headers, host, scope):
             await _refuse(send, 403, "cross-site requests are refused: call the API from this site's own pages, "
                                      "from an origin in DIGITS_CORS_ORIGINS, or from outside a browser")
             return
@@ -102,6 +102,12 @@ class HostAndOriginMiddleware:
             scheme = scope.get("scheme", "http")
             return origin != f"{scheme}://{host}" and origin.split("://", 1)[-1] != host
         return headers.get("sec-fetch-site") == "cross-site"
+
+
+def _is_form(headers: Headers) -> bool:
+    """Whether the body's type is one a browser sends cross-site without asking first (no preflight):
+    any other type reaches the service only after CORS allowed it, or from outside a browser."""
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower() in FORM_TYPES
 
 
 def _host_allowed(host: str, allowed: frozenset[str]) -> bool:

@@ -8,8 +8,10 @@ service's errors on these routes only, so the native API's statuses do not chang
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from functools import partial
 from typing import Annotated, Any
 
+import anyio.to_thread
 import orjson
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +22,7 @@ from service.errors import ErrorBody, ServiceError, describe_validation_errors
 from service.inference_protocol.errors import protocol_status
 from service.inference_protocol.plane import InferencePlane
 from service.inference_protocol.rest_codec import HEADER_LENGTH, decode_request, encode_response, parse_header_length
+from service.inference_protocol.tensors import check_version
 from service.routes.inputs import upload_slot
 
 
@@ -44,6 +47,10 @@ router = APIRouter(prefix="/v2", tags=["open inference protocol"], route_class=P
 
 ModelName = Annotated[str, Path(max_length=64, description="Model name (see GET /models)")]
 ModelVersion = Annotated[str, Path(max_length=20, description="Model version, e.g. 1")]
+
+
+INLINE_DECODE_BYTES = 64 * 1024
+"""Bodies up to this size are parsed on the event loop (well under a millisecond); larger ones in a thread."""
 
 
 def _json(content: dict[str, Any], status_code: int = 200) -> Response:
@@ -144,6 +151,12 @@ async def server_live() -> Response:
                        503: {"model": ErrorBody, "description": "Some model is not ready"}})
 async def server_ready(request: Request) -> Response:
     """200 when every model is ready to infer, else 503 (Kubernetes readinessProbe)."""
+    monitor = getattr(request.app.state, "saturation", None)
+    if monitor is not None:
+        try:
+            monitor.check()  # a worker whose queue stays full is not ready either (service.limits)
+        except ServiceError as exc:
+            return _json({"ready": False, "error": exc.message}, status_code=503)
     if _plane(request).server_ready():
         return _json({"ready": True})
     return _json({"ready": False, "error": "not every model is ready; see GET /models"}, status_code=503)
@@ -165,7 +178,7 @@ async def model_metadata(request: Request, model_name: ModelName) -> Response:
             responses=_METADATA_RESPONSES)
 async def model_version_metadata(request: Request, model_name: ModelName, model_version: ModelVersion) -> Response:
     """The metadata of one version of the model."""
-    return _json(_plane(request).model_metadata(model_name, model_version))
+    return _json(_plane(request).model_metadata(model_name, check_version(model_version)))
 
 
 @router.get("/models/{model_name}/ready", summary="Model ready", responses=_READY_RESPONSES)
@@ -178,7 +191,7 @@ async def model_ready(request: Request, model_name: ModelName) -> Response:
             responses=_READY_RESPONSES)
 async def model_version_ready(request: Request, model_name: ModelName, model_version: ModelVersion) -> Response:
     """200 when that version of the model is ready to infer, else 503."""
-    return _readiness(_plane(request), model_name, model_version)
+    return _readiness(_plane(request), model_name, check_version(model_version))
 
 
 def _readiness(plane: InferencePlane, name: str, version: str | None) -> Response:
@@ -199,7 +212,7 @@ async def infer(request: Request, model_name: ModelName) -> Response:
              responses=INFER_RESPONSES, openapi_extra=INFER_DOC)
 async def infer_version(request: Request, model_name: ModelName, model_version: ModelVersion) -> Response:
     """Run one version of the model on the request's input."""
-    return await _infer(request, model_name, model_version)
+    return await _infer(request, model_name, check_version(model_version))
 
 
 async def _infer(request: Request, name: str, version: str | None) -> Response:
@@ -207,7 +220,14 @@ async def _infer(request: Request, name: str, version: str | None) -> Response:
     model = plane.model(name, version)  # an unknown model or version is refused before the body is read
     async with upload_slot(request):
         body = await request.body()  # streamed through the body size limit
-        parsed = decode_request(body, parse_header_length(request.headers.get(HEADER_LENGTH), len(body)))
+        header_length = parse_header_length(request.headers.get(HEADER_LENGTH), len(body))
+        if len(body) <= INLINE_DECODE_BYTES:
+            parsed = decode_request(body, header_length)
+        else:
+            # Parsing megabytes of JSON or splitting binary data costs milliseconds to a second: in a
+            # thread, so that the event loop (and every probe and small request on it) keeps answering.
+            limiter = getattr(request.app.state, "decode_threads", None)
+            parsed = await anyio.to_thread.run_sync(partial(decode_request, body, header_length), limiter=limiter)
         del body
         answer = await plane.infer(name, version, parsed, model=model)
     content, headers = encode_response(answer)

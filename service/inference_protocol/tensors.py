@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from digit_contract.inputs import INPUT_NAME, MNIST_INPUT, NUM_CLASSES, OUTPUT_NAME, InputSpec
-from service.inference_protocol.errors import BatchTooLarge, InvalidInferRequest
+from service.inference_protocol.errors import BatchTooLarge, InvalidInferRequest, VersionNotFound
 
 FILE_INPUT = "image_file"
 """The BYTES input: encoded image files, preprocessed as `/predict` does."""
@@ -85,6 +85,55 @@ _OUTPUT_NAMES = tuple(name for name, _, _ in MODEL_OUTPUTS)
 MAX_ELEMENTS = 1 << 40
 """Largest element count a shape may declare (before any data is looked at): far above any limit
 the body size allows, small enough that sizes computed from it stay exact in int64."""
+
+
+MAX_BYTES_ELEMENTS = 1024
+"""Most BYTES elements one input may declare: the protocol's batch limit (`plane.MAX_BATCH`), checked
+on the declared shape before any element is split or decoded. 8 MiB of binary data holds two
+million empty elements, which took a second of the event loop to split before this check."""
+
+MAX_ID_CHARS = 256
+"""Longest request `id` accepted. The answer echoes it, so an unbounded one is memory held for every
+client that does not read its answer (60 connections with a 7 MiB `id` held 440 MiB)."""
+
+MAX_VERSION_CHARS = 18
+"""Longest model version accepted (an int64's digits, as Triton's versions)."""
+
+
+def check_request_id(request_id: object) -> str | None:
+    """The request's `id` (None when not sent), a string of at most `MAX_ID_CHARS` characters."""
+    if request_id is None:
+        return None
+    if not isinstance(request_id, str):
+        raise InvalidInferRequest("`id` must be a string")
+    if len(request_id) > MAX_ID_CHARS:
+        raise InvalidInferRequest(f"`id` has {len(request_id):,} characters; at most {MAX_ID_CHARS} are accepted")
+    return request_id
+
+
+def check_version(version: str | None) -> str | None:
+    """A model version as a transport received it: None or empty (the current one), else ASCII and short.
+
+    `str.isdigit` accepts "²" and other Unicode digits that `int` refuses (a 500), and `int` refuses
+    more than 4,300 digits: anything but a short ASCII string is "no such version" (404) here, before
+    the registry parses it; "1.0" and other ASCII non-numbers get the registry's own answer.
+    """
+    if not version:
+        return None
+    if version.isascii() and len(version) <= MAX_VERSION_CHARS:
+        return version
+    shown = repr(version) if len(version) <= 20 else "with that number"
+    raise VersionNotFound(f"model version {shown} is not a version number: versions are ASCII digits, at most "
+                          f"{MAX_VERSION_CHARS}")
+
+
+def check_bytes_count(name: str, shape: tuple[int, ...]) -> int:
+    """The element count of a BYTES input's declared shape, refused (413) beyond `MAX_BYTES_ELEMENTS`."""
+    count = math.prod(shape)
+    if count > MAX_BYTES_ELEMENTS:
+        raise BatchTooLarge(f"input {name!r}: shape {list(shape)} declares {count:,} BYTES elements; "
+                            f"at most {MAX_BYTES_ELEMENTS:,} per request")
+    return count
 
 
 @dataclass(frozen=True)
@@ -162,9 +211,9 @@ def check_datatype(name: str, datatype: object) -> str:
 def tensor_from_binary(name: str, datatype: str, shape: tuple[int, ...], raw: bytes | memoryview,
                        parameters: Parameters) -> InputTensor:
     """An input from its binary data: little-endian elements, or length-prefixed BYTES elements."""
-    count = math.prod(shape)
     if datatype == "BYTES":
-        return InputTensor(name, datatype, shape, split_bytes(name, raw, count), parameters)
+        return InputTensor(name, datatype, shape, split_bytes(name, raw, check_bytes_count(name, shape)), parameters)
+    count = math.prod(shape)
     if datatype == "BF16":
         raise InvalidInferRequest(f"input {name!r}: BF16 is not an input of these models")
     dtype = np.dtype(NUMERIC_DTYPES[datatype])
@@ -181,11 +230,13 @@ def tensor_from_values(name: str, datatype: str, shape: tuple[int, ...], values:
     """An input from explicit values (JSON `data`, flat or nested, or gRPC contents)."""
     count = math.prod(shape)
     if datatype == "BYTES":
-        elements: list[Any] = list(values)
-        if len(elements) != count or not all(isinstance(item, bytes) for item in elements):
+        check_bytes_count(name, shape)
+        # The count first (len of a list or a protobuf field is free), then the copy.
+        if len(values) != count or not all(isinstance(item, bytes) for item in values):
             raise InvalidInferRequest(
-                f"input {name!r}: shape {list(shape)} needs {count} BYTES elements, got {len(elements)}"
+                f"input {name!r}: shape {list(shape)} needs {count} BYTES elements, got {len(values)}"
             )
+        elements: list[Any] = list(values)
         return InputTensor(name, datatype, shape, elements, parameters)
     if datatype == "BF16":
         raise InvalidInferRequest(f"input {name!r}: BF16 is not an input of these models")

@@ -92,7 +92,8 @@ CASES: list[tuple[str, bytes, dict[str, str], int, str]] = [
     ("BYTES that is not an image", *binary_request(
         [{"name": "image_file", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": 9}}],
         struct.pack("<I", 5) + b"hello"),
-     400, "the file is not an image in a supported format (PNG, JPEG, BMP, GIF, WebP or TIFF)"),
+     400, ("the file is not an image in a supported format (PNG, JPEG, BMP, GIF, WebP or TIFF): "
+          "export or save it as a JPEG or PNG and send that")),
     ("BYTES base64 that is not base64", orjson.dumps({"inputs": [{
         "name": "image_file", "datatype": "BYTES", "shape": [1], "data": ["#!"],
         "parameters": {"content_type": "base64"}}]}), {}, 400, "input 'image_file': element 0 is not valid base64"),

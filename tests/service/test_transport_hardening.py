@@ -107,6 +107,7 @@ def guarded_connection(app: Any, limits: ConnectionLimits, monkeypatch: pytest.M
 
 
 SEND_TIMEOUT = 0.2
+TOKEN = "admin-token-of-the-tests"  # noqa: S105 (a test's own)
 
 
 def connection_limits() -> ConnectionLimits:
@@ -433,11 +434,11 @@ def test_replaced_models_runners_end() -> None:
 
 def test_a_reload_retires_the_batchers_queues(app_factory: Callable[..., FastAPI]) -> None:
     pixels = {"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 28, 28, 1], "data": [0.5] * 784}]}
-    with TestClient(app_factory(batching=True, admin_token="t")) as client:
+    with TestClient(app_factory(batching=True, admin_token=TOKEN)) as client:
         assert client.post("/v2/models/cnn/infer", json=pixels).status_code == 200
         batcher = client.app.state.batcher  # type: ignore[attr-defined]
         runners = [task for queue in batcher._queues.values() for task in queue.runners]
-        assert client.post("/admin/reload", headers={"Authorization": "Bearer t"}).status_code == 200
+        assert client.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
         time.sleep(0.1)
         assert all(task.done() for task in runners)
 
@@ -481,12 +482,13 @@ def get(url: str) -> tuple[int, bytes]:
 
 def test_the_management_port_serves_health_and_metrics_only(store: Path, app_factory: Callable[..., FastAPI]) -> None:
     port = free_port()
-    with TestClient(app_factory(management_port=port, admin_token="t")) as client:
+    with TestClient(app_factory(management_port=port, admin_token=TOKEN)) as client:
         base = f"http://127.0.0.1:{port}"
         live, ready, metrics = get(f"{base}/health/live"), get(f"{base}/health/ready"), get(f"{base}/metrics")
         v2_ready = get(f"{base}/v2/health/ready")
         predict = get(f"{base}/models")
-        request = urllib.request.Request(f"{base}/admin/reload", method="POST", headers={"Authorization": "Bearer t"})
+        request = urllib.request.Request(f"{base}/admin/reload", method="POST",  # noqa: S310 (loopback)
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback)
             reload_status = response.status
         assert client.get("/health/live").status_code == 200  # the data port keeps its probes too
@@ -494,4 +496,4 @@ def test_the_management_port_serves_health_and_metrics_only(store: Path, app_fac
     assert b"digits_" in metrics[1]
     assert predict[0] == 404
     with pytest.raises(OSError):
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=2)  # noqa: S310 (closed with the app)
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=2)  # closed with the app
