@@ -1,7 +1,9 @@
 """`python -m service.healthcheck`: exit 0 when the local service is ready (the image's HEALTHCHECK).
 
 Standard library only, so it runs in the slim image without curl. The port is the service's own
-setting (`DIGITS_PORT`); the service may listen on 0.0.0.0, but the check always asks loopback.
+setting: the management listener's (`DIGITS_MANAGEMENT_PORT`) when there is one, where a flood of the
+data port cannot starve the check, else `DIGITS_PORT`. The service may listen on 0.0.0.0, but the
+check always asks loopback.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ def check_ready(port: int, timeout: float = 4.0) -> bool:
 
 
 def main() -> int:
-    port = int(os.environ.get("DIGITS_PORT", "8000"))
+    port = int(os.environ.get("DIGITS_MANAGEMENT_PORT") or os.environ.get("DIGITS_PORT", "8000"))
     ready = check_ready(port)
     if not ready:
         print(f"service on port {port} is not ready", file=sys.stderr)

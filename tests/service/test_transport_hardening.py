@@ -497,3 +497,16 @@ def test_the_management_port_serves_health_and_metrics_only(store: Path, app_fac
     assert predict[0] == 404
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=2)  # closed with the app
+
+
+def test_the_image_healthcheck_asks_the_management_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service import healthcheck
+
+    asked: list[int] = []
+    monkeypatch.setattr(healthcheck, "check_ready", lambda port: asked.append(port) or True)
+    monkeypatch.setenv("DIGITS_PORT", "8000")
+    monkeypatch.setenv("DIGITS_MANAGEMENT_PORT", "8002")
+    assert healthcheck.main() == 0
+    monkeypatch.delenv("DIGITS_MANAGEMENT_PORT")
+    assert healthcheck.main() == 0
+    assert asked == [8002, 8000]
