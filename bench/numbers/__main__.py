@@ -51,7 +51,7 @@ def reader(session: ort.InferenceSession) -> Any:
 
 def render(number: npt.NDArray[np.uint8], condition: str, rng: np.random.Generator) -> bytes:
     if condition == "photo_a":
-        ok, data = cv2.imencode(".jpg", render_scene(number, 0, rng).image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        _, data = cv2.imencode(".jpg", render_scene(number, 0, rng).image, [cv2.IMWRITE_JPEG_QUALITY, 90])
         return data.tobytes()
     return render_upload(number, condition, rng).data
 
