@@ -2,7 +2,7 @@
 (`add`, your own ONNX model into a store, is `service.store_add`).
 
 `pip install 'digit-serving[serve]'` installs the code, not the models: the store (`model_store/`,
-~4 MB) lives in the repository, beside the package. This command moves a store as one `.tar.gz`:
+21 MB) lives in the repository, beside the package. This command moves a store as one `.tar.gz`:
 
 - `pack` (maintainers, from a checkout) writes a reproducible archive of a store (sorted members,
   no owners, no timestamps: the same store gives the same bytes, so its SHA-256 can be checked
@@ -35,7 +35,7 @@ from pathlib import Path
 from digit_contract.store import CARD_FILE, MODEL_FILE, scan_store, version_dir
 
 MAX_ARCHIVE_BYTES = 1024 * 1024 * 1024
-"""Largest archive `fetch` reads (the store is ~4 MB; this bounds a wrong URL, not a real store)."""
+"""Largest archive `fetch` reads (the store is 21 MB; this bounds a wrong URL, not a real store)."""
 
 _STAGING_PREFIX = ".incomplete-"
 

@@ -149,3 +149,83 @@ def test_inference_service_uses_the_v2_health_paths_and_the_pod_template_fields(
         },
     }
     kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+
+
+# -- what a real cluster needs (issue 25) --------------------------------------------------------
+
+REPO = DEPLOY.parent
+
+
+def package_version() -> str:
+    import tomllib
+
+    return str(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"])
+
+
+def container_of(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (container,) = by_kind(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_images_have_one_name_and_the_package_version_as_tag(overlay: str) -> None:
+    # Before: digit-serving:latest for the CPU, digit-serving-gpu:latest for the GPU (the README built
+    # digit-serving:gpu), no registry: no cluster could pull either.
+    image = container_of(kustomize(DEPLOY / "overlays" / overlay))["image"]
+    name, tag = image.rsplit(":", 1)
+    assert name == "registry.example.com/digit-serving"  # the placeholder users replace (kustomize images:)
+    assert tag == package_version() + ("-gpu" if overlay == "gpu" else "")
+    isvc = yaml.safe_load((DEPLOY / "kserve" / "inferenceservice.yaml").read_text())
+    assert isvc["spec"]["predictor"]["containers"][0]["image"] == f"{name}:{package_version()}"
+
+
+def test_the_readme_builds_the_images_the_overlays_name() -> None:
+    readme = (REPO / "README.md").read_text()
+    version = package_version()
+    assert f"-t digit-serving:{version} " in readme and f"-t digit-serving:{version}-gpu " in readme
+    assert "digit-serving:gpu" not in readme and "digit-serving-gpu" not in readme
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_shutdown_waits_for_the_endpoints_and_outlasts_the_drain(overlay: str) -> None:
+    import re
+
+    docs = kustomize(DEPLOY / "overlays" / overlay)
+    pod = by_kind(docs, "Deployment")["spec"]["template"]["spec"]
+    pre_stop = container_of(docs)["lifecycle"]["preStop"]["sleep"]["seconds"]
+    # The server's drain after SIGTERM, read from where it is set (the longest, if several listeners).
+    server = (REPO / "service" / "http_server.py").read_text()
+    drain = max(map(int, re.findall(r"timeout_graceful_shutdown=(\d+)", server)))
+    assert 1 <= pre_stop <= 15
+    # Before: 30 s, equal to the drain, with no preStop.
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + drain
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_replicas_are_spread_over_nodes_and_zones_of_their_own_variant(overlay: str) -> None:
+    docs = kustomize(DEPLOY / "overlays" / overlay)
+    template = by_kind(docs, "Deployment")["spec"]["template"]
+    constraints = {c["topologyKey"]: c for c in template["spec"]["topologySpreadConstraints"]}
+    assert set(constraints) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    for constraint in constraints.values():
+        selector = constraint["labelSelector"]["matchLabels"]
+        # Counts this variant's pods only: the other variant's on a node must not skew the spread.
+        assert selector.items() <= template["metadata"]["labels"].items()
+        assert "app.kubernetes.io/variant" in selector
+        assert constraint["whenUnsatisfiable"] == "ScheduleAnyway"
+
+
+def test_the_pod_monitor_scrapes_without_the_optional_metrics_secret() -> None:
+    monitor = yaml.safe_load((DEPLOY / "observability" / "podmonitor.yaml").read_text())
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["authorization"]["credentials"]["optional"] is True
+    env = {e["name"]: e for e in container_of(kustomize(DEPLOY / "overlays" / "cpu"))["env"]}
+    assert env["DIGITS_METRICS_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is True
+
+
+def test_the_keda_query_counts_only_its_own_namespace_and_variant() -> None:
+    docs = kustomize(DEPLOY / "overlays" / "cpu-keda")
+    (prom,) = [t for t in by_kind(docs, "ScaledObject")["spec"]["triggers"] if t["type"] == "prometheus"]
+    query = prom["metadata"]["query"]
+    variant = by_kind(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/variant"]
+    assert f'variant="{variant}"' in query and 'namespace="' in query

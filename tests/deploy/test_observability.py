@@ -276,8 +276,9 @@ def test_every_dashboard_and_rule_query_returns_data(traffic: tuple[str, str]) -
     for where, expr in all_queries().items():
         if where.startswith("rules.yml Digits"):
             continue  # alerts: healthy traffic must not fire them (they are tested by promtool)
-        if where == "prometheus-adapter":
-            expr = expr.replace('namespace!="",pod!=""', "")  # labels only Kubernetes discovery adds
+        if where in ("prometheus-adapter", "keda"):
+            # Labels only Kubernetes discovery (namespace, pod) and the PodMonitor (variant) add.
+            expr = re.sub(r'(namespace|pod|variant)!?="[^"]*",?\s*', "", expr)
         concrete = (expr.replace("$__rate_interval", "15s").replace("$job", ".*").replace("$model", ".*"))
         if not query(prom_url, concrete):
             empty.append(where)
