@@ -144,8 +144,8 @@ class ComparisonRow(_Body):
     training_seconds: float | None
     epochs: int | None
     latency_p50_ms: float | None = Field(
-        description="Inference time of this model's recent real requests on this worker (the last 1,024); "
-        "null before the first request.")
+        description="Inference time per image of this model's recent real requests on this worker (the last "
+        "1,024; each request's time divided by its images, so batch sizes do not skew it); null before the first request.")
     latency_p95_ms: float | None
     warmup_latency_p50_ms: float | None = Field(
         description="Single images timed at warm-up on an idle server: a best case, not what requests see.")
@@ -187,7 +187,7 @@ class FamilyBest(_Body):
     test_accuracy_high: float
     test_errors: int
     parameter_count: int
-    latency_p50_ms: float | None = Field(description="Real requests' inference time (null before the first).")
+    latency_p50_ms: float | None = Field(description="Real requests' inference time per image (null before the first).")
     warmup_latency_p50_ms: float | None = Field(description="At warm-up on an idle server: a best case.")
     tied_in_family: list[str] = Field(description="Models of the family not significantly less accurate (same "
                                                   "McNemar tests as the ranks).")

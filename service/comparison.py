@@ -71,8 +71,9 @@ def compare_models(models: Mapping[str, ServedModel], store: Path | None = None)
 
 
 def _latency_fields(model: ServedModel) -> dict[str, float | None]:
-    """What real requests took on this worker (null before the first), and the warm-up's best case apart."""
-    seen, warm = model.requests.stats(), model.latency
+    """What real requests took per image on this worker (null before the first), and the warm-up's
+    best case (single images) apart."""
+    seen, warm = model.requests.per_image_stats(), model.latency
     return {
         "latency_p50_ms": seen.p50_ms if seen else None,
         "latency_p95_ms": seen.p95_ms if seen else None,

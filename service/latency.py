@@ -39,6 +39,17 @@ class RequestLatency:
             samples = list(self._seconds)
         return LatencyStats.from_seconds(samples) if samples else None
 
+    def per_image_stats(self) -> LatencyStats | None:
+        """Each request's inference time divided by its images, over the window; None before the first.
+
+        A batch of 64 takes longer than one image but less per image: per request, a model's p50
+        moves with the batch sizes its traffic happens to send (1.58 ms against 0.07 ms for the same
+        CNN); per image, models compare whatever their traffic.
+        """
+        with self._lock:
+            samples = [seconds / max(images, 1) for seconds, images in zip(self._seconds, self._images, strict=True)]
+        return LatencyStats.from_seconds(samples) if samples else None
+
     def mean_batch(self) -> float | None:
         with self._lock:
             return float(np.mean(self._images)) if self._images else None

@@ -26,6 +26,16 @@ def test_the_window_keeps_the_last_requests_only() -> None:
     assert window.mean_batch() == 2
 
 
+def test_per_image_latency_does_not_move_with_the_batch_size() -> None:
+    # Before, the comparison's p50 was per request: 64-image batches made a model look 30x slower.
+    window = RequestLatency()
+    for seconds, images in [(0.0001, 1), (0.0064, 64), (0.0001, 1)]:
+        window.record(seconds, images)
+    per_image, per_request = window.per_image_stats(), window.stats()
+    assert per_image is not None and per_request is not None
+    assert per_image.p95_ms == pytest.approx(0.1) and per_request.p95_ms > 5
+
+
 def _model(client: TestClient, name: str) -> dict[str, Any]:
     return next(m for m in client.get("/models").json()["models"] if m["name"] == name)
 
@@ -60,5 +70,6 @@ def test_the_comparison_reports_requests_and_labels_the_warm_up(
             client.post("/predict?model=cnn", json={"images": images})
         seen = _model(client, "cnn")["request_latency"]
         row = {r["name"]: r for r in client.get("/models/compare").json()["models"]}["cnn"]
-        assert row["latency_p50_ms"] == pytest.approx(seen["p50_ms"])
-        assert row["latency_p95_ms"] == pytest.approx(seen["p95_ms"])
+        # Per image: each request of 2 images counts half its time (GET /models reports per request).
+        assert row["latency_p50_ms"] == pytest.approx(seen["p50_ms"] / 2)
+        assert row["latency_p95_ms"] == pytest.approx(seen["p95_ms"] / 2)

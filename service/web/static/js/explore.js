@@ -69,7 +69,7 @@ async function load() {
 function groupExperiments(cards, sections) {
   const groups = new Map();
   for (const card of cards) {
-    const hp = card.hyperparameters;
+    const hp = card.hyperparameters ?? {};
     const key = card.experiment ?? `${hp.augmentation ?? "clean"}-${hp.epochs}-${hp.batch_size}-${hp.optimizer}`;
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(card);
@@ -79,11 +79,12 @@ function groupExperiments(cards, sections) {
   return keys.map((key, i) => {
     const members = groups.get(key);
     const section = sections.find((one) => one.id === key) ?? null;
+    // An imported model (`store add`) has no hyperparameters: its training is not known.
     const hp = members[0].hyperparameters;
-    const protocol = section?.protocol ?? (`${hp.epochs} epochs, batch ${hp.batch_size}, ${hp.optimizer}` +
+    const protocol = section?.protocol ?? (!hp ? "not known: imported ONNX files, evaluated here on the test set only" : `${hp.epochs} epochs, batch ${hp.batch_size}, ${hp.optimizer}` +
       (hp.augmentation ? `, "${hp.augmentation}" augmentation` : ""));
     const title = section?.title ?? (typeof members[0].experiment === "string" ? members[0].experiment
-      : hp.augmentation ? `Augmentation: ${hp.augmentation}` : `${members[0].architecture.toUpperCase()} variants`);
+      : hp?.augmentation ? `Augmentation: ${hp.augmentation}` : `${members[0].architecture.toUpperCase()} variants`);
     // The experiment's own ranking (ties within noise share a rank); by accuracy without one.
     const ranked = section ? section.models.map((row) => row.name) : [];
     const position = (card) => (ranked.includes(card.name) ? ranked.indexOf(card.name) : ranked.length);
@@ -163,7 +164,7 @@ function summaryTable(members, rows) {
   const head = ["model", "rank", "test accuracy (95% CI)", "errors", "test loss", "macro F1", "parameters", "latency p50", "training"];
   const sets = [...new Set(members.map((c) => `${c.dataset.test_samples.toLocaleString("en")} ${datasetName(c.dataset.name)} test images`))];
   return scrollBox("Test figures of each model", h("table", { class: "summary" },
-    h("caption", { text: `On the ${sets.join(" / ")}, as exported ONNX files; rank: models whose difference is not significant (McNemar, Holm) share one; latency: real requests on this server, or the warm-up's best case before any request` }),
+    h("caption", { text: `On the ${sets.join(" / ")}, as exported ONNX files; rank: models whose difference is not significant (McNemar, Holm) share one; latency p50: per image (each request's inference time divided by its images) of real requests on this server, or the warm-up's single images (its best case) before any request` }),
     h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col", text: t })))),
     h("tbody", {}, members.map((card) => {
       const row = byName.get(card.name);
@@ -177,7 +178,7 @@ function summaryTable(members, rows) {
         h("td", { text: card.macro_avg.f1.toFixed(4) }),
         h("td", { text: card.parameter_count.toLocaleString("en") }),
         h("td", { text: latencyText(row) }),
-        h("td", { text: `${(card.training_seconds / 60).toFixed(1)} min` }));
+        h("td", { text: card.training_seconds == null ? "not known" : `${(card.training_seconds / 60).toFixed(1)} min` }));
     }))));
 }
 
@@ -430,7 +431,7 @@ function formatNumber(v) {
 
 // What requests took on this server; before the first request, the warm-up's best case, said as such.
 function latencyText(row) {
-  if (row?.latency_p50_ms != null) return `${row.latency_p50_ms.toFixed(2)} ms`;
+  if (row?.latency_p50_ms != null) return `${row.latency_p50_ms.toFixed(3)} ms/image`;
   if (row?.warmup_latency_p50_ms != null) return `${row.warmup_latency_p50_ms.toFixed(2)} ms (warm-up)`;
   return "–";
 }
