@@ -96,7 +96,8 @@ class InkSegmenter:
         return cls(directory / MODEL_FILE, card.coarse_side, card.fine_side)
 
     def ink(self, grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
-        """Per-pixel probability of the digit's ink for a square greyscale image (side a multiple of 8)."""
+        """Per-pixel probability of the digit's ink for a greyscale image whose sides are multiples of 8
+        (the network is fully convolutional: squares at the card's sides, or strips of a line of digits)."""
         x = normalise(grey)[None, :, :, None]
         out: npt.NDArray[np.float32] = self.session.run(None, {"image": x})[0][0, :, :, 0]
         return out

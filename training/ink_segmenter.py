@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
 import math
 import multiprocessing
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -138,14 +140,14 @@ def build_segmenter(width: int = 8):  # type: ignore[no-untyped-def]  # keras is
     import keras
     from keras import layers
 
+    # No batch normalisation: coarse and fine batches alternate, and one set of running statistics
+    # for both left the fine scale's validation IoU falling while its training loss fell (0.57 -> 0.39).
     def block(x, filters: int, stride: int = 1, dilation: int = 1):  # type: ignore[no-untyped-def]
-        x = layers.SeparableConv2D(filters, 3, strides=stride, dilation_rate=dilation, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.SeparableConv2D(filters, 3, strides=stride, dilation_rate=dilation, padding="same")(x)
         return layers.ReLU()(x)
 
     image = keras.Input((None, None, 1), name=INPUT_NAME)
-    stem = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False)(image)  # H/2 at once
-    stem = layers.ReLU()(layers.BatchNormalization()(stem))
+    stem = layers.ReLU()(layers.Conv2D(width, 3, strides=2, padding="same")(image))  # H/2 at once
     half = block(block(stem, 2 * width), 2 * width)  # H/2
     quarter = block(block(half, 4 * width, stride=2), 4 * width)  # H/4
     eighth = block(quarter, 8 * width, stride=2)  # H/8
@@ -184,8 +186,9 @@ def iou(truth: NDArray[np.float32], predicted: NDArray[np.float32]) -> float:
     return float((t & p).sum() / max(1, (t | p).sum()))
 
 
-def train(data: Path, store: Path, epochs: int, batch: int, width: int, seed: int) -> Path:
-    """Train on `data/train.npz`, choose the epoch by validation IoU, export to ONNX and publish."""
+def train(data: Path, store: Path, epochs: int, batch: int, width: int, seed: int, checkpoint: Path) -> Path:
+    """Train on `data/train.npz`, choose the epoch by validation IoU (its weights kept in `checkpoint`,
+    with the history beside them), export to ONNX and publish."""
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -217,8 +220,19 @@ def train(data: Path, store: Path, epochs: int, batch: int, width: int, seed: in
         log.info("epoch %d: %s", epoch + 1, history[-1])
         if scores["fine"] + scores["coarse"] > best:
             best, best_weights = scores["fine"] + scores["coarse"], model.get_weights()
+            model.save_weights(checkpoint)
+        checkpoint.with_suffix(".json").write_text(json.dumps(history, indent=1))
     model.set_weights(best_weights)
     return publish(model, store, data, history, val)
+
+
+def publish_checkpoint(data: Path, store: Path, width: int, checkpoint: Path) -> Path:
+    """Publish the weights a training run kept (when its own publishing step did not run)."""
+    model = build_segmenter(width)
+    model.load_weights(checkpoint)
+    history = json.loads(checkpoint.with_suffix(".json").read_text())
+    val_set = np.load(data / "validation.npz")
+    return publish(model, store, data, history, {scale: to_arrays(val_set[scale]) for scale in ("coarse", "fine")})
 
 
 def export_onnx(model, path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -298,12 +312,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--batch", type=int, default=32)
     fit.add_argument("--width", type=int, default=8)
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--checkpoint", type=Path, default=Path(tempfile.gettempdir()) / "ink_segmenter.weights.h5",
+                     help="the best epoch's weights (and .json history), kept while training")
+    fit.add_argument("--publish-only", action="store_true", help="publish --checkpoint without training")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.command == "render":
         render_dataset(args.out, args.data_dir, args.scenes, args.val_scenes, args.seed, args.workers)
     else:
-        print(train(args.data, args.store, args.epochs, args.batch, args.width, args.seed))
+        if args.publish_only:
+            print(publish_checkpoint(args.data, args.store, args.width, args.checkpoint))
+        else:
+            print(train(args.data, args.store, args.epochs, args.batch, args.width, args.seed, args.checkpoint))
     return 0
 
 
