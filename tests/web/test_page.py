@@ -323,3 +323,31 @@ def test_api_docs_load_without_the_internet(watched: Watched, path: str, rendere
     expect()(page.locator(rendered).first).to_be_visible(timeout=20_000)
     expect()(page.get_by_text("/models/compare").first).to_be_attached()
     assert any(url.endswith("/openapi.json") for url in watched.requests)
+
+
+def test_answers_are_grouped_by_test_set_and_only_suited_models_vote(
+    watched: Watched, ready_models: list[dict[str, Any]],
+) -> None:
+    # Before: one ranking across MNIST and the UCI 8x8 set, and the 8x8 models (which read a drawing
+    # 55-60% right) voted in "All N models say ...".
+    mnist = [m["name"] for m in ready_models if m["input"]["encoding"] == "mnist"]
+    uci = [m["name"] for m in ready_models if m["input"]["encoding"] == "uci-8x8"]
+    if not uci:
+        pytest.skip("the store has no 8x8 model")
+    page = open_page(watched)
+    headings = page.locator("#answers .answer-group h2")
+    expect()(headings).to_have_count(2)
+    expect()(headings.first).to_contain_text("MNIST models")
+    expect()(headings.last).to_contain_text("UCI 8x8 models")
+    # Every MNIST card comes before the 8x8 heading, every 8x8 card after it.
+    order = page.locator("#answers > li").evaluate_all(
+        "items => items.map(li => li.dataset.model ?? li.className)")
+    split = order.index("answer-group", 1)
+    assert set(order[1:split]) == set(mnist) and set(order[split + 1:]) == set(uci)
+    draw(page, ONE)
+    answers_settled(page)
+    text = page.locator("#agreement").inner_text()
+    assert re.match(rf"^(All {len(mnist)} models say|\d+ of {len(mnist)} models say)", text), text
+    assert "Not counted, their input unlike this image:" in text and all(name in text for name in uci)
+    for name in uci:
+        expect()(page.locator(f'.answer[data-model="{name}"]')).to_have_class(re.compile(r"\bapart\b"))

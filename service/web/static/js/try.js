@@ -109,17 +109,19 @@ export function setUpTry(models) {
   }
 
   function show(comparison, request, roundTripMs) {
-    cards.show(comparison);
-    const { majority_digit: digit, votes, unanimous } = comparison.agreement;
-    const count = comparison.predictions.length;
-    const agreeing = votes[String(digit)].length;
-    agreement.textContent = unanimous
+    const { suited, apart, digit, votes } = vote(comparison.predictions, models);
+    cards.show(comparison, digit, new Set(apart.map((p) => p.model)));
+    const count = suited.length;
+    const agreeing = votes.get(digit).length;
+    const unanimous = agreeing === count;
+    const says = (names, d) => `${names.join(", ")} ${names.length > 1 ? "say" : "says"} ${d}`;
+    agreement.textContent = (unanimous
       ? `All ${count} models say ${digit}.`
       : `${agreeing} of ${count} models say ${digit}; ` +
-        Object.entries(votes)
-          .filter(([d]) => Number(d) !== digit)
-          .map(([d, names]) => `${names.join(", ")} ${names.length > 1 ? "say" : "says"} ${d}`)
-          .join("; ") + ".";
+        [...votes].filter(([d]) => d !== digit).map(([d, names]) => says(names, d)).join("; ") + ".") +
+      // Models whose input the image does not suit answer too, but do not vote (an 8x8 model reads a
+      // drawing 55-60% right): shown apart, with their answers.
+      (apart.length ? ` Not counted, their input unlike this image: ${apart.map((p) => says([p.model], p.digit)).join("; ")}.` : "");
     agreement.classList.toggle("split", !unanimous);
     const missing = comparison.unavailable.length ? ` ${comparison.unavailable.length} model(s) not ready.` : "";
     status.textContent = `Answered in ${roundTripMs.toFixed(0)} ms (round trip).${missing}`;
@@ -163,18 +165,50 @@ export function setUpTry(models) {
     : "No model is ready to answer.";
 }
 
+// The test sets the models are ranked on: an accuracy is comparable only within one (README, "Results").
+const TEST_SETS = [
+  { encoding: "mnist", title: "MNIST models: test accuracy on MNIST's 10,000 test digits" },
+  { encoding: "uci-8x8", title: "UCI 8x8 models: test accuracy on 360 UCI 8x8 test digits (they read 8x8 block counts)" },
+];
+
+const encodingOf = (model) => model?.input?.encoding ?? "mnist";
+
+/**
+ * The vote among the models whose input the image suits: the 8x8 models for an 8x8 UCI digit (the
+ * service passed it through as it is), the MNIST-style ones otherwise; the others apart. Majority:
+ * most votes, then the digit the most accurate of its voters said (the comparison's order).
+ */
+export function vote(predictions, models) {
+  const byName = new Map(models.map((m) => [m.name, m]));
+  const uciImage = predictions.some((p) => p.image?.method === "uci-passthrough");
+  const suits = (p) => (encodingOf(byName.get(p.model)) === "uci-8x8") === uciImage;
+  let suited = predictions.filter(suits);
+  if (!suited.length) suited = predictions; // no model suits it: every answer votes, as before
+  const apart = predictions.filter((p) => !suited.includes(p));
+  const votes = new Map();
+  for (const p of suited) votes.set(p.digit, [...(votes.get(p.digit) ?? []), p.model]);
+  const digit = [...votes].sort((a, b) => b[1].length - a[1].length)[0][0];
+  return { suited, apart, digit, votes };
+}
+
 /** One card per model, kept in place between answers so that the page does not jump as you draw. */
 class AnswerCards {
   constructor(list, models) {
     this.list = list;
     this.cards = new Map();
-    // Best first, the way the comparison ranks them; the default for uploads is marked.
+    // Grouped by test set, best first within each (no accuracy ranks across two test sets); the
+    // default for uploads is marked.
     const ready = models.filter((m) => m.state === "ready");
     ready.sort((a, b) => (b.test_accuracy ?? 0) - (a.test_accuracy ?? 0) || a.name.localeCompare(b.name));
-    for (const model of ready) {
-      const card = answerCard(model);
-      this.cards.set(model.name, card);
-      list.append(card.element);
+    for (const { encoding, title } of TEST_SETS) {
+      const members = ready.filter((m) => encodingOf(m) === encoding);
+      if (!members.length) continue;
+      list.append(h("li", { class: "answer-group" }, h("h2", { text: title })));
+      for (const model of members) {
+        const card = answerCard(model);
+        this.cards.set(model.name, card);
+        list.append(card.element);
+      }
     }
   }
 
@@ -182,7 +216,7 @@ class AnswerCards {
     for (const card of this.cards.values()) card.clear();
   }
 
-  show(comparison) {
+  show(comparison, majority, apart) {
     for (const prediction of comparison.predictions) {
       let card = this.cards.get(prediction.model);
       if (!card) {
@@ -191,7 +225,7 @@ class AnswerCards {
         this.cards.set(prediction.model, card);
         this.list.append(card.element);
       }
-      card.fill(prediction, comparison.agreement.majority_digit);
+      card.fill(prediction, apart.has(prediction.model) ? null : majority);
     }
   }
 }
@@ -234,8 +268,10 @@ function answerCard(model) {
       }
     },
     fill(prediction, majority) {
+      // majority null: a model whose input the image does not suit (it did not vote).
       element.classList.add("has-answer");
-      element.classList.toggle("dissent", prediction.digit !== majority);
+      element.classList.toggle("dissent", majority !== null && prediction.digit !== majority);
+      element.classList.toggle("apart", majority === null);
       digit.textContent = String(prediction.digit);
       confidence.textContent = percent(prediction.confidence);
       latency.textContent = `${prediction.timings.inference_ms.toFixed(2)} ms`;
