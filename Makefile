@@ -6,7 +6,7 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test test-ray lint report lock audit bench bench-quick clean
+.PHONY: serve test test-ray lint report lock audit bench bench-quick clean .venv-triton
 
 .venv-serve/.installed: requirements/serve.lock pyproject.toml
 	$(PYTHON) -m venv .venv-serve
@@ -19,6 +19,17 @@ PORT ?= 8000
 	.venv/bin/pip install -q -r requirements/ci.lock
 	.venv/bin/pip install -q --no-deps -e .
 	touch $@
+
+## Triton as a benchmark peer (bench/triton.py): PyTriton under Python 3.12 (its backend stub links
+## libpython3.12.so.1.0, which bench/triton.py puts on LD_LIBRARY_PATH from the interpreter's prefix).
+PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) $(shell command -v python3.12))
+
+.venv-triton: .venv-triton/.installed
+
+.venv-triton/.installed: bench/requirements-triton.txt
+	$(PYTHON312) -m venv .venv-triton
+	.venv-triton/bin/pip install -q -r bench/requirements-triton.txt
+	cp bench/requirements-triton.txt $@
 
 .venv-ray/.installed: requirements/ray.lock pyproject.toml
 	$(PYTHON) -m venv .venv-ray
@@ -67,7 +78,7 @@ bench-quick: .venv/.installed .venv-serve/.installed
 	.venv/bin/python -m bench --store $(BENCH_STORE) --quick
 
 clean:
-	rm -rf .venv .venv-serve .venv-ray .venv-bench-bentoml .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-serve .venv-ray .venv-bench-bentoml .venv-triton .pytest_cache .mypy_cache .ruff_cache
 
 ## Audit the locked dependencies for known vulnerabilities (needs pip-audit's databases; see SECURITY.md).
 audit: .venv/.installed

@@ -5,7 +5,8 @@
     .venv/bin/python -m bench --store model_store --only-payloads --skip-kernels --skip-footprint
         # the realistic payloads alone: in-process prep vs decode, then service / decode ceiling / naive ORT
 
-Writes under --out (bench/results, or bench/results/quick for --quick): report.md and report.json (everything, with the targets),
+Writes under --out (bench/results, or bench/results/quick for --quick): report.md and report.json (everything, with the targets
+and Triton beside the service when .venv-triton exists: `make .venv-triton`),
 kernels.{md,json}, http.json, and logs/ (one log per server started). See bench/README.md.
 """
 
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import footprint
+from bench import footprint, triton
 from bench.http_suite import add_arguments, build_uploads, plan_from_args, run_suite, service_limits
 from bench.loadgen import pick_tool
 from bench.payloads import load_digits, upload_payload
@@ -112,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-kernels", action="store_true")
     parser.add_argument("--no-keras", action="store_true", help="kernels without the Keras side")
     parser.add_argument("--skip-footprint", action="store_true")
+    parser.add_argument("--skip-triton", action="store_true",
+                        help="skip Triton (PyTriton, .venv-triton) against the service on the same ONNX file")
     parser.add_argument("--footprint-starts", type=int, default=3, help="service starts timed to ready")
     parser.add_argument("--skip-preparation", action="store_true",
                         help="skip the in-process decode vs prepare measurement of the payload kinds")
@@ -168,6 +171,14 @@ def main(argv: list[str] | None = None) -> int:
         report["warnings"].append(f"{len(disturbed)} of {len(report['http']['runs'])} load runs shared the CPU "
                                   f"with other processes (>= {BUSY_CORES} cores, see the `other CPU` column)")
 
+    if args.skip_triton:
+        report["triton"] = {"skipped": "--skip-triton"}
+    else:
+        # Optional: without .venv-triton or a Triton that starts, the report says why and goes on.
+        print("== triton: the same ONNX file, V2 binary, JSON and gRPC", flush=True)
+        report["triton"] = triton.run(args.store, out, seconds=1.0 if args.quick else 3.0,
+                                      rounds=1 if args.quick else 3)
+
     report["footprint"] = {}
     if not args.skip_footprint:
         print("== footprint", flush=True)
@@ -184,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     report["meta"]["duration_s"] = round(time.monotonic() - started)
     report["targets"] = [t.to_dict() for t in evaluate_targets(report)]
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-    (out / "report.md").write_text(render_markdown(report))
+    (out / "report.md").write_text(render_markdown(report) + "\n" + triton.render(report["triton"]))
     print(f"\n{out / 'report.md'} written in {report['meta']['duration_s']} s", flush=True)
     for target in report["targets"]:
         print(f"  {target['status']:<5} {target['name']}: {target['measured']}", flush=True)
