@@ -6,7 +6,7 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test test-ray lint report lock audit bench bench-quick clean .venv-triton
+.PHONY: serve test test-ray lint report lock audit bench bench-quick clean .venv-triton .venv-profile
 
 .venv-serve/.installed: requirements/serve.lock pyproject.toml
 	$(PYTHON) -m venv .venv-serve
@@ -30,6 +30,14 @@ PYTHON312 ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python) $(
 	$(PYTHON312) -m venv .venv-triton
 	.venv-triton/bin/pip install -q -r bench/requirements-triton.txt
 	cp bench/requirements-triton.txt $@
+
+## py-spy for bench/profile_path.py (where a request's time goes), kept out of the project's environments.
+.venv-profile: .venv-profile/.installed
+
+.venv-profile/.installed:
+	$(PYTHON) -m venv .venv-profile
+	.venv-profile/bin/pip install -q py-spy==0.4.3
+	touch $@
 
 .venv-ray/.installed: requirements/ray.lock pyproject.toml
 	$(PYTHON) -m venv .venv-ray
@@ -78,7 +86,7 @@ bench-quick: .venv/.installed .venv-serve/.installed
 	.venv/bin/python -m bench --store $(BENCH_STORE) --quick
 
 clean:
-	rm -rf .venv .venv-serve .venv-ray .venv-bench-bentoml .venv-triton .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-serve .venv-ray .venv-bench-bentoml .venv-triton .venv-profile .pytest_cache .mypy_cache .ruff_cache
 
 ## Audit the locked dependencies for known vulnerabilities (needs pip-audit's databases; see SECURITY.md).
 audit: .venv/.installed
