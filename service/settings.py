@@ -169,9 +169,10 @@ class Settings(BaseSettings):
     management_max_connections: int = Field(default=32, ge=2, le=4096)
     """Open connections the management port keeps (probes, scrapers, an operator)."""
 
-    grpc_max_concurrent_rpcs: int = Field(default=16, ge=1, le=100_000)
-    """gRPC calls one worker runs at once; more are refused with RESOURCE_EXHAUSTED. Each call's message
-    (up to `max_upload_bytes`) is held in memory while it waits and runs."""
+    grpc_max_concurrent_rpcs: int = Field(default=8, ge=1, le=100_000)
+    """gRPC calls one worker runs at once; more are refused with RESOURCE_EXHAUSTED (and one connection
+    may have at most 4 open; its further calls wait in the client). Each call's message (up to
+    `max_upload_bytes`) is held in memory, about twice, while it waits and runs."""
 
     saturation_seconds: float = Field(default=10.0, gt=0, le=3600)
     """Readiness reports "not ready" (503) once work has waited for a worker thread, an upload slot or body

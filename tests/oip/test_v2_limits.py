@@ -197,7 +197,8 @@ def test_grpc_caps_concurrent_calls(grpc_server: Any, monkeypatch: pytest.Monkey
         await grpc_server.stop(0)
 
     asyncio.run(start_and_stop())
-    assert seen.get("maximum_concurrent_rpcs") == 16  # Settings.grpc_max_concurrent_rpcs' default
+    assert seen.get("maximum_concurrent_rpcs") == 8  # Settings.grpc_max_concurrent_rpcs' default
+    assert ("grpc.max_concurrent_streams", 4) in seen["options"]
 
 
 def test_a_large_grpc_message_waits_for_an_upload_slot(grpc_server: Any) -> None:
@@ -224,3 +225,33 @@ def test_a_large_grpc_message_waits_for_an_upload_slot(grpc_server: Any) -> None
     assert waited
     assert held == message.ByteSize()
     assert after == 1  # one output, and the budget is back to 0
+
+
+def test_refused_grpc_calls_leave_no_message_behind(oip_store: Any) -> None:
+    """An aborted call's traceback (which grpc keeps in a cycle) held every refused 8 MiB message until a
+    full collection: sequential refused calls grew a worker by ~180 MiB."""
+    import gc
+
+    import grpc
+
+    from bench.toolkit import free_port
+    from service.app import create_app
+    from tests.service.conftest import make_settings
+
+    port = free_port()
+    images = 1100  # over the batch limit: refused (RESOURCE_EXHAUSTED) after decoding
+    message = pb.ModelInferRequest(model_name=MODEL, raw_input_contents=[b"\x00" * (images * 784 * 4)])
+    message.inputs.add(name="image", datatype="FP32", shape=[images, 28, 28, 1])
+    payload = message.SerializeToString()
+    del message
+    with TestClient(create_app(make_settings(oip_store, grpc_port=port, warmup_runs=1))):
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 16 << 20)]) as channel:
+            call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                       request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
+            for _ in range(5):
+                with pytest.raises(grpc.RpcError) as caught:
+                    call(payload, timeout=30)
+                assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        left = [o for o in gc.get_objects() if isinstance(o, pb.ModelInferRequest)]
+    # An idle decode thread keeps its last job's arguments until its next job: one message per thread.
+    assert len(left) <= 2  # Settings.work_threads
