@@ -299,3 +299,21 @@ def test_models_lists_both_defaults(copy_store: Callable[..., Path], app_factory
     assert rows["mlp"]["default_for_uploads"] and not rows["cnn"]["default_for_uploads"]
     assert rows["mlp"]["upload_validation_accuracy"] == 0.95
     assert upload.json()["model"] == "mlp"
+
+
+def test_the_default_model_is_ranked_once_per_state_of_the_store(
+    copy_store: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each request naming no model asks for the default: ranking every card each time was 8% of an
+    # MNIST upload's CPU (issue 24). The answer is kept until a load or an unload changes the models.
+    from service import registry as registry_module
+
+    registry = load_registry(copy_store("cnn", "mlp"))
+    ranked: list[int] = []
+    real = registry_module.rank_cards
+    monkeypatch.setattr(registry_module, "rank_cards", lambda *a, **k: ranked.append(1) or real(*a, **k))
+    assert [registry.default_name() for _ in range(5)] == ["cnn"] * 5
+    assert len(ranked) == 1
+    registry.unload("cnn")
+    assert registry.default_name() == "mlp"
+    assert len(ranked) == 2
