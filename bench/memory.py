@@ -1,0 +1,212 @@
+"""What a worker's resident memory is made of, and what ONNX Runtime's settings change.
+
+    .venv/bin/python -m bench.memory --store model_store             # ~1 minute
+    .venv/bin/python -m bench.memory --skip-service                  # the in-process parts only
+
+Three parts, each figure from a fresh process (so no part inherits another's heap):
+
+1. **imports**: RSS after each layer the worker imports (numpy, Pillow, OpenCV, ONNX Runtime, the web
+   stack, prometheus_client, the whole service), split into file-backed pages (shared libraries'
+   code: the same pages in every worker of a machine) and anonymous ones (each worker's own);
+2. **models**: every model of the store opened as the service opens it (service.sessions), one by
+   one, with the RSS each adds, then each run once at batch 1, 64 and 1,024 (the arenas grow on
+   first use); the same for ONNX Runtime's settings that bear on memory: the CPU arena off
+   (`enable_cpu_mem_arena`), memory patterns off (`enable_mem_pattern`), weight prepacking off
+   (`session.disable_prepacking`), and all three;
+3. **service**: `python -m service`, one worker: RSS when ready, its peak during a wrk run of 12 MP
+   photos (4 connections), and after the run once idle.
+
+Writes bench/results/memory/report.md and report.json (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import footprint
+from bench.loadgen import run_load
+from bench.payloads import files_payload, load_digits, realistic_uploads
+from bench.servers import RunningServer, server_spec
+from bench.toolkit import REPO
+
+MB = 1024 * 1024
+ORT_SETTINGS = {
+    "service (arena on, patterns on, prepacking on)": {},
+    "CPU arena off": {"arena": False},
+    "memory patterns off": {"patterns": False},
+    "prepacking off": {"prepacking": False},
+    "all three off": {"arena": False, "patterns": False, "prepacking": False},
+}
+
+# The child: runs in a fresh interpreter, prints one JSON line. Kept as source so that each part
+# starts from an empty process (a function run in this process would measure the harness too).
+CHILD = r'''
+import json, sys
+from pathlib import Path
+
+def memory():
+    rollup = Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]
+    kb = {line.split(":")[0]: int(line.split()[1]) for line in rollup if line.endswith("kB")}
+    return {"rss_mb": kb["Rss"] / 1024, "anon_mb": kb["Anonymous"] / 1024,
+            "file_mb": (kb["Rss"] - kb["Anonymous"]) / 1024}
+
+part, argument = sys.argv[1], json.loads(sys.argv[2])
+out = {"python": memory()}
+if part == "imports":
+    steps = [("numpy", "import numpy"), ("Pillow", "import PIL.Image, PIL.PngImagePlugin, PIL.JpegImagePlugin"),
+             ("OpenCV", "import cv2"), ("ONNX Runtime", "import onnxruntime"),
+             ("FastAPI, Starlette, pydantic, uvicorn", "import fastapi, uvicorn, uvicorn.protocols.http.httptools_impl"),
+             ("prometheus_client", "import prometheus_client"), ("the service (every module)", "import service.app")]
+    for name, statement in steps:
+        exec(statement)
+        out[name] = memory()
+    print(json.dumps(out))
+elif part == "models":
+    import numpy as np
+    import onnxruntime as ort
+    from digit_contract.store import latest_cards
+    from service.sessions import create_onnx_session
+    out["imports"] = memory()
+    store, settings = Path(argument["store"]), argument["settings"]
+    real = ort.SessionOptions
+    class Options(real):
+        def __init__(self):
+            super().__init__()
+            self.enable_cpu_mem_arena = settings.get("arena", True)
+            self.enable_mem_pattern = settings.get("patterns", True)
+            if not settings.get("prepacking", True):
+                self.add_session_config_entry("session.disable_prepacking", "1")
+    ort.SessionOptions = Options
+    plan = type("Plan", (), {"requested": ("CPUExecutionProvider",)})()
+    sessions, loaded = {}, {}
+    for name, path in argument["models"].items():
+        sessions[name] = create_onnx_session(Path(path).read_bytes(), plan, 1)
+        loaded[name] = memory()
+    out["loaded"] = loaded
+    for batch in (1, 64, 1024):
+        for name, session in sessions.items():
+            spec = session.get_inputs()[0]
+            shape = [batch] + [d if isinstance(d, int) else 1 for d in spec.shape[1:]]
+            session.run(None, {spec.name: np.zeros(shape, dtype=np.float32)})
+        out[f"after batch {batch}"] = memory()
+    print(json.dumps(out))
+'''
+
+
+def child(part: str, argument: dict[str, Any]) -> dict[str, Any]:
+    completed = subprocess.run([sys.executable, "-c", CHILD, part, json.dumps(argument)], cwd=REPO,  # noqa: S603
+                               capture_output=True, text=True, timeout=600, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"bench.memory {part} child failed: {completed.stderr.strip()[-800:]}")
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def store_models(store: Path) -> dict[str, str]:
+    """name -> model.onnx of each model the service loads: the latest version of every model, and the
+    front end's ink segmenter when the store has one."""
+    from digit_contract.store import latest_versions
+
+    found = {name: str(store / name / str(version) / "model.onnx") for name, version in latest_versions(store).items()}
+    segmenters = sorted((store / "frontend" / "ink_segmenter").glob("*/model.onnx"))
+    if segmenters:
+        found["frontend/ink_segmenter"] = str(segmenters[-1])
+    return found
+
+
+def service_memory(store: Path, out: Path, seconds: float) -> dict[str, Any]:
+    spec = server_spec("service", 1, store)
+    photos = files_payload(realistic_uploads("photo_12mp", load_digits(64), count=4), "/predict")
+    with RunningServer(spec, out / "logs") as server:
+        worker = footprint.worker_pids(server.pid)[0]
+        footprint.wait_until_idle(server.pid)
+        ready = footprint.memory_of(worker)
+        with footprint.RssSampler([worker]) as sampler:
+            load = run_load("wrk", server.base_url, photos, 4, seconds, timeout_s=60.0)
+        footprint.wait_until_idle(server.pid)
+        time.sleep(2.0)
+        after = footprint.memory_of(worker)
+    return {"ready": ready.to_dict() if ready else None, "peak_rss_mb_during": sampler.max_mb[worker],
+            "after": after.to_dict() if after else None, "load": load.to_dict()}
+
+
+def run(store: Path, out: Path, *, service: bool, seconds: float) -> dict[str, Any]:
+    models = store_models(store)
+    results: dict[str, Any] = {"when": datetime.now(UTC).isoformat(timespec="seconds"), "store": str(store),
+                               "models": list(models), "load_average_at_start": os.getloadavg(),
+                               "segmenter": "frontend/ink_segmenter" in models}
+    print("== imports", flush=True)
+    results["imports"] = child("imports", {})
+    results["settings"] = {}
+    for label, settings in ORT_SETTINGS.items():
+        print(f"== models, {label}", flush=True)
+        results["settings"][label] = child("models", {"store": str(store), "models": models, "settings": settings})
+    if service:
+        print("== service under 12 MP photos", flush=True)
+        results["service"] = service_memory(store, out, seconds)
+    return results
+
+
+def render(results: dict[str, Any]) -> str:
+    imports = results["imports"]
+    lines = ["# Resident memory of a worker", "",
+             f"Run {results['when']}, store `{results['store']}`: {len(results['models'])} models"
+             + ("" if results["segmenter"] else " (no ink segmenter in the store's frontend/ yet)") + ".", "",
+             "## What each import adds (fresh process, cumulative)", "",
+             "| after importing | RSS MB | adds MB | of which anonymous | of which file-backed (shared code) |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    previous = None
+    for step, m in imports.items():
+        adds = m["rss_mb"] - previous["rss_mb"] if previous else m["rss_mb"]
+        anon = m["anon_mb"] - previous["anon_mb"] if previous else m["anon_mb"]
+        file = m["file_mb"] - previous["file_mb"] if previous else m["file_mb"]
+        lines.append(f"| {step} | {m['rss_mb']:.1f} | {adds:+.1f} | {anon:+.1f} | {file:+.1f} |")
+        previous = m
+    service_settings = next(iter(results["settings"].values()))
+    lines += ["", "## What each model adds (as the service opens them, in order)", "",
+              "| model | adds MB (RSS) |", "| --- | ---: |"]
+    before = service_settings["imports"]["rss_mb"]
+    for name, m in service_settings["loaded"].items():
+        lines.append(f"| {name} | {m['rss_mb'] - before:+.1f} |")
+        before = m["rss_mb"]
+    lines += ["", "## ONNX Runtime's settings: every model loaded, then run once at each batch size", "",
+              "| settings | after imports | models loaded | after batch 1 | after batch 64 | after batch 1,024 |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for label, m in results["settings"].items():
+        loaded = list(m["loaded"].values())[-1]["rss_mb"]
+        lines.append(f"| {label} | {m['imports']['rss_mb']:.1f} | {loaded:.1f} | {m['after batch 1']['rss_mb']:.1f} | "
+                     f"{m['after batch 64']['rss_mb']:.1f} | {m['after batch 1024']['rss_mb']:.1f} |")
+    if "service" in results:
+        s = results["service"]
+        lines += ["", "## The service, one worker, 12 MP photos (wrk, 4 connections)", "",
+                  f"RSS when ready {s['ready']['rss_mb']:.1f} MB (USS {s['ready']['uss_mb']:.1f}), peak during the run "
+                  f"{s['peak_rss_mb_during']:.1f} MB ({s['load']['requests']} photos, {s['load']['errors']} errors), "
+                  f"after it {s['after']['rss_mb']:.1f} MB (USS {s['after']['uss_mb']:.1f})."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, default=REPO / "model_store")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "memory")
+    parser.add_argument("--seconds", type=float, default=15.0, help="the 12 MP photo run")
+    parser.add_argument("--skip-service", action="store_true")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = run(args.store, args.out, service=not args.skip_service, seconds=args.seconds)
+    (args.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "report.md").write_text(render(results))
+    print(render(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
