@@ -461,6 +461,17 @@ async def cycle(stop: asyncio.Event, outcomes: Outcomes, requests: Sequence[byte
         await asyncio.sleep(pause)
 
 
+def server_not_ready(host: str, port: int) -> int:
+    """`/health/ready` answers of 503 the server counted (saturation: its documented answer)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:  # loopback
+        text = response.read().decode()
+    return sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+               if line.startswith("digits_http_requests_total{") and 'route="/health/ready"' in line
+               and 'status="503"' in line)
+
+
 def grpc_5xx(host: str, port: int) -> int:
     """gRPC calls the server answered INTERNAL (its `digits_grpc_requests` counter)."""
     import urllib.request
@@ -595,7 +606,8 @@ async def run(args: argparse.Namespace, pid: int) -> dict[str, Any]:
                 probe_failures[which][f"{name}: {what}"] += 1
             else:
                 probe_latencies[which][name].append(latency)
-    counted_5xx = server_5xx(HOST, PORT[0]) + grpc_5xx(HOST, MANAGEMENT_PORT[0])
+    not_ready_counted = server_not_ready(HOST, MANAGEMENT_PORT[0])
+    counted_5xx = server_5xx(HOST, PORT[0]) - not_ready_counted + grpc_5xx(HOST, MANAGEMENT_PORT[0])
 
     def rss_of(name: str) -> list[int]:
         return [value for _, p, value in rss if p == name]
@@ -605,7 +617,10 @@ async def run(args: argparse.Namespace, pid: int) -> dict[str, Any]:
     rss_before = before[len(before) // 2] if before else rss[0][2]
     rss_after = sorted(after)[len(after) // 2]
     growth = (rss_after - rss_before) / rss_before
-    five_xx = sum(v for s in tally.statuses.values() for k, v in s.items() if k >= 500)
+    # Readiness answering 503 while the worker is saturated is its documented answer (issue 22), not a
+    # failure: counted apart.
+    not_ready = tally.statuses["ready"].get(503, 0)
+    five_xx = sum(v for s in tally.statuses.values() for k, v in s.items() if k >= 500) - not_ready
     five_xx += sum(v for o in outcomes.values() for k, v in o.counts.items() if k.startswith("5"))
     valid_dropped = sum(v for k, v in tally.dropped.items() if any(m.name == k and m.valid for m in mix))
     during = probe_latencies["management"]["during"]
@@ -638,6 +653,7 @@ async def run(args: argparse.Namespace, pid: int) -> dict[str, Any]:
             "latency_valid": percentiles([v for k in mix if k.valid for v in tally.latencies[k.name]]),
         },
         "server_counted_5xx": counted_5xx,
+        "readiness_not_ready": {"mix": not_ready, "server_counted": not_ready_counted},
         "rss_mib": {"before": round(rss_before / 2**20, 1), "peak": round(max(v for _, _, v in rss) / 2**20, 1),
                     "after": round(rss_after / 2**20, 1), "growth": round(growth, 4),
                     "timeline": [(round(t), p, round(v / 2**20, 1)) for t, p, v in rss[::3]]},
@@ -672,7 +688,9 @@ def markdown(report: dict[str, Any], command: str) -> str:
         "",
         f"The mix: {report['mix']['requests']:,} requests; unexpected statuses {report['mix']['unexpected_status'] or 'none'}; "
         f"dropped {report['mix']['dropped'] or 'none'}; valid requests p50 {report['mix']['latency_valid']['p50_ms']} ms, "
-        f"p99 {report['mix']['latency_valid']['p99_ms']} ms. The server counted {report['server_counted_5xx']} 5xx.",
+        f"p99 {report['mix']['latency_valid']['p99_ms']} ms. The server counted {report['server_counted_5xx']} 5xx "
+        f"besides readiness's 503 while saturated ({report['readiness_not_ready']['mix']} of the mix's readiness "
+        "checks were answered 503, the documented answer of a saturated worker).",
         "",
         f"Resident memory: {report['rss_mib']['before']} MiB before, peak {report['rss_mib']['peak']} MiB, "
         f"{report['rss_mib']['after']} MiB after the cool-down ({report['rss_mib']['growth']:+.1%}).",

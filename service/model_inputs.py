@@ -21,6 +21,7 @@ range, and that it holds ink.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from digit_contract.inputs import IMAGE_SIDE, MNIST_INPUT, InputSpec, normalize_
 from digit_frontend import decode, pipeline
 from digit_frontend.pipeline import BLANK_LEVEL, PreparedImage
 from service.errors import InvalidInput, ServiceError
+from service.tracing import stage
 
 Encoding = str
 """An `InputSpec.encoding`: "mnist" or "uci-8x8"."""
@@ -50,6 +52,13 @@ INLINE_MAX_IMAGES = 16
 INLINE_MAX_BYTES = 256 * 1024
 """Largest request body whose images may be opened on the event loop at all. A drawn digit is a few
 KB; anything bigger is decided, and decoded, in a worker thread."""
+
+
+LARGE_DECODE_PIXELS = 4_000_000
+"""Decodes that produce at least this many pixels (a 12 MP PNG; never a large JPEG, decoded reduced)
+run one at a time per worker (`_LARGE_DECODES`); smaller ones run in every work thread at once."""
+
+_LARGE_DECODES = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,12 @@ class Upload:
     def decode(self) -> decode.DecodedImage:
         image = self.open()
         self._image = None  # decoding consumes it; nothing holds its pixels after this request
-        return decode.decode_opened(image)
+        if decode.decode_cost(image) < LARGE_DECODE_PIXELS:
+            return decode.decode_opened(image)
+        # A full-size decode of a large non-JPEG holds 50-70 MB at once (a 4096x4096 RGBA WebP is
+        # 67 MB decoded): one at a time per worker, so the work threads cannot each hold one.
+        with _LARGE_DECODES:
+            return decode.decode_opened(image)
 
 
 def open_uploads(files: Iterable[ImageFile], *, max_pixels: int) -> list[Upload]:
@@ -213,8 +227,13 @@ def prepare_upload(
     start = time.perf_counter()
     seconds = 0.0
     try:
-        image = pipeline.find_digit_in(upload.decode())
-        frames = {encoding: encode(image, encoding) for encoding in sorted(encodings)}
+        # One span per stage when tracing is on (service.tracing); no-ops otherwise.
+        with stage("decode"):
+            decoded = upload.decode()
+        with stage("find"):
+            image = pipeline.find_digit_in(decoded)
+        with stage("frame"):
+            frames = {encoding: encode(image, encoding) for encoding in sorted(encodings)}
     finally:
         seconds = upload.open_seconds + time.perf_counter() - start
         if observe is not None:
