@@ -10,7 +10,8 @@ Three parts, each figure from a fresh process (so no part inherits another's hea
    code: the same pages in every worker of a machine) and anonymous ones (each worker's own);
 2. **models**: every model of the store opened as the service opens it (service.sessions), one by
    one, with the RSS each adds, then each run once at batch 1, 64 and 1,024 (the arenas grow on
-   first use); the same for ONNX Runtime's settings that bear on memory: the CPU arena off
+   first use); the same for ONNX Runtime's settings that bear on memory: one arena per session
+   instead of the shared one (service.sessions.SHARED_CPU_ARENA), the CPU arena off
    (`enable_cpu_mem_arena`), memory patterns off (`enable_mem_pattern`), weight prepacking off
    (`session.disable_prepacking`), and all three;
 3. **service**: `python -m service`, one worker: RSS when ready, its peak during a wrk run of 12 MP
@@ -39,11 +40,12 @@ from bench.toolkit import REPO
 
 MB = 1024 * 1024
 ORT_SETTINGS = {
-    "service (arena on, patterns on, prepacking on)": {},
-    "CPU arena off": {"arena": False},
-    "memory patterns off": {"patterns": False},
-    "prepacking off": {"prepacking": False},
-    "all three off": {"arena": False, "patterns": False, "prepacking": False},
+    "the service: one shared CPU arena": {},
+    "one arena per session (as before)": {"shared": False},
+    "per session, CPU arena off": {"shared": False, "arena": False},
+    "per session, memory patterns off": {"shared": False, "patterns": False},
+    "shared arena, prepacking off": {"prepacking": False},
+    "per session, all three off": {"shared": False, "arena": False, "patterns": False, "prepacking": False},
 }
 
 # The child: runs in a fresh interpreter, prints one JSON line. Kept as source so that each part
@@ -73,9 +75,11 @@ elif part == "models":
     import numpy as np
     import onnxruntime as ort
     from digit_contract.store import latest_cards
+    from service import sessions
     from service.sessions import create_onnx_session
     out["imports"] = memory()
     store, settings = Path(argument["store"]), argument["settings"]
+    sessions.SHARED_CPU_ARENA = settings.get("shared", True)
     real = ort.SessionOptions
     class Options(real):
         def __init__(self):
