@@ -104,8 +104,8 @@ def plan_providers(device: Device, available: Sequence[str]) -> ProviderPlan:
 SHARED_CPU_ARENA = True
 """Every session's CPU memory from one arena of the process (ONNX Runtime's environment allocator),
 not one arena per session. Each arena keeps the peak it ever reached: with 15 models run once at
-batch 1,024, per-session arenas held 939 MB and the shared one 315 MB; at load the shared one saves
-~20 MB of first chunks (bench/memory.py). Inference speed is the same within the noise."""
+batch 1,024, per-session arenas held 938 MB and the shared one 336 MB; loading costs the same
+(bench/memory.py). Inference speed is the same within the noise."""
 
 _shared_arena_lock = threading.Lock()
 _shared_arena_registered = False
