@@ -33,7 +33,10 @@ from digit_frontend.decode import Box
 log = logging.getLogger(__name__)
 
 INK_LEVEL = 0.5
-"""A pixel is ink where the network's probability is above this."""
+"""A pixel of the fine view is ink where the network's probability is above this."""
+
+COARSE_LEVEL = 0.5
+"""The same in the coarse view, where a small digit's strokes are a pixel wide and less sure."""
 
 COARSE_MIN_AREA = 4
 """A coarse group smaller than this (px at the coarse side) is a speck, not a digit."""
@@ -165,7 +168,7 @@ def coarse_group(probability: npt.NDArray[np.float32], shape: tuple[int, ...], s
     """
     height, width = round(shape[0] * scale), round(shape[1] * scale)
     probability = probability[:height, :width]  # the padding is no part of the image
-    ink = (probability > INK_LEVEL).astype(np.uint8)
+    ink = (probability > COARSE_LEVEL).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     groups = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= COARSE_MIN_AREA
               and float(probability[labels == i].max()) >= COARSE_MIN_PEAK]
