@@ -69,7 +69,7 @@ report: .venv/.installed
 lock: .venv/.installed
 	.venv/bin/uv pip compile pyproject.toml --extra serve -o requirements/serve.lock $(LOCKFLAGS)
 	.venv/bin/uv pip compile pyproject.toml --extra gpu -o requirements/gpu.lock $(LOCKFLAGS)
-	.venv/bin/uv pip compile pyproject.toml --extra serve --extra train --extra dev -o requirements/ci.lock $(LOCKFLAGS)
+	.venv/bin/uv pip compile pyproject.toml --extra serve --extra train --extra dev --extra otel -o requirements/ci.lock $(LOCKFLAGS)
 	grep -o '"pytest==[^"]*"' pyproject.toml | tr -d '"' | \
 	  .venv/bin/uv pip compile pyproject.toml - --extra serve --extra ray -o requirements/ray.lock $(LOCKFLAGS)
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
@@ -30,6 +31,7 @@ from service.routes import admin_router, api_router, web
 from service.routes.errors import install_error_handlers
 from service.sessions import SessionFactory, create_onnx_session, plan_providers
 from service.settings import Settings
+from service.tracing import TracingMiddleware, configure_tracing, flush_tracing
 from service.versions import parse_policies
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ def create_app(
     *,
     session_factory: SessionFactory = create_onnx_session,
     available_providers: Sequence[str] | None = None,
+    span_exporter: Any = None,
 ) -> FastAPI:
     """Build the service.
 
@@ -64,11 +67,14 @@ def create_app(
         session_factory: builds an inference session from model bytes (tests pass fakes).
         available_providers: what onnxruntime offers; `onnxruntime.get_available_providers()`
             when omitted (tests pass lists to exercise the device choice without a GPU).
+        span_exporter: with tracing on (DIGITS_OTLP_ENDPOINT), an OpenTelemetry SpanExporter that
+            replaces the OTLP one (tests pass the SDK's in-memory exporter).
 
     Returns:
         The app. Models load when its lifespan starts (`with TestClient(app)`, or uvicorn).
     """
     settings = settings if settings is not None else Settings()
+    tracing = configure_tracing(settings, version=_package_version(), exporter=span_exporter)
     metrics = ServiceMetrics()
     return_large_buffers_to_os()
 
@@ -124,6 +130,7 @@ def create_app(
             trimmer.cancel()
             restore_signal_handler()
             registry.close()
+            flush_tracing()
 
     app = FastAPI(
         title="Digit serving",
@@ -176,6 +183,8 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "Authorization"],
         )
+    if tracing:
+        app.add_middleware(TracingMiddleware)  # outermost: the request's span covers every layer
     return app
 
 

@@ -70,6 +70,7 @@ from service.schemas import (
     Unavailable,
 )
 from service.settings import Settings
+from service.tracing import stage
 
 __all__ = ["INLINE_MAX_IMAGES", "BatchRunner", "DataPlane", "ImageFile", "ModelInput", "Outputs", "Pixels", "input_spec"]
 
@@ -225,9 +226,10 @@ class DataPlane:
         return [prepare_upload(upload, encodings, observe) for upload in uploads]
 
     def _run(self, model: ServedModel, batch: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float32], float]:
-        start = time.perf_counter()
-        probabilities = model.predict(batch)
-        elapsed = time.perf_counter() - start
+        with stage("infer", model=model.name, images=len(batch)):
+            start = time.perf_counter()
+            probabilities = model.predict(batch)
+            elapsed = time.perf_counter() - start
         self.metrics.inference_seconds.labels(model=model.name).observe(elapsed)
         model.requests.record(elapsed, len(batch))
         return probabilities, elapsed
@@ -236,10 +238,11 @@ class DataPlane:
                      calibrated: bool, prepared: Sequence[PreparedUpload] = ()) -> Outputs:
         # The one place that decides calibration. Temperature scaling never changes the digit,
         # only how sure the answer says it is.
-        probabilities, scaled = served_probabilities(
-            model.card, probabilities, enabled=calibrated and self.settings.calibrated_probabilities
-        )
-        self.metrics.observe_prediction(model.name, probabilities)
+        with stage("answer", model=model.name):
+            probabilities, scaled = served_probabilities(
+                model.card, probabilities, enabled=calibrated and self.settings.calibrated_probabilities
+            )
+            self.metrics.observe_prediction(model.name, probabilities)
         return Outputs(model, probabilities, scaled, seconds, prepared)
 
     # -- /predict and POST /models/compare ---------------------------------------------------

@@ -219,6 +219,17 @@ class Settings(BaseSettings):
     batch_queue_limit: int = Field(default=4096, ge=1, le=1_000_000)
     """Most images waiting for a batch per model; a request beyond it gets 503 at once."""
 
+    otlp_endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    """OpenTelemetry tracing (`service.tracing`): a collector's OTLP/HTTP base URL, e.g.
+    `http://otel-collector:4318`; spans go to its `/v1/traces`. Unset, the default: no tracing.
+    Needs the `otel` extra (`pip install 'digit-serving[otel]'`), which the serving image lacks."""
+
+    @field_validator("otlp_endpoint", mode="before")
+    @classmethod
+    def _empty_endpoint_is_none(cls, value: object) -> object:
+        # `DIGITS_OTLP_ENDPOINT=` (empty) means tracing off, as an empty token means no token.
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("device", "log_level", mode="before")
     @classmethod
     def _case_insensitive_choice(cls, value: object) -> object:

@@ -49,6 +49,7 @@ from service.inference_protocol.tensors import (
     tensor_from_binary,
     tensor_from_values,
 )
+from service.tracing import request_span
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,10 @@ class GrpcInferenceServer:
                 # hold the request (see `_answer`).
                 held = [request]
                 del request
-                return await self._answer(method, handle, held.pop(), context)
+                # The request's span (tracing on): the caller's traceparent travels in the metadata.
+                metadata = {key: value for key, value in context.invocation_metadata() or () if isinstance(value, str)}
+                with request_span(f"{SERVICE}/{method}", metadata, **{"rpc.system": "grpc", "rpc.method": method}):
+                    return await self._answer(method, handle, held.pop(), context)
 
             return grpc.unary_unary_rpc_method_handler(
                 call, request_deserializer=request_type.FromString, response_serializer=lambda m: m.SerializeToString()
