@@ -4,8 +4,9 @@
     .venv/bin/python -m bench.triton --seconds 1 --rounds 1           # a quick look
     (`python -m bench` runs it too, unless --skip-triton)
 
-Both servers serve `<store>/cnn/<latest>/model.onnx` through ONNX Runtime with one intra-op thread,
-Triton behind its dynamic batcher (0.5 ms queue delay, as the store's config.pbtxt says), the service
+Both servers serve `<store>/cnn/<latest>/model.onnx` through ONNX Runtime with one intra-op thread
+per session and two sessions run side by side (Triton: two model instances; the service: its two
+work threads), Triton behind its dynamic batcher (0.5 ms queue delay, as the store's config.pbtxt says), the service
 as it starts by default (no batcher), plus the service with its batcher on at batch 1 (where a
 batcher is what could decide the figure). Per batch size (1, 64 and 1,024 images a request):
 

@@ -41,18 +41,23 @@ def main() -> None:
     parser.add_argument("--http-port", type=int, default=8010)
     parser.add_argument("--grpc-port", type=int, default=8011)
     parser.add_argument("--max-batch", type=int, default=1024)
+    parser.add_argument("--instances", type=int, default=2,
+                        help="model instances, each with its own session (the service's work_threads default: 2)")
     parser.add_argument("--queue-delay-us", type=int, default=500,
                         help="the dynamic batcher's wait, as the store's config.pbtxt sets it")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
-    session = open_session(args.model)
-    image = session.get_inputs()[0]
-    output = session.get_outputs()[0].name
+    sessions = [open_session(args.model) for _ in range(args.instances)]
+    image = sessions[0].get_inputs()[0]
+    output = sessions[0].get_outputs()[0].name
 
-    @batch  # type: ignore[untyped-decorator]  # pytriton is not in the project environment
-    def infer(image: np.ndarray) -> dict[str, np.ndarray]:  # the batch arrives under the input's name
-        return {"probabilities": session.run([output], {"image": image})[0]}
+    def instance(session: ort.InferenceSession) -> object:
+        @batch  # type: ignore[untyped-decorator]  # pytriton is not in the project environment
+        def infer(image: np.ndarray) -> dict[str, np.ndarray]:  # the batch arrives under the input's name
+            return {"probabilities": session.run([output], {"image": image})[0]}
+
+        return infer
 
     # Metrics off: the service's figures have its own metrics on, but Triton's are on a separate port
     # and recorded in C++; leaving them on changes nothing measurable and costs a third listener.
@@ -61,7 +66,8 @@ def main() -> None:
     with Triton(config=config) as triton:
         triton.bind(
             model_name=args.name,
-            infer_func=infer,
+            # One model instance per function: Triton runs them side by side, as the service's work threads.
+            infer_func=[instance(session) for session in sessions],
             inputs=[Tensor(name=image.name, dtype=np.float32, shape=tuple(image.shape[1:]))],
             outputs=[Tensor(name="probabilities", dtype=np.float32, shape=(-1,))],
             config=ModelConfig(max_batch_size=args.max_batch,
