@@ -572,6 +572,8 @@ async def run(args: argparse.Namespace, pid: int) -> dict[str, Any]:
     }
     if args.only:
         attacks_by_name = {k: v for k, v in attacks_by_name.items() if args.only.lower() in k.lower()}
+    for skipped in args.skip or ():
+        attacks_by_name = {k: v for k, v in attacks_by_name.items() if skipped.lower() not in k.lower()}
     outcomes = {name: Outcomes() for name in attacks_by_name}
 
     async def attacks() -> None:
@@ -712,6 +714,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-rss-growth", type=float, default=0.15, help="allowed RSS growth after the attack")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--only", help="run only the attacks whose name contains this text (to study one)")
+    parser.add_argument("--skip", action="append", help="leave out the attacks whose name contains this (repeatable)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for attack.json and attack.md")
     args = parser.parse_args(argv)
     try:

@@ -146,16 +146,20 @@ class BodyLimitMiddleware:
         deadline: float | None = None
         rate_start = 0.0
         watcher: asyncio.Task[None] | None = None
-        task = asyncio.current_task()
+        # anyio's cancellation, not the task's: work already in a thread is waited for (with its
+        # thread slot held) before the cancellation arrives. A plain `Task.cancel()` went through
+        # anyio's shield, freed the slot while the thread still ran, and let the next queued request
+        # start another: abandoned requests ran unbounded in parallel (+18 MiB/s, never returned).
+        request_scope = anyio.CancelScope()
 
         async def watch_for_disconnect() -> None:
             # The body has ended, so the next message is the disconnect (uvicorn also sends one once
             # the answer is complete, by when `started` is set and nothing is cancelled).
             nonlocal client_left
             message = await receive()
-            if message["type"] == "http.disconnect" and not started and task is not None:
+            if message["type"] == "http.disconnect" and not started:
                 client_left = True
-                task.cancel()
+                request_scope.cancel()
 
         async def limited_receive() -> Message:
             nonlocal received, reserved, failure, ended, disconnected, deadline, rate_start, watcher
@@ -206,12 +210,9 @@ class BodyLimitMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, guarded_send)
-        except asyncio.CancelledError:
-            if not client_left or task is None:
-                raise
-            task.uncancel()  # our own cancellation: the client left, the request is over
-            disconnected = True
+            with request_scope:
+                await self.app(scope, limited_receive, guarded_send)
+            disconnected = disconnected or request_scope.cancelled_caught
         except Exception as exc:
             # Whatever the app made of the aborted read (FastAPI wraps some into a 400 of its own, and
             # Starlette raises ClientDisconnect), the answer is decided here.

@@ -34,8 +34,16 @@ from service.http_server import ConnectionLimits, GuardedHttpProtocol
 from service.limits import BodyLimitMiddleware
 from service.model_inputs import ImageFile, open_uploads
 from tests.factories import bar_digit, encode
+from tests.service.conftest import multipart
 
-from .conftest import multipart
+UPLOAD = Path(__file__).resolve().parents[1] / "data" / "uploads" / "canvas_opaque-0-digit9.png"
+"""A real upload (a canvas drawing of a 9): the front end reads it as a digit."""
+
+
+def upload_digit(side: int | None = None) -> Image.Image:
+    image = Image.open(UPLOAD).convert("L")
+    return image if side is None else image.resize((side, side))
+
 
 # -- helpers -------------------------------------------------------------------------------------
 
@@ -49,7 +57,7 @@ def exif_block(tags: int, orientation: int = 6) -> bytes:
 
 def png_with_exif(block: bytes, side: int = 64) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(bar_digit(side)).save(buffer, "PNG", exif=block)
+    upload_digit(side).save(buffer, "PNG", exif=block)
     return buffer.getvalue()
 
 
@@ -126,6 +134,12 @@ def webp(side: int) -> bytes:
     return buffer.getvalue()
 
 
+def upload_webp(side: int) -> bytes:
+    buffer = io.BytesIO()
+    upload_digit(side).save(buffer, "WEBP", lossless=True)
+    return buffer.getvalue()
+
+
 def test_the_decode_budget_counts_pixels_over_all_files_of_a_request() -> None:
     file = ImageFile(webp(1024))  # a few hundred bytes, a million pixels to decode
     assert len(file.data) < 2048
@@ -141,8 +155,8 @@ def test_the_decode_budget_counts_pixels_over_all_files_of_a_request() -> None:
 
 def test_a_request_of_many_cheap_lossless_files_is_refused(app_factory: Callable[..., FastAPI]) -> None:
     with TestClient(app_factory(max_image_pixels=1024 * 1024)) as client:
-        one = client.post("/predict", files=multipart(webp(1024)))
-        many = client.post("/predict", files=multipart(*[webp(1024)] * 4))
+        one = client.post("/predict", files=multipart(upload_webp(1024)))
+        many = client.post("/predict", files=multipart(*[upload_webp(1024)] * 4))
     assert one.status_code == 200, one.text
     assert many.status_code == 413
     assert many.json()["error"].startswith("the request's images would decode to more than 1,048,576 pixels in all")
@@ -459,7 +473,7 @@ def test_unknown_hosts_are_refused_and_addresses_pass(app_factory: Callable[...,
 
 
 def test_cross_site_form_posts_are_refused(client: TestClient) -> None:
-    digit = encode(bar_digit())
+    digit = UPLOAD.read_bytes()
     cross = client.post("/predict", files=multipart(digit), headers={"Origin": "https://attacker.example"})
     fetch_metadata = client.post("/predict", files=multipart(digit), headers={"Sec-Fetch-Site": "cross-site"})
     same = client.post("/predict", files=multipart(digit), headers={"Origin": "http://testserver"})
