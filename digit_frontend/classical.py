@@ -67,7 +67,7 @@ def ink_map(decoded: DecodedImage) -> tuple[npt.NDArray[np.float32], bool, npt.N
             raise NoInk("no ink found: the image is fully transparent")
         return alpha, False, None  # whatever colour the strokes are, a canvas's ink is where it is opaque
     grey = decoded.grey
-    level = _uniform_surround(grey)
+    level = uniform_surround(grey)
     if level is not None:
         # A scan or a canvas export: the flat surround is the paper, one level, and says the
         # polarity, however bold the digit (a closing would take a blot of ink wider than its
@@ -102,7 +102,7 @@ UNIFORM_SPREAD = 16
 surround is one flat paper (a scan, a canvas export), not a photo's light, desk or shadow."""
 
 
-def _uniform_surround(grey: npt.NDArray[np.uint8]) -> float | None:
+def uniform_surround(grey: npt.NDArray[np.uint8]) -> float | None:
     """The surround's grey level when the image's outer ring is flat and most of the image is at
     that level, else None."""
     height, width = grey.shape

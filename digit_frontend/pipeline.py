@@ -50,7 +50,7 @@ import numpy.typing as npt
 
 from digit_contract.errors import NoInk
 from digit_contract.inputs import IMAGE_SIDE, normalize_pixels
-from digit_frontend.classical import binarise, find_digit, ink_map, remove_lines
+from digit_frontend.classical import binarise, find_digit, ink_map, remove_lines, uniform_surround
 from digit_frontend.decode import Box, DecodedImage, decode_image
 from digit_frontend.framing import frame_digit, is_mnist_like, uci_blocks
 from digit_frontend.segmenter import InkSegmenter
@@ -172,7 +172,10 @@ def find_digit_in(decoded: DecodedImage) -> PreparedImage:
         whole = (0, 0, decoded.width, decoded.height)
         return PreparedImage(upscale_blocks(blocks), *source, method="uci-passthrough", inverted=False, box=whole,
                              blocks=blocks)
-    if decoded.grey is not None and FRONT_END.segmenter is not None:
+    # A flat scan or an opaque canvas export (one paper level all round) needs no network: its
+    # surround is the paper, and the classical rules read such images better on validation uploads
+    # (scans 98.3% against 91.7-96.7%, opaque canvases 100% against 96.7%; bench/results/frontend).
+    if decoded.grey is not None and FRONT_END.segmenter is not None and uniform_surround(decoded.grey) is None:
         found = FRONT_END.segmenter.find(decoded.grey)
         return PreparedImage(found.mask, *source, method="learned", inverted=_dark_ink(decoded.grey, found.box),
                              box=decoded.to_original(found.box), other_digits=found.others)

@@ -186,7 +186,8 @@ def iou(truth: NDArray[np.float32], predicted: NDArray[np.float32]) -> float:
     return float((t & p).sum() / max(1, (t | p).sum()))
 
 
-def train(data: Path, store: Path, epochs: int, batch: int, width: int, seed: int, checkpoint: Path) -> Path:
+def train(data: Path, store: Path, epochs: int, batch: int, width: int, seed: int, checkpoint: Path,
+          init: Path | None = None, learning_rate: float = 2e-3) -> Path:
     """Train on `data/train.npz`, choose the epoch by validation IoU (its weights kept in `checkpoint`,
     with the history beside them), export to ONNX and publish."""
     import keras
@@ -196,12 +197,14 @@ def train(data: Path, store: Path, epochs: int, batch: int, width: int, seed: in
     coarse, fine = to_arrays(train_set["coarse"]), to_arrays(train_set["fine"])
     val = {scale: to_arrays(val_set[scale]) for scale in ("coarse", "fine")}
     model = build_segmenter(width)
-    model.compile(optimizer=keras.optimizers.Adam(2e-3), loss=dice_bce)
+    if init is not None:  # go on from an earlier run's weights, on new scenes
+        model.load_weights(init)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=dice_bce)
     rng = np.random.default_rng(seed)
     best, best_weights, history = -1.0, model.get_weights(), []
     for epoch in range(epochs):
         started = time.monotonic()
-        model.optimizer.learning_rate.assign(2e-3 * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
+        model.optimizer.learning_rate.assign(learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
         losses = []
         # Batches of one scale at a time (shapes differ), in random order, with flips for variety.
         order = [("c", i) for i in rng.permutation(len(coarse[0]) // batch)] + [("f", i) for i in rng.permutation(len(fine[0]) // batch)]
@@ -315,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--checkpoint", type=Path, default=Path(tempfile.gettempdir()) / "ink_segmenter.weights.h5",
                      help="the best epoch's weights (and .json history), kept while training")
     fit.add_argument("--publish-only", action="store_true", help="publish --checkpoint without training")
+    fit.add_argument("--init", type=Path, default=None, help="start from these weights (an earlier run's checkpoint)")
+    fit.add_argument("--learning-rate", type=float, default=2e-3, help="peak of the cosine schedule")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.command == "render":
@@ -323,7 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.publish_only:
             print(publish_checkpoint(args.data, args.store, args.width, args.checkpoint))
         else:
-            print(train(args.data, args.store, args.epochs, args.batch, args.width, args.seed, args.checkpoint))
+            print(train(args.data, args.store, args.epochs, args.batch, args.width, args.seed, args.checkpoint,
+                        args.init, args.learning_rate))
     return 0
 
 
