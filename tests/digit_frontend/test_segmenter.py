@@ -95,7 +95,8 @@ def test_no_digit_is_refused_with_the_reason(learned: InkSegmenter, scene: str) 
     else:
         rng = np.random.default_rng(3)
         data = encode(cv2.GaussianBlur(rng.integers(40, 90, (300, 400), dtype=np.uint8), (0, 0), 3), "JPEG")
-    with pytest.raises(NoInk, match="no digit found"):
+    # A flat desk goes to the classical rules ("no ink found"), a photo to the segmenter ("no digit found").
+    with pytest.raises(NoInk, match="no (digit|ink) found"):
         prepare_image(data, max_pixels=10**7)
 
 
