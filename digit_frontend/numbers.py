@@ -34,7 +34,7 @@ from digit_contract.errors import NoInk
 from digit_frontend.classical import binarise, ink_map, remove_lines
 from digit_frontend.decode import Box, DecodedImage, decode_image
 from digit_frontend.framing import is_mnist_like, stroke_width
-from digit_frontend.pipeline import FRONT_END, Method, PreparedImage, find_digit_in, uci_digit
+from digit_frontend.pipeline import FRONT_END, Method, PreparedImage, find_digit_in, is_flat_scan, uci_digit
 from digit_frontend.segmenter import COARSE_MIN_AREA, COARSE_MIN_PEAK, INK_LEVEL, InkSegmenter, pad_square
 
 MAX_DIGITS = 32
@@ -127,7 +127,8 @@ def find_number_in(decoded: DecodedImage, read: Reader | None = None) -> FoundNu
     if grey is not None and (is_mnist_like(grey) or uci_digit(grey) is not None):
         digit = find_digit_in(decoded)  # already one digit, as the datasets hold them
         return FoundNumber([digit], [0], probabilities=read([digit]) if read is not None else None)
-    segmenter = FRONT_END.segmenter if grey is not None else None
+    # The same route as one digit's (`find_digit_in`): flat scans and canvases to the rules.
+    segmenter = FRONT_END.segmenter if grey is not None and not is_flat_scan(grey) else None
     if grey is not None and segmenter is not None:
         source: _Source = _LearnedSource(grey, segmenter)
     else:

@@ -168,8 +168,10 @@ def coarse_group(probability: npt.NDArray[np.float32], shape: tuple[int, ...], s
     Raises:
         NoInk: no group is plausibly a digit.
     """
-    height, width = round(shape[0] * scale), round(shape[1] * scale)
-    probability = probability[:height, :width]  # the padding is no part of the image
+    # The padding is no part of the image; a sliver of an image keeps one row or column (OpenCV's
+    # labelling must never see an empty array).
+    height, width = max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+    probability = np.ascontiguousarray(probability[:height, :width])
     ink = (probability > COARSE_LEVEL).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     groups = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= COARSE_MIN_AREA

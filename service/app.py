@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
+from digit_frontend.pipeline import FRONT_END, use_front_end
 from service.dataplane import DataPlane
-from digit_frontend.pipeline import use_front_end
 from service.errors import DeviceUnavailable, ErrorBody, StoreUnavailable
 from service.front_end import load_front_end
 from service.headers import HostAndOriginMiddleware, SecurityHeadersMiddleware
@@ -100,6 +100,9 @@ def create_app(
                 version_policies=parse_policies(settings.version_policy),
             )
             models = await run_in_threadpool(registry.load)
+            # The front end is one per process (`digit_frontend.pipeline.FRONT_END`): this app's
+            # while it runs, the one before it after (tests build several apps in one process).
+            previous_front_end = FRONT_END.segmenter
             use_front_end(await run_in_threadpool(load_front_end, settings))
         except (StoreUnavailable, DeviceUnavailable) as exc:
             log.critical("cannot start: %s", exc)
@@ -130,6 +133,7 @@ def create_app(
             trimmer.cancel()
             restore_signal_handler()
             registry.close()
+            use_front_end(previous_front_end)
             flush_tracing()
 
     app = FastAPI(
