@@ -92,11 +92,16 @@ class BodyBudget:
             else:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(entry)
+                self._wake()  # those behind it may fit now: nothing else would wake them
             raise
         return size
 
     def release(self, size: int) -> None:
         self.used -= size
+        self._wake()
+
+    def _wake(self) -> None:
+        """Grant waiters from the front, in order, while they fit."""
         while self._waiters and self.used + self._waiters[0][0] <= self.limit:
             size, future = self._waiters.popleft()
             if not future.done():

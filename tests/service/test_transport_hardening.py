@@ -376,6 +376,25 @@ def test_a_cancelled_waiter_gives_its_place_back() -> None:
     assert asyncio.run(scenario()) == (0, 0)
 
 
+def test_a_cancelled_waiter_at_the_front_lets_the_ones_behind_it_in() -> None:
+    """A waiter cancelled at the head of the queue (a gRPC call past its deadline) must wake those
+    behind it that fit: nothing else would, and every later request queued behind them for good."""
+
+    async def scenario() -> tuple[bool, int]:
+        budget = limits.BodyBudget(100)
+        await budget.acquire(60)
+        large = asyncio.create_task(budget.acquire(50))  # does not fit: waits
+        await asyncio.sleep(0)
+        small = asyncio.create_task(budget.acquire(10))  # fits, but waits its turn behind `large`
+        await asyncio.sleep(0)
+        large.cancel()
+        await asyncio.gather(large, return_exceptions=True)
+        await asyncio.sleep(0)
+        return small.done(), budget.used
+
+    assert asyncio.run(scenario()) == (True, 70)
+
+
 # -- 8. ONNX Runtime's telemetry ----------------------------------------------------------------------
 
 
