@@ -34,6 +34,7 @@ from typing import Any
 
 from bench.payloads import PAYLOAD_KINDS, UploadFile, load_digits, realistic_uploads
 from bench.peers.decode_ceiling import decode_upload
+from bench.toolkit import REPO
 
 MAX_SAMPLES = 5000
 """Per function and kind: a 28x28 PNG takes ~0.1 ms, so the budget alone would mean tens of thousands."""
@@ -103,8 +104,16 @@ def measure_kind(files: list[UploadFile], *, max_pixels: int, min_samples: int =
 
 
 def measure_preparation(uploads: dict[str, list[UploadFile]], *, max_pixels: int, min_samples: int = 15,
-                        budget_s: float = 0.5) -> dict[str, Any]:
-    """`measure_kind` for every payload kind; the result is what report.json keeps under `preparation`."""
+                        budget_s: float = 0.5, front_end: str = "learned") -> dict[str, Any]:
+    """`measure_kind` for every payload kind; the result is what report.json keeps under `preparation`.
+
+    `front_end`: "learned" prepares as the service does by default (the store's ink segmenter for
+    photos), "classical" with the hand-written rules alone.
+    """
+    from digit_frontend.pipeline import use_front_end
+    from digit_frontend.segmenter import InkSegmenter
+
+    use_front_end(InkSegmenter.from_store(REPO / "model_store") if front_end == "learned" else None)
     kinds = {}
     for kind, files in uploads.items():
         kinds[kind] = measure_kind(files, max_pixels=max_pixels, min_samples=min_samples, budget_s=budget_s)
@@ -112,7 +121,8 @@ def measure_preparation(uploads: dict[str, list[UploadFile]], *, max_pixels: int
         print(f"   {kind:<11} reference decode {m['reference_decode']:8.3f} ms  service decode "
               f"{m.get('service_decode', float('nan')):8.3f} ms  prepare {m['service_prepare']:8.3f} ms  "
               f"prep/decode {kinds[kind]['prep_over_decode']}", flush=True)
-    return {"max_pixels": max_pixels, "min_samples": min_samples, "budget_s": budget_s, "kinds": kinds}
+    return {"max_pixels": max_pixels, "min_samples": min_samples, "budget_s": budget_s, "front_end": front_end,
+            "kinds": kinds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bodies", type=int, default=None, help="bodies per kind (default: the kind's own)")
     parser.add_argument("--budget", type=float, default=0.5, help="CPU seconds per function and kind, at least")
     parser.add_argument("--max-pixels", type=int, default=50_000_000)
+    parser.add_argument("--front-end", choices=("learned", "classical"), default="learned")
     args = parser.parse_args(argv)
     digits = load_digits()
     uploads = {kind: realistic_uploads(kind, digits, count=args.bodies) for kind in args.payloads.split(",") if kind}
-    print(json.dumps(measure_preparation(uploads, max_pixels=args.max_pixels, budget_s=args.budget), indent=2))
+    print(json.dumps(measure_preparation(uploads, max_pixels=args.max_pixels, budget_s=args.budget,
+                                         front_end=args.front_end), indent=2))
     return 0
 
 
