@@ -65,8 +65,8 @@ class TritonExtensions:
         """`{"model_stats": [...]}` for one model (one version, or each loaded one), or for every model."""
         registry = self.registry
         if name:
-            versions = ([str(self.plane.model(name, version).version)] if version
-                        else [str(v) for v in sorted(registry.versions(name))])
+            found = self.plane.model(name, version)  # an unknown model or version: NOT_FOUND, as Triton
+            versions = [str(found.version)] if version else [str(v) for v in sorted(registry.versions(name))]
             names = [(name, v) for v in versions]
         else:
             names = [(n, str(v)) for n in sorted(registry.models) for v in sorted(registry.versions(n))]

@@ -161,8 +161,8 @@ BAD_FILES: list[tuple[str, bytes, int, dict[str, Any]]] = [
      {"error": "no ink found: the image is blank or has too little contrast to hold a digit"}),
 ]
 
-IMAGE_ENDPOINTS = ("/predict", "/models/compare")
-GET_ENDPOINTS = ("/models", "/models/compare", "/models/cnn", "/metrics", "/health/live", "/health/ready")
+IMAGE_ENDPOINTS = ("/predict", "/models/compare", "/read")
+GET_ENDPOINTS = ("/models", "/models/compare", "/models/cnn", "/metrics", "/health/live", "/health/ready", "/version")
 
 
 def hostile_table() -> list[Hostile]:
@@ -307,7 +307,23 @@ def hostile_table() -> list[Hostile]:
         Hostile("/v2/models/{model_name}/versions/{model_version}/infer:unknown", "POST",
                 "/v2/models/cnn/versions/99/infer", "application/json", short, 404, None),
     ]
-    for path in ("/v2", "/v2/health/live", "/v2/health/ready"):
+    # Triton's extensions: unknown models and versions, and load/unload without an admin token.
+    disabled = {"error": "model load and unload are disabled: set DIGITS_ADMIN_TOKEN to enable them"}
+    rows += [
+        Hostile("/v2/models/{model_name}/config:unknown", "GET", "/v2/models/resnet/config", None, b"", 404, None),
+        Hostile("/v2/models/{model_name}/versions/{model_version}/config:unknown", "GET",
+                "/v2/models/cnn/versions/99/config", None, b"", 404, None),
+        Hostile("/v2/models/{model_name}/stats:unknown", "GET", "/v2/models/resnet/stats", None, b"", 404, None),
+        Hostile("/v2/models/{model_name}/versions/{model_version}/stats:unknown", "GET",
+                "/v2/models/cnn/versions/99/stats", None, b"", 404, None),
+        Hostile("/v2/repository/index:long-query", "POST", f"/v2/repository/index?q={'%41' * 2000}", None, b"", 414,
+                QUERY_TOO_LONG),
+        Hostile("/v2/repository/models/{model_name}/load:no-token", "POST", "/v2/repository/models/cnn/load", None,
+                b"", 403, disabled),
+        Hostile("/v2/repository/models/{model_name}/unload:no-token", "POST", "/v2/repository/models/cnn/unload",
+                None, b"", 403, disabled),
+    ]
+    for path in ("/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/stats"):
         rows.append(Hostile(f"{path}:long-query", "GET", f"{path}?q={'%41' * 2000}", None, b"", 414, QUERY_TOO_LONG))
     for path in GET_ENDPOINTS:
         rows += [
