@@ -2,38 +2,20 @@
 
 Users send phone photos of paper, scans and canvas drawings, not MNIST tensors: a page on a desk,
 shadows, ruled paper, pencil, chalk on a board. `prepare_image` finds the digit in such an image
-and frames it exactly as MNIST framed its digits. The stages, each a function below:
+and frames it as the model's training set framed its digits. The path, by what the upload is:
 
-1. **decode** (`decode_image`): the file's framing is checked for what it would cost to decode
-   (`digit_frontend.structure`: JPEG scans, PNG chunks, ...), Pillow reads the header only,
-   refuses images over the pixel limit, then decodes large JPEGs at a reduced DCT scale (1/2, 1/4,
-   1/8: libjpeg's own scaling, far cheaper than decoding 12 MP and resizing), applies the EXIF
-   orientation and shrinks the rest to at most `WORKING_SIDE` px with an area filter. No per-pixel
-   work ever runs at full resolution.
-2. **ink map** (`ink_map`): a transparent canvas's alpha channel *is* the ink. Otherwise greyscale,
-   then the polarity (dark ink on light paper or chalk on a board) from which of the two
-   morphological hats (black-hat: thin dark structures; top-hat: thin light ones) is stronger,
-   then the illumination: the paper's brightness is estimated at a coarse scale by a closing
-   (which erases strokes but keeps shadow edges and the page border) and each pixel is divided by
-   it, so shadows, gradients and vignetting vanish and a desk around the page reads as no ink.
-3. **binarise** (`binarise`): a threshold relative to the strongest ink found and to the noise
-   of the paper, so pencil and chalk count and paper grain does not.
-4. **lines** (`remove_lines`): ruling, grid lines and page edges are long, thin and straight;
-   probabilistic Hough finds them and they are erased, and digit strokes they crossed are rejoined.
-5. **the digit** (`find_digit`): connected components; specks, filled blobs and regions touching
-   the border are dropped or discounted, pieces of one digit are merged by proximity, and the most
-   central and largest group wins; other digit-sized groups are counted and reported.
-6. **framing** (`frame_digit`): the MNIST recipe on the digit's binary mask (MNIST digits were
-   binary NIST scans too): stroke width brought near MNIST's pen, longest side to 20 px with an
-   anti-aliasing area filter, centre of mass at pixel (14, 14) of 28x28.
-
-An image that already is an MNIST digit (28x28, dark background) skips stages 2-6 and its pixels go
-through unchanged, so the MNIST test set sent as PNG files gets exactly its raw predictions.
-
-OpenCV does the per-pixel work: its morphology, resizing, Hough and component labelling are
-vectorised C++ and run in well under a millisecond at the working size, where the same steps in
-NumPy cost several (and scikit-image, built on NumPy and SciPy, sits in between). Pillow stays for
-decoding, which it does as fast as OpenCV, with the header-first checks and EXIF handling we need.
+1. **decode** (`digit_frontend.decode`): header-first checks, limits, reduced-scale JPEG decoding,
+   EXIF orientation, at most `WORKING_SIDE` px. No per-pixel work runs at full resolution.
+2. **images that already are a model's input** go through unchanged: a 28x28 MNIST digit (so the
+   MNIST test set sent as PNG files gets exactly its raw predictions), an 8x8 UCI digit or a blocky
+   upscale of one (`uci_digit`; the 8x8 models read their own test digits as they were).
+3. **where the ink is**: a photo goes to the ink segmenter (`digit_frontend.segmenter`, coarse to
+   fine, with refusals); a transparent canvas (its alpha is the ink), a flat scan or an opaque canvas
+   export (`is_flat_scan`) go to the classical rules (`digit_frontend.classical`), which read those
+   better on the validation uploads; so do all opaque images when no segmenter is installed
+   (`use_front_end(None)`, `DIGITS_FRONT_END=classical`).
+4. **framing** (`digit_frontend.framing`): the stroke mask framed as MNIST (28x28) or the UCI set (8x8
+   block counts) framed its digits, once per encoding a request needs (`PreparedImage`).
 """
 
 from __future__ import annotations
