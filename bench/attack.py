@@ -472,6 +472,16 @@ def server_not_ready(host: str, port: int) -> int:
                and 'status="503"' in line)
 
 
+def metric_sum(host: str, port: int, name: str) -> float:
+    """The sum of a metric's samples on the server's /metrics (e.g. requests still in flight)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as response:  # loopback
+        text = response.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith(name + "_"))
+
+
 def grpc_5xx(host: str, port: int) -> int:
     """gRPC calls the server answered INTERNAL (its `digits_grpc_requests` counter)."""
     import urllib.request
@@ -609,6 +619,7 @@ async def run(args: argparse.Namespace, pid: int) -> dict[str, Any]:
             else:
                 probe_latencies[which][name].append(latency)
     not_ready_counted = server_not_ready(HOST, MANAGEMENT_PORT[0])
+    in_flight_after = metric_sum(HOST, MANAGEMENT_PORT[0], "digits_http_requests_in_flight")
     counted_5xx = server_5xx(HOST, PORT[0]) - not_ready_counted + grpc_5xx(HOST, MANAGEMENT_PORT[0])
 
     def rss_of(name: str) -> list[int]:
@@ -656,6 +667,7 @@ async def run(args: argparse.Namespace, pid: int) -> dict[str, Any]:
         },
         "server_counted_5xx": counted_5xx,
         "readiness_not_ready": {"mix": not_ready, "server_counted": not_ready_counted},
+        "http_requests_in_flight_at_the_end": in_flight_after,
         "rss_mib": {"before": round(rss_before / 2**20, 1), "peak": round(max(v for _, _, v in rss) / 2**20, 1),
                     "after": round(rss_after / 2**20, 1), "growth": round(growth, 4),
                     "timeline": [(round(t), p, round(v / 2**20, 1)) for t, p, v in rss[::3]]},
@@ -693,6 +705,8 @@ def markdown(report: dict[str, Any], command: str) -> str:
         f"p99 {report['mix']['latency_valid']['p99_ms']} ms. The server counted {report['server_counted_5xx']} 5xx "
         f"besides readiness's 503 while saturated ({report['readiness_not_ready']['mix']} of the mix's readiness "
         "checks were answered 503, the documented answer of a saturated worker).",
+        "",
+        f"HTTP requests still in flight at the end: {report['http_requests_in_flight_at_the_end']:g}.",
         "",
         f"Resident memory: {report['rss_mib']['before']} MiB before, peak {report['rss_mib']['peak']} MiB, "
         f"{report['rss_mib']['after']} MiB after the cool-down ({report['rss_mib']['growth']:+.1%}).",

@@ -211,11 +211,17 @@ class GrpcInferenceServer:
         version = check_version(request.model_version)
         model = self.plane.model(request.model_name, version)
         size = request.ByteSize()
-        reserved = await self._body_budget.acquire(size) if self._body_budget is not None else 0
+        reserved = 0
         try:
             async with contextlib.AsyncExitStack() as gates:
+                # The slot first, then the bytes: the order REST takes them in (`upload_slot`, then the
+                # body's reservation). Taken the other way round, REST requests holding every slot and
+                # waiting for bytes, and gRPC calls holding the bytes and waiting for a slot, deadlocked
+                # the worker under bench.attack (62 requests stuck in flight for good).
                 if size > LARGE_MESSAGE_BYTES and self._large_uploads is not None:
                     await gates.enter_async_context(self._large_uploads)
+                if self._body_budget is not None:
+                    reserved = await self._body_budget.acquire(size)
                 if size > INLINE_DECODE_BYTES:
                     # Splitting megabytes of tensor data is not event-loop work (8 MiB took 1.0 s).
                     parsed = await anyio.to_thread.run_sync(decode_request, request, limiter=self._decode_threads)

@@ -223,7 +223,9 @@ def test_a_large_grpc_message_waits_for_an_upload_slot(grpc_server: Any) -> None
 
     waited, held, after = asyncio.run(scenario())
     assert waited
-    assert held == message.ByteSize()
+    # No bytes reserved while it waits for a slot: REST takes the slot, then the bytes, and the other
+    # order deadlocked the worker (REST holding every slot waiting for bytes, gRPC the reverse).
+    assert held == 0
     assert after == 1  # one output, and the budget is back to 0
 
 
