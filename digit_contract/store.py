@@ -48,7 +48,7 @@ def list_versions(store: Path, name: str) -> list[int]:
     return sorted(
         int(entry.name)
         for entry in model_dir.iterdir()
-        if entry.name.isdigit() and int(entry.name) > 0 and entry.is_dir()
+        if entry.name.isascii() and entry.name.isdigit() and int(entry.name) > 0 and entry.is_dir()
     )
 
 

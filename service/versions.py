@@ -61,11 +61,11 @@ def parse_policy(text: str) -> VersionPolicy:
     kind, _, argument = text.partition(":")
     if kind == "all" and not argument:
         return VersionPolicy("all")
-    if kind == "latest" and argument.strip().isdigit() and int(argument) >= 1:
+    if kind == "latest" and argument.strip().isascii() and argument.strip().isdigit() and int(argument) >= 1:
         return VersionPolicy("latest", int(argument))
     if kind == "specific":
         parts = [p.strip() for p in argument.split(",")]
-        if parts and all(p.isdigit() and int(p) >= 1 for p in parts):
+        if parts and all(p.isascii() and p.isdigit() and int(p) >= 1 for p in parts):
             return VersionPolicy("specific", versions=tuple(sorted({int(p) for p in parts})))
     raise ValueError(f"version policy {text[:40]!r}: expected latest:N (N >= 1), all, or specific:V,V,...")
 

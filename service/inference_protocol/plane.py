@@ -86,7 +86,8 @@ class InferencePlane:
         if not version:
             return models[name]
         versions = registry.versions(name)
-        if version.isdigit() and int(version) in versions:
+        # ASCII digits only, and few: str.isdigit() also takes '²', which int() refuses.
+        if version.isascii() and version.isdigit() and len(version) <= 9 and int(version) in versions:
             return versions[int(version)]
         shown = repr(version) if len(version) <= 20 and version.isalnum() else "with that number"
         loaded = [str(v) for v in sorted(versions)]

@@ -83,7 +83,7 @@ async def upload_slot(request: Request) -> AsyncIterator[None]:
     Small bodies (canvas drawings, MNIST PNGs, JSON pixels) never wait.
     """
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) <= LARGE_UPLOAD_BYTES:
+    if length.isascii() and length.isdigit() and len(length) <= 12 and int(length) <= LARGE_UPLOAD_BYTES:
         yield
         return
     gate: asyncio.Semaphore = request.app.state.large_uploads

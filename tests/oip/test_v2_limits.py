@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from digit_contract.store import list_versions
 from service.inference_protocol import rest, tensors
 from service.inference_protocol.proto import open_inference_grpc_pb2 as pb
 
@@ -257,3 +259,16 @@ def test_refused_grpc_calls_leave_no_message_behind(oip_store: Any) -> None:
         left = [o for o in gc.get_objects() if isinstance(o, pb.ModelInferRequest)]
     # An idle decode thread keeps its last job's arguments until its next job: one message per thread.
     assert len(left) <= 2  # Settings.work_threads
+
+
+def test_a_unicode_digit_version_is_not_found_on_every_version_route(v2_client: TestClient) -> None:
+    # str.isdigit() takes "²", int() does not: every route that reads a version must answer 404, not 500.
+    for suffix in ("", "/ready", "/config", "/stats"):
+        response = v2_client.get(f"/v2/models/cnn/versions/%C2%B2{suffix}")
+        assert response.status_code == 404, (suffix, response.text)
+
+
+def test_a_store_directory_named_with_a_unicode_digit_is_no_version(tmp_path: Path) -> None:
+    (tmp_path / "cnn" / "²").mkdir(parents=True)
+    (tmp_path / "cnn" / "1").mkdir()
+    assert list_versions(tmp_path, "cnn") == [1]
