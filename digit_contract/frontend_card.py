@@ -44,5 +44,7 @@ class SegmenterCard(BaseModel):
     validated_on: str
     validation: dict[str, SegmenterMetrics]
     history: list[dict[str, Any]]
+    continued_from: str | None = None
+    """The earlier weights this run started from (its version's card holds their history), if any."""
     data_sha256: dict[str, str]
     onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")

@@ -226,16 +226,17 @@ def train(data: Path, store: Path, epochs: int, batch: int, width: int, seed: in
             model.save_weights(checkpoint)
         checkpoint.with_suffix(".json").write_text(json.dumps(history, indent=1))
     model.set_weights(best_weights)
-    return publish(model, store, data, history, val)
+    return publish(model, store, data, history, val, str(init) if init is not None else None)
 
 
-def publish_checkpoint(data: Path, store: Path, width: int, checkpoint: Path) -> Path:
+def publish_checkpoint(data: Path, store: Path, width: int, checkpoint: Path, continued_from: str | None = None) -> Path:
     """Publish the weights a training run kept (when its own publishing step did not run)."""
     model = build_segmenter(width)
     model.load_weights(checkpoint)
     history = json.loads(checkpoint.with_suffix(".json").read_text())
     val_set = np.load(data / "validation.npz")
-    return publish(model, store, data, history, {scale: to_arrays(val_set[scale]) for scale in ("coarse", "fine")})
+    val = {scale: to_arrays(val_set[scale]) for scale in ("coarse", "fine")}
+    return publish(model, store, data, history, val, continued_from)
 
 
 def export_onnx(model, path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -261,7 +262,7 @@ def export_onnx(model, path: Path) -> None:  # type: ignore[no-untyped-def]
 
 
 def publish(model, store: Path, data: Path, history: list[dict[str, float]],  # type: ignore[no-untyped-def]
-            val: dict[str, tuple[NDArray[np.float32], NDArray[np.float32]]]) -> Path:
+            val: dict[str, tuple[NDArray[np.float32], NDArray[np.float32]]], continued_from: str | None = None) -> Path:
     """Export, check the ONNX file against Keras on the validation set, and publish it with its card."""
     import onnxruntime as ort
 
@@ -292,6 +293,7 @@ def publish(model, store: Path, data: Path, history: list[dict[str, float]],  # 
             history=history,
             data_sha256={name: hashlib.sha256((data / name).read_bytes()).hexdigest() for name in ("train.npz", "validation.npz")},
             onnx_sha256=hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+            continued_from=continued_from,
         )
         (directory / CARD_FILE).write_text(card.model_dump_json(indent=2) + "\n")
 
@@ -320,13 +322,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--publish-only", action="store_true", help="publish --checkpoint without training")
     fit.add_argument("--init", type=Path, default=None, help="start from these weights (an earlier run's checkpoint)")
     fit.add_argument("--learning-rate", type=float, default=2e-3, help="peak of the cosine schedule")
+    fit.add_argument("--continued-from", default=None, help="with --publish-only: what the run started from")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.command == "render":
         render_dataset(args.out, args.data_dir, args.scenes, args.val_scenes, args.seed, args.workers)
     else:
         if args.publish_only:
-            print(publish_checkpoint(args.data, args.store, args.width, args.checkpoint))
+            continued = args.continued_from or (str(args.init) if args.init else None)
+            print(publish_checkpoint(args.data, args.store, args.width, args.checkpoint, continued))
         else:
             print(train(args.data, args.store, args.epochs, args.batch, args.width, args.seed, args.checkpoint,
                         args.init, args.learning_rate))
