@@ -98,7 +98,11 @@ elif part == "models":
     for batch in (1, 64, 1024):
         for name, session in sessions.items():
             spec = session.get_inputs()[0]
-            shape = [batch] + [d if isinstance(d, int) else 1 for d in spec.shape[1:]]
+            if not all(isinstance(d, int) for d in spec.shape[1:]):
+                # The segmenter (any side, a multiple of 8): one 128 px coarse view per photo, as served.
+                shape = [1] + [d if isinstance(d, int) else 128 for d in spec.shape[1:]]
+            else:
+                shape = [batch] + list(spec.shape[1:])
             session.run(None, {spec.name: np.zeros(shape, dtype=np.float32)})
         out[f"after batch {batch}"] = memory()
     print(json.dumps(out))
