@@ -142,7 +142,7 @@ def test_unknown_model_or_version_is_404(v2_client: TestClient, path: str, messa
 def test_json_image_files_as_base64_and_the_request_id(v2_client: TestClient) -> None:
     import base64
 
-    from tests.service.conftest import bar_digit, encode
+    from tests.factories import bar_digit, encode
 
     png = base64.b64encode(encode(bar_digit())).decode()
     body = orjson.dumps({"id": "req-7", "inputs": [{"name": "image_file", "datatype": "BYTES", "shape": [1, 1],

@@ -54,7 +54,8 @@ def test_openapi_documents_every_endpoint_and_its_errors(client: TestClient) -> 
                   if not path.startswith("/v2")}
     assert set(operations) == {
         ("/predict", "post"), ("/models", "get"), ("/models/compare", "get"), ("/models/compare", "post"),
-        ("/models/{name}", "get"), ("/metrics", "get"), ("/health/live", "get"), ("/health/ready", "get"),
+        ("/models/{name}", "get"), ("/metrics", "get"), ("/health/live", "get"), ("/health/live", "head"),
+        ("/health/ready", "get"), ("/read", "post"), ("/version", "get"),
     }
     for op in operations.values():
         assert op["summary"] and op["description"]
