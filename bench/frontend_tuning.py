@@ -43,12 +43,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     validation = load_mnist(args.data_dir, download=False).validation
     rng = np.random.default_rng(args.seed)
-    uploads, labels, shares = [], [], []
+    uploads: list[bytes] = []
+    labels: list[int] = []
+    shares: list[float] = []
     for index in rng.choice(len(validation), args.scenes, replace=False):
         scene = render_scene(validation.images[index], int(validation.labels[index]), rng)
-        ok, data = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        _, encoded = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
         rows = np.flatnonzero(scene.ink.any(axis=1))
-        uploads.append(data.tobytes())
+        uploads.append(encoded.tobytes())
         labels.append(int(validation.labels[index]))
         shares.append((rows[-1] - rows[0] + 1) / min(scene.image.shape) if len(rows) else 0.0)
     version = latest_version(args.store, args.model)

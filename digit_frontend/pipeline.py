@@ -245,7 +245,7 @@ def uci_digit(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | None:
     ring = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
     if float(np.median(ring)) >= 128:  # dark ink on a light page: the counts are ink, high
         small = 255.0 - small
-    counts = np.clip(np.rint(small * UCI_LEVELS / 255.0), 0, UCI_LEVELS).astype(np.uint8)
+    counts: npt.NDArray[np.uint8] = np.clip(np.rint(small * UCI_LEVELS / 255.0), 0, UCI_LEVELS).astype(np.uint8)
     if k > 1 and len(np.unique(counts)) < UCI_MIN_LEVELS:
         return None  # a blank page or a two-tone drawing whose edges happen to fall on block lines
     if int(counts.max()) < 2:
@@ -261,4 +261,5 @@ def upscale_blocks(counts: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
     """
     grey = np.clip(counts.astype(np.float32) / UCI_LEVELS * 1.6, 0.0, 1.0)
     up = cv2.resize(np.pad(grey, 1), (40, 40), interpolation=cv2.INTER_CUBIC)
-    return np.clip(up * 255.0, 0, 255).astype(np.uint8)
+    shape: npt.NDArray[np.uint8] = np.clip(up * 255.0, 0, 255).astype(np.uint8)
+    return shape

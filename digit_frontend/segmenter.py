@@ -135,7 +135,8 @@ def normalise(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
     """The network's input: luma stretched between its 1st and 99th percentile (as in training)."""
     low, high = np.percentile(grey, (1.0, 99.0))
     stretched = (grey.astype(np.float32) - np.float32(low)) / np.float32(max(float(high - low), 16.0))
-    return np.clip(stretched, 0.0, 1.0)
+    clipped: npt.NDArray[np.float32] = np.clip(stretched, 0.0, 1.0)
+    return clipped
 
 
 def pad_square(grey: npt.NDArray[np.uint8], side: int) -> npt.NDArray[np.uint8]:
@@ -145,7 +146,8 @@ def pad_square(grey: npt.NDArray[np.uint8], side: int) -> npt.NDArray[np.uint8]:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(grey, size, interpolation=interpolation)
-    return cv2.copyMakeBorder(resized, 0, side - size[1], 0, side - size[0], cv2.BORDER_REPLICATE)
+    padded: npt.NDArray[np.uint8] = cv2.copyMakeBorder(resized, 0, side - size[1], 0, side - size[0], cv2.BORDER_REPLICATE)
+    return padded
 
 
 def crop_square(grey: npt.NDArray[np.uint8], centre: tuple[float, float], side: float, out: int) -> npt.NDArray[np.uint8]:
@@ -153,7 +155,9 @@ def crop_square(grey: npt.NDArray[np.uint8], centre: tuple[float, float], side: 
     scale = out / side
     matrix = np.array([[scale, 0, out / 2 - centre[0] * scale], [0, scale, out / 2 - centre[1] * scale]], np.float32)
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.warpAffine(grey, matrix, (out, out), flags=interpolation, borderMode=cv2.BORDER_REPLICATE)
+    cropped: npt.NDArray[np.uint8] = cv2.warpAffine(grey, matrix, (out, out), flags=interpolation,
+                                                   borderMode=cv2.BORDER_REPLICATE)
+    return cropped
 
 
 @dataclass(frozen=True)

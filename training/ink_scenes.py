@@ -60,7 +60,8 @@ def smooth_noise(height: int, width: int, cell: float, rng: np.random.Generator)
     """Smooth random field in about [-1, 1] with features of `cell` px."""
     small = rng.standard_normal((max(2, int(height / cell) + 2), max(2, int(width / cell) + 2))).astype(np.float32)
     field = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
-    return np.clip(field / 1.5, -1.0, 1.0)
+    smooth: Float = np.clip(field / 1.5, -1.0, 1.0).astype(np.float32)
+    return smooth
 
 
 def paper_tone(height: int, width: int, rng: np.random.Generator) -> tuple[Float, str]:
@@ -110,7 +111,7 @@ def draw_printing(page: Float, rng: np.random.Generator, digit_height: float) ->
             cv2.line(page, centre, end, rng.uniform(0.15, 0.5), max(1, int(radius * 0.6)))  # the wire
     if rng.random() < 0.1:  # a line of print or a fold: straight dark marks far from the digit
         y = int(rng.uniform(0.02, 0.12) * height)
-        cv2.line(page, (int(0.1 * width), y), (int(0.9 * width), y), rng.uniform(0.1, 0.5), rng.integers(1, 4))
+        cv2.line(page, (int(0.1 * width), y), (int(0.9 * width), y), rng.uniform(0.1, 0.5), int(rng.integers(1, 4)))
 
 
 def pen(rng: np.random.Generator, board: bool) -> tuple[str, float, float]:
@@ -141,7 +142,8 @@ def stroke(digit: Grey, height: int, width_frac: float) -> Float:
     diameter = max(1, round(target))
     pen_disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (diameter, diameter))
     inked = cv2.dilate(ridge, pen_disc)
-    return cv2.GaussianBlur(inked.astype(np.float32), (0, 0), 0.6)
+    blurred: Float = cv2.GaussianBlur(inked.astype(np.float32), (0, 0), 0.6)
+    return blurred
 
 
 # -- 2. geometry -------------------------------------------------------------------------------
@@ -198,9 +200,13 @@ def place_page(page: Float, ink: Float, out_h: int, out_w: int, scale: float,
     jitter = rng.normal(0.0, rng.uniform(0.0, 0.06) * max(out_w, out_h), moved.shape).astype(np.float32)
     matrix = cv2.getPerspectiveTransform(corners, (moved + jitter).astype(np.float32))
     size = (out_w, out_h)
-    warp = lambda plane, border: cv2.warpPerspective(plane, matrix, size, flags=cv2.INTER_LINEAR,  # noqa: E731
-                                                     borderMode=cv2.BORDER_CONSTANT, borderValue=border)
-    return warp(page, 0.0), warp(ink, 0.0), warp(np.ones_like(page), 0.0)
+
+    def warp(plane: Float) -> Float:
+        warped: Float = cv2.warpPerspective(plane, matrix, size, flags=cv2.INTER_LINEAR,
+                                            borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        return warped
+
+    return warp(page), warp(ink), warp(np.ones_like(page))
 
 
 # -- 3. light and 4. the camera ----------------------------------------------------------------
@@ -245,10 +251,12 @@ def camera(scene: Float, rng: np.random.Generator, digit_height: float) -> Grey:
     noise = rng.uniform(0.002, 0.04) if rng.random() < 0.8 else rng.uniform(0.04, 0.09)
     scene = scene + rng.normal(0.0, noise, scene.shape).astype(np.float32)
     scene = np.clip(scene, 0.0, 1.0) ** rng.uniform(0.7, 1.3)
-    pixels = np.clip(scene * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    pixels: Grey = np.clip(scene * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if rng.random() < 0.85:
         ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, int(rng.uniform(30, 96))])
-        pixels = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if ok else pixels
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if ok else None
+        if decoded is not None:
+            pixels = np.asarray(decoded, np.uint8)
     return pixels
 
 
@@ -283,9 +291,9 @@ def render_scene(digit: Grey, label: int, rng: np.random.Generator) -> Scene:
     if grain > 0:
         ink_page *= np.clip(1.0 - grain * rng.random(ink_page.shape).astype(np.float32) * 1.5, 0.0, 1.0)
     if board:  # chalk is lighter than the board
-        reflect = page + ink_page * (rng.uniform(0.55, 0.95) - page) * (1.0 - transmit * 0.5)
+        reflect = (page + ink_page * (rng.uniform(0.55, 0.95) - page) * (1.0 - transmit * 0.5)).astype(np.float32)
     else:
-        reflect = page * (1.0 - ink_page * (1.0 - transmit))
+        reflect = (page * (1.0 - ink_page * (1.0 - transmit))).astype(np.float32)
     if flat:
         scene_page, scene_ink, coverage = reflect, ink_page, np.ones_like(page)
         scene_page, scene_ink = scene_page[:out_h, :out_w], scene_ink[:out_h, :out_w]

@@ -99,7 +99,10 @@ def _render_chunk(task: tuple[int, int, str, Path | None]) -> tuple[NDArray[np.u
     rng = np.random.default_rng(seed)
     images, labels = _writers(data_dir, split)
     fonts = font_files() if split == "train" else []
-    xs_coarse, ys_coarse, xs_fine, ys_fine = [], [], [], []
+    xs_coarse: list[NDArray[np.uint8]] = []
+    ys_coarse: list[NDArray[np.uint8]] = []
+    xs_fine: list[NDArray[np.uint8]] = []
+    ys_fine: list[NDArray[np.uint8]] = []
     for _ in range(count):
         blank = rng.random() < 0.05  # a page with no digit: nothing is ink (refusals are learned here)
         if fonts and rng.random() < 0.12:
@@ -208,7 +211,7 @@ def train(data: Path, store: Path, epochs: int, batch: int, width: int, seed: in
         losses = []
         # Batches of one scale at a time (shapes differ), in random order, with flips for variety.
         order = [("c", i) for i in rng.permutation(len(coarse[0]) // batch)] + [("f", i) for i in rng.permutation(len(fine[0]) // batch)]
-        rng.shuffle(order)  # type: ignore[arg-type]
+        rng.shuffle(order)
         perm = {"c": rng.permutation(len(coarse[0])), "f": rng.permutation(len(fine[0]))}
         for kind, i in order:
             x, y = coarse if kind == "c" else fine

@@ -53,7 +53,7 @@ def test_the_committed_card_describes_the_committed_file() -> None:
 def test_the_network_maps_any_multiple_of_8_to_a_probability_map_of_its_size(segmenter: InkSegmenter, side: int) -> None:
     side -= side % 8
     out = segmenter.ink(np.random.default_rng(0).integers(0, 256, (side, side + 16), dtype=np.uint8))
-    assert out.shape == (side, side + 16) and 0.0 <= float(out.min()) and float(out.max()) <= 1.0
+    assert out.shape == (side, side + 16) and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
 
 
 def page_photo(digit: npt.NDArray[np.uint8] | None, *, desk: int = 40, angle: float = 6.0) -> bytes:
@@ -79,7 +79,7 @@ def test_a_page_on_a_dark_desk_is_read_for_its_digit_not_as_a_page(learned: InkS
     for image in mnist_test.images[:20]:
         prepared = prepare_image(page_photo(image), max_pixels=10**7)
         assert prepared.method == "learned"
-        x, y, w, h = prepared.box
+        _, _, w, h = prepared.box
         found += w < 200 and h < 200  # the digit's box, not the page's (280 x 360)
     assert found >= 18
 
@@ -96,7 +96,7 @@ def test_no_digit_is_refused_with_the_reason(learned: InkSegmenter, scene: str) 
         rng = np.random.default_rng(3)
         data = encode(cv2.GaussianBlur(rng.integers(40, 90, (300, 400), dtype=np.uint8), (0, 0), 3), "JPEG")
     # A flat desk goes to the classical rules ("no ink found"), a photo to the segmenter ("no digit found").
-    with pytest.raises(NoInk, match="no (digit|ink) found"):
+    with pytest.raises(NoInk, match=r"no (digit|ink) found"):
         prepare_image(data, max_pixels=10**7)
 
 
