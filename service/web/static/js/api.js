@@ -42,3 +42,13 @@ export async function compareImage(image) {
   });
   return parse(response);
 }
+
+/** The number in one image (a Blob or File): POST /read with the upload default model. */
+export async function readNumber(image) {
+  const response = await fetch("/read", {
+    method: "POST",
+    headers: { "Content-Type": image.type || "application/octet-stream", Accept: "application/json" },
+    body: image,
+  });
+  return parse(response);
+}
