@@ -10,8 +10,7 @@ Flatten of MNIST's [N, 28, 28, 1] input, so they serve exactly like seed 000's m
 from __future__ import annotations
 
 import logging
-import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,8 +23,7 @@ from digit_contract.inputs import MNIST_INPUT, NUM_CLASSES
 from digit_contract.store import CARD_FILE, latest_version, version_dir
 from training.data import Mnist, RawSplit, load_mnist
 from training.experiments import Experiment, ExperimentRun
-from training.export import convert_to_onnx, verify_export
-from training.publish import TrainedModel, publish
+from training.publish import publish_keras
 from training.trainer import mnist_test_split, parity_images
 
 if TYPE_CHECKING:
@@ -100,20 +98,6 @@ def build_dense(
     return keras.Sequential(stack, name=name)
 
 
-def history_records(history: Mapping[str, Sequence[float]]) -> list[EpochRecord]:
-    """Keras's History.history as the card's per-epoch records."""
-    return [
-        EpochRecord(
-            epoch=i + 1,
-            loss=float(history["loss"][i]),
-            accuracy=float(history["accuracy"][i]),
-            val_loss=float(history["val_loss"][i]),
-            val_accuracy=float(history["val_accuracy"][i]),
-        )
-        for i in range(len(history["loss"]))
-    ]
-
-
 def overfitting_epoch(history: Sequence[EpochRecord]) -> EpochRecord:
     """The epoch of lowest validation loss: past it the model fits the training images better and
     the validation images worse (the workflow's 'where overfitting starts')."""
@@ -134,26 +118,22 @@ def export_and_publish(
     split: DenseSplit,
     store: Path,
 ) -> ModelCard:
-    """Export `model` to ONNX, check its parity with Keras, score it on the test split, publish it."""
-    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
-        onnx_file = Path(tmp) / "model.onnx"
-        convert_to_onnx(model, onnx_file, MNIST_INPUT)
-        trained = TrainedModel(
-            name=name,
-            experiment=experiment.id,
-            architecture="mlp",
-            framework="keras",
-            input=MNIST_INPUT,
-            description=description,
-            hyperparameters=hyperparameters,
-            parameter_count=int(model.count_params()),
-            seed=seed,
-            history=history,
-            training_seconds=seconds,
-            onnx_file=onnx_file,
-            export=verify_export(model, onnx_file, parity_images(split.as_mnist())),
-        )
-        return publish(trained, mnist_test_split(split.as_mnist(), experiment.split), store)
+    """Publish a dense MLP trained on the seeds' split (`training.publish.publish_keras`)."""
+    mnist = split.as_mnist()
+    return publish_keras(
+        model,
+        name=name,
+        experiment=experiment.id,
+        architecture="mlp",
+        description=description,
+        hyperparameters=hyperparameters,
+        history=history,
+        seconds=seconds,
+        seed=seed,
+        parity_inputs=parity_images(mnist),
+        test=mnist_test_split(mnist, experiment.split),
+        store=store,
+    )
 
 
 def latest_card(store: Path, name: str) -> ModelCard | None:

@@ -82,13 +82,16 @@ def _rename_output(proto: object, new_name: str) -> None:
     graph.output[0].name = new_name
 
 
-def verify_export(model: keras.Model, path: Path, images: npt.NDArray[np.float32]) -> ExportReport:
-    """Compare the ONNX file with Keras (training=False) on `images`; raise ExportMismatch if off."""
+def verify_export(
+    model: keras.Model, path: Path, images: npt.NDArray[np.float32], spec: InputSpec = MNIST_INPUT
+) -> ExportReport:
+    """Compare the ONNX file with Keras (training=False) on `images`, shaped as `spec` says (MNIST's
+    unless told otherwise); raise ExportMismatch if off."""
 
     def keras_probabilities(batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         return np.concatenate([model(batch[i : i + 500], training=False).numpy() for i in range(0, len(batch), 500)])
 
-    return verify_onnx(path, keras_probabilities, images, MNIST_INPUT)
+    return verify_onnx(path, keras_probabilities, images, spec)
 
 
 def verify_onnx(

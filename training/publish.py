@@ -12,10 +12,13 @@ import hashlib
 import logging
 import platform
 import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -30,10 +33,13 @@ from digit_contract.card import (
     ModelCard,
     OnnxArtifact,
 )
-from digit_contract.inputs import INPUT_NAME, NUM_CLASSES, OUTPUT_NAME, InputSpec
+from digit_contract.inputs import INPUT_NAME, MNIST_INPUT, NUM_CLASSES, OUTPUT_NAME, InputSpec
 from digit_contract.store import CARD_FILE, MODEL_FILE, publish_version
 from training.evaluate import evaluate_onnx
-from training.export import ExportReport
+from training.export import ExportReport, convert_to_onnx, verify_export
+
+if TYPE_CHECKING:
+    import keras
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +83,21 @@ class TestSplit:
     inputs: npt.NDArray[np.float32]
     labels: npt.NDArray[np.integer]
     dataset: DatasetInfo
+
+
+def history_records(history: Mapping[str, Sequence[float]]) -> list[EpochRecord]:
+    """Keras's History.history (loss, accuracy and their validation twins) as the card's per-epoch
+    records; every Keras trainer's card history comes from here."""
+    return [
+        EpochRecord(
+            epoch=i + 1,
+            loss=float(history["loss"][i]),
+            accuracy=float(history["accuracy"][i]),
+            val_loss=float(history["val_loss"][i]),
+            val_accuracy=float(history["val_accuracy"][i]),
+        )
+        for i in range(len(history["loss"]))
+    ]
 
 
 def card_for(model: TrainedModel, test: TestSplit, version: int, onnx_file: Path) -> ModelCard:
@@ -166,3 +187,51 @@ def publish(model: TrainedModel, test: TestSplit, store: Path) -> ModelCard:
         card.training_seconds,
     )
     return card
+
+
+def publish_keras(
+    model: keras.Model,
+    *,
+    name: str,
+    experiment: str,
+    architecture: str,
+    description: str,
+    hyperparameters: Hyperparameters,
+    history: list[EpochRecord],
+    seconds: float,
+    seed: int,
+    parity_inputs: npt.NDArray[np.float32],
+    test: TestSplit,
+    store: Path,
+    spec: InputSpec = MNIST_INPUT,
+) -> ModelCard:
+    """Export a trained Keras model to ONNX, check its parity with Keras on `parity_inputs`, score
+    the file on `test` and publish it with its card: the one path of every Keras trainer.
+
+    Args:
+        experiment: the experiment's id (training/experiments.py).
+        spec: what the graph takes (MNIST's [N, 28, 28, 1] unless told otherwise).
+    Returns:
+        The card written into the store.
+    """
+    # The export goes to a scratch directory first: `publish` copies it into the store's staging
+    # directory only once it has been verified, so a failed parity check leaves no version behind.
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as tmp:
+        onnx_file = Path(tmp) / MODEL_FILE
+        convert_to_onnx(model, onnx_file, spec)
+        trained = TrainedModel(
+            name=name,
+            experiment=experiment,
+            architecture=architecture,
+            framework="keras",
+            input=spec,
+            description=description,
+            hyperparameters=hyperparameters,
+            parameter_count=int(model.count_params()),
+            seed=seed,
+            history=history,
+            training_seconds=seconds,
+            onnx_file=onnx_file,
+            export=verify_export(model, onnx_file, parity_inputs, spec),
+        )
+        return publish(trained, test, store)

@@ -41,8 +41,8 @@ from digit_contract.card import DatasetInfo, EpochRecord, Hyperparameters, Model
 from digit_contract.inputs import INPUT_NAME, NUM_CLASSES, OUTPUT_NAME, InputSpec
 from digit_contract.records import SearchTrial, SensitivityStudy, StudyPoint
 from training.experiments import Experiment, ExperimentRun, limit_tensorflow_threads, write_record
-from training.export import OPSET, PARITY_MIN_IMAGES, ExportMismatch, ExportReport, convert_to_onnx, verify_onnx
-from training.publish import TestSplit, TrainedModel, publish
+from training.export import OPSET, PARITY_MIN_IMAGES, ExportMismatch, ExportReport, verify_onnx
+from training.publish import TestSplit, TrainedModel, history_records, publish, publish_keras
 
 if TYPE_CHECKING:
     import keras
@@ -361,26 +361,9 @@ def fit_keras(data: UciDigits, config: KerasConfig, seed: int) -> KerasRun:
         verbose=0,
     )
     seconds = time.perf_counter() - started
-    h = fitted.history
-    history = [
-        EpochRecord(
-            epoch=i + 1,
-            loss=float(h["loss"][i]),
-            accuracy=float(h["accuracy"][i]),
-            val_loss=float(h["val_loss"][i]),
-            val_accuracy=float(h["val_accuracy"][i]),
-        )
-        for i in range(len(h["loss"]))
-    ]
+    history = history_records(fitted.history)
     log.info("keras %s: final val accuracy %.4f in %.1f s", config.label, history[-1].val_accuracy, seconds)
     return KerasRun(config, model, history, seconds)
-
-
-def keras_probabilities(model: keras.Model) -> Any:
-    def reference(batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        return np.concatenate([model(batch[i : i + 500], training=False).numpy() for i in range(0, len(batch), 500)])
-
-    return reference
 
 
 # --- Publication ----------------------------------------------------------------------------------
@@ -476,19 +459,21 @@ def publish_sklearn(
     return publish(trained, test_split(data, split, len(data.y_train), 0), store)
 
 
-def publish_keras(experiment: Experiment, chosen: KerasRun, data: UciDigits, store: Path, seed: int, workdir: Path) -> ModelCard:
+def publish_keras_mlp(experiment: Experiment, chosen: KerasRun, data: UciDigits, store: Path, seed: int) -> ModelCard:
     config = chosen.config
-    onnx_path = workdir / "digits8_keras_mlp.onnx"
-    convert_to_onnx(chosen.model, onnx_path, UCI_INPUT)
-    report = verify_onnx(onnx_path, keras_probabilities(chosen.model), parity_inputs(data), UCI_INPUT)
     # Keras's validation_split keeps the first floor(N * (1 - split)) samples for training.
     n_val = len(data.y_train) - math.floor(len(data.y_train) * (1.0 - config.validation_split))
-    trained = TrainedModel(
+    split = (
+        f"{experiment.split}; Keras validation_split={config.validation_split:g}: the last {n_val} training digits "
+        "validate (choice among the seed's five configurations), the other "
+        f"{len(data.y_train) - n_val} train. load_digits is bundled with scikit-learn: the hashes are of its "
+        "arrays as loaded (images float64, target int64), not of a file"
+    )
+    return publish_keras(
+        chosen.model,
         name="digits8_keras_mlp",
         experiment=experiment.id,
         architecture="mlp",
-        framework="keras",
-        input=UCI_INPUT,
         description=f"Keras MLP Dense(112)-Dense(112) on the 8x8 digits, the seed's configuration with the best "
         f"validation accuracy of its five ({config.label})",
         hyperparameters=Hyperparameters(
@@ -503,20 +488,14 @@ def publish_keras(experiment: Experiment, chosen: KerasRun, data: UciDigits, sto
             validation_fraction=config.validation_split,
             settings={"hidden_layer_sizes": list(KERAS_WIDTHS), "activation": "relu"},
         ),
-        parameter_count=int(chosen.model.count_params()),
-        seed=seed,
         history=chosen.history,
-        training_seconds=chosen.seconds,
-        onnx_file=onnx_path,
-        export=report,
+        seconds=chosen.seconds,
+        seed=seed,
+        parity_inputs=parity_inputs(data),
+        test=test_split(data, split, len(data.y_train) - n_val, n_val),
+        store=store,
+        spec=UCI_INPUT,
     )
-    split = (
-        f"{experiment.split}; Keras validation_split={config.validation_split:g}: the last {n_val} training digits "
-        "validate (choice among the seed's five configurations), the other "
-        f"{len(data.y_train) - n_val} train. load_digits is bundled with scikit-learn: the hashes are of its "
-        "arrays as loaded (images float64, target int64), not of a file"
-    )
-    return publish(trained, test_split(data, split, len(data.y_train) - n_val, n_val), store)
 
 
 def keras_study(runs: Sequence[KerasRun], test_accuracy: Mapping[int, float], seconds: float) -> SensitivityStudy:
@@ -591,6 +570,6 @@ def train(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
                 f"with the best final validation accuracy ({runs[best].config.label}). The study's test "
                 "accuracies are reported for comparison with the seed's table only, never used to choose."
             )
-            cards.append(publish_keras(experiment, runs[best], data, run.store, run.seed, workdir))
+            cards.append(publish_keras_mlp(experiment, runs[best], data, run.store, run.seed))
     write_record(experiment, run.store, trials=trials, studies=studies, notes=notes)
     return cards

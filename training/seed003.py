@@ -33,12 +33,12 @@ from training.dense import (
     DenseSplit,
     build_dense,
     export_and_publish,
-    history_records,
     latest_card,
     load_dense_split,
     one_hot,
 )
 from training.experiments import Experiment, ExperimentRun, limit_tensorflow_threads, write_record
+from training.publish import history_records
 
 if TYPE_CHECKING:
     import keras

@@ -42,10 +42,10 @@ from digit_contract.inputs import MNIST_INPUT, NUM_CLASSES
 from digit_contract.records import SensitivityStudy, StudyPoint, read_experiments
 from training.data import VALIDATION_FRACTION, Mnist, RawSplit, as_model_input
 from training.experiments import Experiment, ExperimentRun, limit_tensorflow_threads, write_record
-from training.export import convert_to_onnx, verify_export, verify_onnx
+from training.export import verify_onnx
 from training.numpy_mlp import EpochStats, MlpConfig, MlpParameters, train_mlp
 from training.onnx_graph import write_mlp_onnx
-from training.publish import TrainedModel, publish
+from training.publish import TrainedModel, history_records, publish, publish_keras
 from training.trainer import mnist_test_split, parity_images
 
 if TYPE_CHECKING:
@@ -156,12 +156,7 @@ def fit_cnn(train: RawSplit, validation: RawSplit, config: CnnConfig) -> CnnRun:
         verbose=0,
     )
     seconds = time.perf_counter() - started
-    h = fitted.history
-    history = [
-        EpochRecord(epoch=i + 1, loss=float(h["loss"][i]), accuracy=float(h["accuracy"][i]),
-                    val_loss=float(h["val_loss"][i]), val_accuracy=float(h["val_accuracy"][i]))
-        for i in range(len(h["loss"]))
-    ]
+    history = history_records(fitted.history)
     log.info("cnn3 %d filters, %d images, %d epochs: val accuracy %.4f in %.0f s", config.filters, len(train),
              config.epochs, history[-1].val_accuracy, seconds)
     return CnnRun(model, history, seconds)
@@ -359,18 +354,13 @@ def publish_mlp(experiment: Experiment, data: Mnist, dataset: str, split: str, c
     return publish(trained, mnist_test_split(data, split, dataset), store)
 
 
-def publish_cnn(experiment: Experiment, data: Mnist, dataset: str, split: str, config: CnnConfig, store: Path,
-                workdir: Path) -> ModelCard:
+def publish_cnn(experiment: Experiment, data: Mnist, dataset: str, split: str, config: CnnConfig, store: Path) -> ModelCard:
     run = fit_cnn(data.train, data.validation, config)
-    onnx_path = workdir / f"{CNN_NAME}.onnx"
-    convert_to_onnx(run.model, onnx_path, MNIST_INPUT)
-    report = verify_export(run.model, onnx_path, parity_images(data))
-    trained = TrainedModel(
+    return publish_keras(
+        run.model,
         name=CNN_NAME,
         experiment=experiment.id,
         architecture="cnn",
-        framework="keras",
-        input=MNIST_INPUT,
         description=f"The seed's Keras CNN: 3 x (Conv 3x3, {config.filters} filters + MaxPool), Dense({config.dense_units}), "
         f"Dropout {config.dropout:g}, softmax; trained on {_data_phrase(dataset)}",
         hyperparameters=Hyperparameters(
@@ -386,14 +376,13 @@ def publish_cnn(experiment: Experiment, data: Mnist, dataset: str, split: str, c
             settings={"conv_blocks": 3, "filters": config.filters, "kernel": 3, "padding": "same", "pool": 2,
                       "dense_units": config.dense_units, "dataset": dataset},
         ),
-        parameter_count=int(run.model.count_params()),
-        seed=config.seed,
         history=run.history,
-        training_seconds=run.seconds,
-        onnx_file=onnx_path,
-        export=report,
+        seconds=run.seconds,
+        seed=config.seed,
+        parity_inputs=parity_images(data),
+        test=mnist_test_split(data, split, dataset),
+        store=store,
     )
-    return publish(trained, mnist_test_split(data, split, dataset), store)
 
 
 # --- The experiment -------------------------------------------------------------------------------
@@ -446,7 +435,7 @@ def train(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
         if CNN_NAME in variants:
             limit_tensorflow_threads(threads)
             cnn_config = replace(PUBLISHED_CNN, seed=run.seed, epochs=run.epochs or PUBLISHED_CNN.epochs)
-            cards.append(publish_cnn(experiment, data, dataset, split, cnn_config, run.store, workdir))
+            cards.append(publish_cnn(experiment, data, dataset, split, cnn_config, run.store))
     for family in {s.model for s in studies}:
         spent = sum(s.seconds for s in studies if s.model == family)
         notes[family] = (f"{family}: its studies took {spent:.0f} s together on {threads} thread(s) of a 2-core machine "

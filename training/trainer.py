@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from digit_contract.card import DatasetInfo, EpochRecord, Hyperparameters, ModelCard
-from digit_contract.inputs import MNIST_INPUT, NUM_CLASSES
-from digit_contract.store import CARD_FILE, MODEL_FILE, publish_version
+from digit_contract.inputs import NUM_CLASSES
 from training.augment import augmenter
 from training.data import VALIDATION_FRACTION, Mnist, RawSplit, as_model_input
 from training.experiments import Experiment, ExperimentRun, experiment_of, write_record
-from training.export import PARITY_MIN_IMAGES, convert_to_onnx, verify_export
-from training.publish import TestSplit, TrainedModel, card_for
+from training.export import PARITY_MIN_IMAGES
+from training.publish import TestSplit, history_records, publish_keras
 from training.variants import VARIANTS_BY_NAME, VariantSpec, build_model
 
 if TYPE_CHECKING:
@@ -83,17 +82,7 @@ def fit_variant(spec: VariantSpec, data: Mnist, config: TrainingConfig) -> tuple
         h = _fit_augmented(model, spec.augmentation, data, y_train, (x_val, y_val), config)
     # The wall time includes generating the augmented images: it is part of this protocol's cost.
     seconds = time.perf_counter() - started
-    history = [
-        EpochRecord(
-            epoch=i + 1,
-            loss=float(h["loss"][i]),
-            accuracy=float(h["accuracy"][i]),
-            val_loss=float(h["val_loss"][i]),
-            val_accuracy=float(h["val_accuracy"][i]),
-        )
-        for i in range(config.epochs)
-    ]
-    return model, history, seconds
+    return model, history_records(h), seconds
 
 
 def _fit_augmented(
@@ -141,53 +130,6 @@ def parity_images(data: Mnist, count: int = PARITY_MIN_IMAGES) -> np.ndarray:
     return pool[:count]
 
 
-def export_and_card(
-    spec: VariantSpec,
-    model: keras.Model,
-    history: list[EpochRecord],
-    seconds: float,
-    data: Mnist,
-    config: TrainingConfig,
-    directory: Path,
-    version: int,
-) -> ModelCard:
-    """Write model.onnx and card.json into `directory` (a staging directory)."""
-    experiment = experiment_of(spec.name)
-    if experiment is None:
-        raise ValueError(f"{spec.name}: no experiment in training/experiments.py declares this variant")
-    onnx_path = directory / MODEL_FILE
-    convert_to_onnx(model, onnx_path)
-    trained = TrainedModel(
-        name=spec.name,
-        experiment=experiment.id,
-        architecture=spec.architecture,
-        framework="keras",
-        input=MNIST_INPUT,
-        description=spec.description,
-        hyperparameters=Hyperparameters(
-            hidden_units=spec.hidden_units,
-            dropout_rate=spec.dropout_rate,
-            noise_stddev=spec.noise_stddev,
-            optimizer="adam",
-            learning_rate=config.learning_rate,
-            loss="categorical_crossentropy",
-            batch_size=config.batch_size,
-            epochs=config.epochs,
-            validation_fraction=VALIDATION_FRACTION,
-            augmentation=spec.augmentation,
-        ),
-        parameter_count=int(model.count_params()),
-        seed=config.seed,
-        history=history,
-        training_seconds=seconds,
-        onnx_file=onnx_path,
-        export=verify_export(model, onnx_path, parity_images(data, config.parity_images)),
-    )
-    card = card_for(trained, mnist_test_split(data, experiment.split), version, onnx_path)
-    card.write(directory / CARD_FILE)
-    return card
-
-
 def mnist_test_split(data: Mnist, split: str, name: str = "mnist") -> TestSplit:
     """The test images of an MNIST-format dataset (`name`: mnist, or kmnist where seed 004 trains on it)
     as the MNIST models take them, with the dataset's card entry."""
@@ -207,25 +149,36 @@ def mnist_test_split(data: Mnist, split: str, name: str = "mnist") -> TestSplit:
 
 def train_and_publish(spec: VariantSpec, data: Mnist, config: TrainingConfig, store: Path) -> ModelCard:
     """Train, export, verify, evaluate and publish one variant as the next version in `store`."""
+    experiment = experiment_of(spec.name)
+    if experiment is None:
+        raise ValueError(f"{spec.name}: no experiment in training/experiments.py declares this variant")
     log.info("training %s (%s) for %d epochs, seed %d", spec.name, spec.description, config.epochs, config.seed)
     model, history, seconds = fit_variant(spec, data, config)
-    written: list[ModelCard] = []
-
-    def build(staging: Path, version: int) -> None:
-        written.append(export_and_card(spec, model, history, seconds, data, config, staging, version))
-
-    publish_version(store, spec.name, build)
-    card = written[0]
-    log.info(
-        "%s v%d: test accuracy %.4f (%d errors), loss %.4f, %.0f s",
-        spec.name,
-        card.version,
-        card.test_accuracy,
-        card.test_errors,
-        card.test_loss,
-        seconds,
+    return publish_keras(
+        model,
+        name=spec.name,
+        experiment=experiment.id,
+        architecture=spec.architecture,
+        description=spec.description,
+        hyperparameters=Hyperparameters(
+            hidden_units=spec.hidden_units,
+            dropout_rate=spec.dropout_rate,
+            noise_stddev=spec.noise_stddev,
+            optimizer="adam",
+            learning_rate=config.learning_rate,
+            loss="categorical_crossentropy",
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            validation_fraction=VALIDATION_FRACTION,
+            augmentation=spec.augmentation,
+        ),
+        history=history,
+        seconds=seconds,
+        seed=config.seed,
+        parity_inputs=parity_images(data, config.parity_images),
+        test=mnist_test_split(data, experiment.split),
+        store=store,
     )
-    return card
 
 
 def train_experiment(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
