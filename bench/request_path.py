@@ -23,7 +23,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from digit_contract.inputs import MNIST_INPUT, InputSpec
+from digit_contract.inputs import MNIST_INPUT, UCI_INPUT, InputSpec
 from digit_frontend import decode, pipeline
 from digit_frontend.structure import check_structure
 from service import model_inputs
@@ -31,7 +31,6 @@ from service import model_inputs
 UPLOADS = Path(__file__).resolve().parents[1] / "tests" / "data" / "uploads"
 MAX_PIXELS = 16_777_216
 INLINE_PIXELS = 128 * 128
-UCI = InputSpec(height=8, width=8, layout="flat", levels=17, encoding="uci-8x8")
 
 
 def header(data: bytes) -> None:
@@ -70,8 +69,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     runs = parser.parse_args().runs
     files = [p.read_bytes() for p in sorted(UPLOADS.iterdir()) if p.suffix != ".json"]
-    paths = {"header": header, "before": before, "mnist": now(MNIST_INPUT), "uci-8x8": now(UCI),
-             "both": now(MNIST_INPUT, UCI)}
+    paths = {"header": header, "before": before, "mnist": now(MNIST_INPUT), "uci-8x8": now(UCI_INPUT),
+             "both": now(MNIST_INPUT, UCI_INPUT)}
     print(f"{len(files)} uploads from {UPLOADS.name}/, thread CPU ms per upload (min of {runs} runs)")
     for name, path in paths.items():
         times = [cpu_ms(path, data, runs) for data in files]

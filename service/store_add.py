@@ -45,14 +45,19 @@ from digit_contract.card import (
     ModelCard,
     OnnxArtifact,
 )
-from digit_contract.inputs import IMAGE_SIDE, INPUT_NAME, MNIST_INPUT, NUM_CLASSES, OUTPUT_NAME, InputSpec
+from digit_contract.inputs import (
+    IMAGE_SIDE,
+    INPUT_NAME,
+    MNIST_INPUT,
+    NUM_CLASSES,
+    OUTPUT_NAME,
+    UCI_INPUT,
+    InputSpec,
+)
 from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, version_dir
 
 IMPORTED = "imported"
 """The card's experiment, framework and architecture of every model added by this command."""
-
-UCI_INPUT = InputSpec(height=8, width=8, layout="flat", levels=17, encoding="uci-8x8")
-"""The UCI 8x8 models' input: [N, 64], block counts 0-16 / 16 (as `digits8_*`'s cards)."""
 
 INPUT_SPECS: dict[str, InputSpec] = {
     "mnist": MNIST_INPUT,

@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from digit_contract.card import DatasetInfo, EpochRecord, Hyperparameters, ModelCard
-from digit_contract.inputs import INPUT_NAME, NUM_CLASSES, OUTPUT_NAME, InputSpec
+from digit_contract.inputs import INPUT_NAME, NUM_CLASSES, OUTPUT_NAME, UCI_INPUT, InputSpec
 from digit_contract.records import SearchTrial, SensitivityStudy, StudyPoint
 from training.experiments import Experiment, ExperimentRun, limit_tensorflow_threads, write_record
 from training.export import OPSET, PARITY_MIN_IMAGES, ExportMismatch, ExportReport, verify_onnx
@@ -49,9 +49,6 @@ if TYPE_CHECKING:
     from sklearn.neural_network import MLPClassifier
 
 log = logging.getLogger(__name__)
-
-UCI_INPUT = InputSpec(height=8, width=8, layout="flat", levels=17, encoding="uci-8x8")
-"""The 8x8 models' input: [N, 64] row-major, block counts 0-16 / 16."""
 
 DATASET_NAME = "uci-digits-8x8"
 TEST_SIZE = 0.2
