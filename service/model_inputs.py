@@ -7,7 +7,7 @@ it counts, picks the model, runs the work inline or in a worker thread, and reco
    reads its header, never its pixels. For a small request this happens on the event loop, where
    the header's pixel count decides whether decoding may run there too (`runs_inline`); the
    opened image is kept, so the header is parsed once whichever way the request then goes.
-2. **prepare** (`prepare_uploads`): decode and find the digit (`digit_frontend`, stages
+2. **prepare** (`prepare_upload`, once per upload): decode and find the digit (`digit_frontend`, stages
    1-5: the same robust front end for every model), then frame it once per input *encoding* the
    request's models need (`encode`): "mnist" as MNIST framed its digits (28x28), "uci-8x8" as the
    UCI set was made (32x32 bitmap, ink counted in 4x4 blocks: 8x8 counts 0-16).
