@@ -33,7 +33,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONTEXT = Path(__file__).resolve().parents[1]
+# Run as `python scripts/replay_dockerfile.py`, only scripts/ is on sys.path. The script always runs
+# from the checkout whose Dockerfile it replays, and bench.toolkit needs the standard library only,
+# so it can share the test harness's free_port under any interpreter, the project's venv or not.
+if str(CONTEXT) not in sys.path:
+    sys.path.insert(0, str(CONTEXT))
+from bench.toolkit import free_port  # noqa: E402
+
 SKIPPED_COMMANDS = ("useradd", "groupadd", "apt-get", "chown")
 
 
@@ -311,12 +317,6 @@ def multipart_png(png: bytes) -> bytes:
     out.write(b'--BOUNDARY\r\nContent-Disposition: form-data; name="file"; filename="one.png"\r\n')
     out.write(b"Content-Type: image/png\r\n\r\n" + png + b"\r\n--BOUNDARY--\r\n")
     return out.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def main() -> int:
