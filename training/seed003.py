@@ -236,7 +236,8 @@ def train(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
     champion = max(earlier, key=lambda t: t.validation_accuracy) if earlier else None
     if champion is not None and champion.validation_accuracy >= best.validation_accuracy:
         card = latest_card(run.store, NAME)
-        if card is None or card.hyperparameters.settings.get("search_trial") != champion.trial:
+        if (card is None or card.hyperparameters is None
+                or card.hyperparameters.settings.get("search_trial") != champion.trial):
             raise RuntimeError(f"the recorded winner, trial {champion.trial}, is not the published {NAME}")
         log.info("no new trial beats trial %d (%.4f): %s v%d stays", champion.trial, champion.validation_accuracy,
                  NAME, card.version)
