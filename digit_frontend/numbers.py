@@ -11,7 +11,7 @@ digit), so that any model of the zoo reads them. The steps:
    page) fitted through their centres. Digit-sized pieces off that line are counted, not read;
 3. **the strip**: the line cut out along its direction and scaled so its digits are `STRIP_DIGIT`
    px tall (the segmenter marks the strokes again there, at the size it saw in training);
-4. **digits** (`segment_strip`): pieces of one digit (a 5's flag, a broken stroke) are merged where
+4. **digits** (`strip_candidates`, `choose_digits`): pieces of one digit (a 5's flag, a broken stroke) are merged where
    they overlap across the line, measured along the writing's own slant; a piece much wider than
    its line's digits is two or more digits touching ("00"), cut at the emptiest columns;
 5. **groups**: a gap much wider than the digits' own spacing starts a new group ("12 500").

@@ -31,6 +31,8 @@ def record_of(card: ModelCard) -> ReplicateRun:
     best, last = card.peak_validation(), card.history[-1]
     if best is None or best.val_accuracy is None or last.val_accuracy is None or last.val_loss is None:
         raise ValueError(f"{card.name}: a replicate needs the validation figures of every epoch")
+    if card.seed is None or card.hyperparameters is None or card.training_seconds is None:
+        raise ValueError(f"{card.name}: a replicate is a model trained here (an imported card has no seed or settings)")
     return ReplicateRun(
         variant=card.name,
         seed=card.seed,

@@ -85,9 +85,14 @@ def results_table(cards: list[ModelCard], store: Path | None = None) -> str:
             f"| {name} | {100 * c.test_accuracy:.2f}% ({100 * row.test_accuracy_low:.2f}-{100 * row.test_accuracy_high:.2f}) "
             f"| {c.test_errors} | {c.test_loss:.4f} | {c.macro_avg.f1:.4f} | {_spread_text(spreads.get(c.name))} "
             f"| {calibration} | {c.parameter_count:,} | {peak_text} "
-            f"| {c.training_seconds / 60:.1f} min |"
+            f"| {_minutes(c.training_seconds)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _minutes(seconds: float | None) -> str:
+    """Training time for the table; an imported model's is not known."""
+    return "not known" if seconds is None else f"{seconds / 60:.1f} min"
 
 
 def _p(p: float | None) -> str:
@@ -245,8 +250,9 @@ def plot_seed_spread(cards: list[ModelCard], store: Path, path: Path) -> None:
             continue
         for x, card in enumerate(chosen):
             row, spread = rows[card.name], spreads[card.name]
+            epochs = card.hyperparameters.epochs if card.hyperparameters is not None else None
             runs = [r.test_accuracy for r in replicates.get(card.name, []) if r.seed != card.seed
-                    and r.epochs == card.hyperparameters.epochs]
+                    and r.epochs == epochs]
             ax.plot([x - 0.12] * 2, [100 * row.test_accuracy_low, 100 * row.test_accuracy_high], color="grey",
                     linewidth=3, alpha=0.5, label="served run, 95% CI" if x == 0 else None)
             ax.plot(x - 0.12, 100 * card.test_accuracy, "*", color="black", markersize=10,
@@ -321,7 +327,7 @@ def plot_robustness(record: RobustnessRecord, cards: list[ModelCard], path: Path
         ax.axis("off")
     # Seed 000's six: colour by regularisation, CNN solid, MLP dashed; the rest of the zoo: a colour
     # each, CNN dotted, MLP dash-dot.
-    colours = {"none": "tab:blue", "dropout": "tab:orange", "noise": "tab:green"}
+    colours = {"none": "tab:blue", "dropout": "tab:orange", "noise": "tab:green", "unknown": "tab:grey"}
     palette = ("black", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:grey")
     others = [c.name for c in cards if c.experiment != "regularisation" and any(c.name in k.accuracy for k in curves)]
     for ax, curve in zip(axes.flat, curves, strict=False):
@@ -335,8 +341,9 @@ def plot_robustness(record: RobustnessRecord, cards: list[ModelCard], path: Path
                 colour = palette[others.index(card.name) % len(palette)]
             else:
                 style = "-" if card.architecture == "cnn" else "--"
-                regularisation = ("dropout" if card.hyperparameters.dropout_rate
-                                  else "noise" if card.hyperparameters.noise_stddev else "none")
+                settings = card.hyperparameters
+                regularisation = ("unknown" if settings is None else "dropout" if settings.dropout_rate
+                                  else "noise" if settings.noise_stddev else "none")
                 colour = colours[regularisation]
             ax.plot(np.array(curve.strengths)[order], 100 * np.array(curve.accuracy[card.name])[order], style,
                     color=colour, marker="o", markersize=2.5, linewidth=1.2, label=card.name)
