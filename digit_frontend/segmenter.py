@@ -18,6 +18,7 @@ When no group is plausible (a blank page, a page edge alone, texture everywhere)
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -88,7 +89,11 @@ class InkSegmenter:
 
     @classmethod
     def from_store(cls, store: Path) -> InkSegmenter | None:
-        """The latest published segmenter in `store/frontend/ink_segmenter/`, or None when there is none."""
+        """The latest published segmenter in `store/frontend/ink_segmenter/`, or None when there is none.
+
+        Raises:
+            ValueError: its card is invalid, or its ONNX file is not the one the card describes.
+        """
         from digit_contract.frontend_card import FRONTEND_DIR, SEGMENTER_NAME, SegmenterCard
         from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, version_dir
 
@@ -98,6 +103,10 @@ class InkSegmenter:
             return None
         directory = version_dir(frontend, SEGMENTER_NAME, version)
         card = SegmenterCard.model_validate(json.loads((directory / CARD_FILE).read_text()))
+        # The network runs on every photo: run only the file that was trained, validated and carded.
+        digest = hashlib.sha256((directory / MODEL_FILE).read_bytes()).hexdigest()
+        if digest != card.onnx_sha256:
+            raise ValueError(f"{directory / MODEL_FILE} is not the file its card describes (SHA-256 {digest[:12]}...)")
         return cls(directory / MODEL_FILE, card.coarse_side, card.fine_side)
 
     def ink(self, grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:

@@ -62,3 +62,16 @@ def test_the_app_gives_the_front_end_back_when_it_stops(store: Path) -> None:
     with TestClient(create_app(make_settings(store))):
         assert FRONT_END.segmenter is not None
     assert FRONT_END.segmenter is before
+
+
+def test_a_segmenter_file_its_card_does_not_describe_is_not_run(
+    store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    swapped = tmp_path / "store"
+    shutil.copytree(store, swapped)
+    versions = sorted((swapped / "frontend" / "ink_segmenter").iterdir())
+    assert len(versions) >= 2, "the store keeps two versions of the segmenter"
+    shutil.copy2(versions[0] / "model.onnx", versions[-1] / "model.onnx")  # a valid network, not the carded one
+    with caplog.at_level(logging.ERROR), TestClient(create_app(make_settings(swapped))) as client:
+        assert method_of(client, PHOTO) == "mnist"
+    assert "is not the file its card describes" in caplog.text
