@@ -77,11 +77,11 @@ LOCKFLAGS = -q --python-version 3.11 --python-platform x86_64-manylinux_2_28 --n
 
 BENCH_STORE ?= model_store
 
-## Benchmark the service against its peers into bench/results/report.md (~11 min; apt-get install -y wrk first).
+## Benchmark the service against its peers into bench/results/report.md (about 20 min, as `python -m bench --help` says; apt-get install -y wrk first).
 bench: .venv/.installed .venv-serve/.installed
 	.venv/bin/python -m bench --store $(BENCH_STORE)
 
-## Every benchmark step in short runs (~2 min) into bench/results/quick/: checks the harness, not a result.
+## Every benchmark step in short runs (5-8 min) into bench/results/quick/: checks the harness, not a result.
 bench-quick: .venv/.installed .venv-serve/.installed
 	.venv/bin/python -m bench --store $(BENCH_STORE) --quick
 
