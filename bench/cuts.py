@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import subprocess
 import tarfile
@@ -30,7 +29,7 @@ from bench import footprint
 from bench.loadgen import LoadResult
 from bench.profile_path import KINDS, loads
 from bench.servers import RunningServer, ServerSpec
-from bench.toolkit import REPO, process_cpu_seconds, service_env
+from bench.toolkit import REPO, process_cpu_seconds, service_env, write_report
 
 EXPORTS = REPO / "bench" / "results" / "tmp"
 PACKAGES = ("service", "digit_contract", "digit_frontend", "training")
@@ -142,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     results = run(args.store, args.out, {"before": args.before, "after": args.after}, kinds=kinds,
                   seconds=args.seconds, rounds=args.rounds)
-    (args.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "report.md").write_text(render(results))
-    print(render(results))
+    write_report(args.out, results, render(results))
     return 0
 
 

@@ -36,7 +36,7 @@ from bench import footprint
 from bench.loadgen import run_load
 from bench.payloads import files_payload, load_digits, realistic_uploads
 from bench.servers import RunningServer, server_spec
-from bench.toolkit import REPO
+from bench.toolkit import REPO, write_report
 
 MB = 1024 * 1024
 ORT_SETTINGS = {
@@ -210,9 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     results = run(args.store, args.out, service=not args.skip_service, seconds=args.seconds)
-    (args.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "report.md").write_text(render(results))
-    print(render(results))
+    write_report(args.out, results, render(results))
     return 0
 
 

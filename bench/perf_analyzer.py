@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -36,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.toolkit import HOST, REPO, ServerFailed, free_port, service_process
+from bench.toolkit import HOST, REPO, ServerFailed, free_port, service_process, write_report
 
 VERSION = "2.60.0"
 WHEEL_PLATFORM = "manylinux_2_38_x86_64"
@@ -267,10 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = run(args.store, out, root=root, quick=args.quick)
     results["duration_s"] = round(time.monotonic() - started)
-    (out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
-    report = render(results)
-    (out / "report.md").write_text(report)
-    print(report)
+    write_report(out, results, render(results))
     # Skipping is an answer (the reason is in the report), not a failure of the command.
     return 0
 

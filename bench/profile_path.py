@@ -19,7 +19,6 @@ functions beside the buckets, so that a bucket's contents can be checked.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -37,7 +36,7 @@ from bench import footprint, v2
 from bench.loadgen import LoadResult, run_load
 from bench.payloads import files_payload, load_digits, realistic_uploads, upload_payload
 from bench.servers import RunningServer, server_spec
-from bench.toolkit import REPO, process_cpu_seconds
+from bench.toolkit import REPO, process_cpu_seconds, write_report
 
 PROFILE_VENV = REPO / ".venv-profile"
 UPLOAD_CONCURRENCY = 32
@@ -289,9 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = dict(item.split("=", 1) for item in args.set)
     args.out.mkdir(parents=True, exist_ok=True)
     results = run(args.store, args.out, seconds=args.seconds, rate=args.rate, kinds=kinds, settings=settings)
-    (args.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "report.md").write_text(render(results))
-    print(render(results))
+    write_report(args.out, results, render(results))
     return 0
 
 

@@ -13,6 +13,7 @@ Standard library only, so any interpreter can import it (the tests, the bench, t
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -25,7 +26,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -35,6 +36,15 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 class ServerFailed(RuntimeError):
     """The server exited, or did not become ready in time, or answered wrongly."""
+
+
+def write_report(out: Path, results: Mapping[str, Any], markdown: str) -> None:
+    """A benchmark's `report.json` (everything it measured) and `report.md` (the tables) under `out`,
+    and the tables on standard output."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "report.md").write_text(markdown)
+    print(markdown)
 
 
 def free_port() -> int:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import time
@@ -42,7 +41,7 @@ import numpy as np
 from bench import v2
 from bench.payloads import load_digits
 from bench.servers import RunningServer, ServerSpec
-from bench.toolkit import REPO, ServerFailed, free_port
+from bench.toolkit import REPO, ServerFailed, free_port, write_report
 
 TRITON_VENV = REPO / ".venv-triton"
 TRITON_REQUIREMENTS = Path(__file__).resolve().parent / "requirements-triton.txt"
@@ -250,10 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results = run(args.store, args.out, seconds=args.seconds, rounds=args.rounds)
     results["duration_s"] = round(time.monotonic() - started)
-    (args.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
-    report = render(results)
-    (args.out / "report.md").write_text(report)
-    print(report)
+    write_report(args.out, results, render(results))
     # Skipping is an answer (the reason is in the report), not a failure of the command.
     return 0
 

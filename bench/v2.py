@@ -45,7 +45,7 @@ import numpy.typing as npt
 from bench.loadgen import WRK_SCRIPT, _run_tool, parse_wrk
 from bench.payloads import load_digits
 from bench.servers import RunningServer, ServerSpec
-from bench.toolkit import REPO, free_port
+from bench.toolkit import REPO, free_port, write_report
 
 MODELS = ("cnn_augmented", "mlp")
 """The default upload model (a CNN: ~14k images/s on one core at any batch size) and the cheapest model
@@ -338,10 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     results = run(args.store, args.out, args.seconds, args.rounds)
-    (args.out / "report.json").write_text(json.dumps(results, indent=2) + "\n")
-    report = render(results)
-    (args.out / "report.md").write_text(report)
-    print(report)
+    write_report(args.out, results, render(results))
     return 0
 
 
