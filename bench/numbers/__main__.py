@@ -14,39 +14,26 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 
 from bench.numbers.compose import Layout, compose_number
+from bench.numbers.reading import onnx_reader
 from bench.realworld.render import render_upload
 from digit_contract.errors import NoInk
-from digit_contract.inputs import normalize_pixels
 from digit_frontend.numbers import read_number_image
-from digit_frontend.pipeline import PreparedImage, use_front_end
+from digit_frontend.pipeline import use_front_end
 from digit_frontend.segmenter import InkSegmenter
 from training.data import load_mnist
 from training.ink_scenes import render_scene
 
 CONDITIONS = ("canvas_black", "canvas_opaque", "scan_grey", "scan_colour", "photo_a")
 LENGTHS = (2, 3, 4, 5, 6)
-MODEL = Path("model_store/cnn_augmented/1/model.onnx")
 
-
-def reader(session: ort.InferenceSession) -> Any:
-    name, shape = session.get_inputs()[0].name, session.get_inputs()[0].shape
-
-    def read(images: Sequence[PreparedImage]) -> npt.NDArray[np.float32]:
-        pixels = normalize_pixels(np.stack([image.pixels for image in images]))
-        out: npt.NDArray[np.float32] = session.run(None, {name: pixels.reshape(len(images), *shape[1:])})[0]
-        return out
-
-    return read
 
 
 def render(number: npt.NDArray[np.uint8], condition: str, rng: np.random.Generator) -> bytes:
@@ -83,11 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-length", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--segmenter", action="store_true", help="find ink with the store's segmenter")
+    parser.add_argument("--data-dir", type=Path, default=None, help="MNIST directory (else MNIST_DIR, then the cache)")
     args = parser.parse_args(argv)
     use_front_end(InkSegmenter.from_store(Path("model_store")) if args.segmenter else None)
-    mnist = load_mnist(Path("/work/shared/datasets/mnist"), download=False)
+    mnist = load_mnist(args.data_dir, download=False)
     split = mnist.validation if args.split == "validation" else mnist.test
-    read = reader(ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"]))
+    read = onnx_reader()
     rng = np.random.default_rng(args.seed)
     records = []
     start = time.perf_counter()

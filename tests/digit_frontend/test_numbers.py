@@ -3,24 +3,21 @@ digits split, a slanted line followed; each digit framed as /predict frames one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator
 
 import cv2
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 import pytest
 
 from bench.numbers.compose import Layout, compose_number
+from bench.numbers.reading import onnx_reader
 from digit_contract.errors import NoInk
-from digit_contract.inputs import normalize_pixels
-from digit_frontend.numbers import FoundNumber, read_number_image, text_of
-from digit_frontend.pipeline import FRONT_END, PreparedImage, use_front_end
+from digit_frontend.numbers import FoundNumber, Reader, read_number_image, text_of
+from digit_frontend.pipeline import FRONT_END, use_front_end
 from tests.factories import encode
 from training.data import RawSplit
 
-MODEL = Path(__file__).resolve().parents[2] / "model_store" / "cnn_augmented" / "1" / "model.onnx"
 LIMIT = 6_000_000
 
 
@@ -34,16 +31,8 @@ def classical() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def reader() -> object:
-    session = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
-    name, shape = session.get_inputs()[0].name, session.get_inputs()[0].shape
-
-    def read(images: Sequence[PreparedImage]) -> npt.NDArray[np.float32]:
-        pixels = normalize_pixels(np.stack([image.pixels for image in images]))
-        out: npt.NDArray[np.float32] = session.run(None, {name: pixels.reshape(len(images), *shape[1:])})[0]
-        return out
-
-    return read
+def reader() -> Reader:
+    return onnx_reader()
 
 
 def first_of(mnist: RawSplit, text: str) -> list[npt.NDArray[np.uint8]]:
@@ -58,13 +47,13 @@ def scan(number: npt.NDArray[np.uint8], height: int = 60, pad: int = 40) -> byte
     return encode(255 - np.pad(big, pad))
 
 
-def read(data: bytes, reader: object) -> tuple[str, FoundNumber]:
-    found = read_number_image(data, max_pixels=LIMIT, read=reader)  # type: ignore[arg-type]
+def read(data: bytes, reader: Reader) -> tuple[str, FoundNumber]:
+    found = read_number_image(data, max_pixels=LIMIT, read=reader)
     assert found.probabilities is not None
     return text_of([int(d) for d in found.probabilities.argmax(axis=1)], found.groups), found
 
 
-def test_digits_come_in_reading_order_each_framed_as_predict_frames_one(mnist_test: RawSplit, reader: object) -> None:
+def test_digits_come_in_reading_order_each_framed_as_predict_frames_one(mnist_test: RawSplit, reader: Reader) -> None:
     number = compose_number(first_of(mnist_test, "2047"), Layout(), np.random.default_rng(0))
     text, found = read(scan(number), reader)
     assert text == "2047"
@@ -73,14 +62,14 @@ def test_digits_come_in_reading_order_each_framed_as_predict_frames_one(mnist_te
     assert all(d.pixels.shape == (28, 28) and d.pixels.max() == 255 for d in found.digits)
 
 
-def test_a_wide_gap_starts_a_new_group(mnist_test: RawSplit, reader: object) -> None:
+def test_a_wide_gap_starts_a_new_group(mnist_test: RawSplit, reader: Reader) -> None:
     number = compose_number(first_of(mnist_test, "12500"), Layout(groups=(2, 3)), np.random.default_rng(1))
     text, found = read(scan(number), reader)
     assert text == "12 500"
     assert found.groups == [0, 0, 1, 1, 1]
 
 
-def test_touching_digits_are_split(mnist_test: RawSplit, reader: object) -> None:
+def test_touching_digits_are_split(mnist_test: RawSplit, reader: Reader) -> None:
     number = compose_number(first_of(mnist_test, "300"), Layout(touching=frozenset({1})), np.random.default_rng(2))
     # The two zeros really are one stroke: one connected piece of ink.
     count, _ = cv2.connectedComponents((number > 127).astype(np.uint8))
@@ -90,7 +79,7 @@ def test_touching_digits_are_split(mnist_test: RawSplit, reader: object) -> None
 
 
 @pytest.mark.parametrize(("slant", "angle"), [(0.35, 0.0), (0.0, 20.0), (-0.2, -15.0)])
-def test_a_slanted_line_or_slanted_writing_is_followed(mnist_test: RawSplit, reader: object, slant: float,
+def test_a_slanted_line_or_slanted_writing_is_followed(mnist_test: RawSplit, reader: Reader, slant: float,
                                                       angle: float) -> None:
     number = compose_number(first_of(mnist_test, "4721"), Layout(slant=slant, angle=angle), np.random.default_rng(3))
     text, found = read(scan(number), reader)
@@ -103,7 +92,7 @@ def test_no_digit_is_no_ink() -> None:
         read_number_image(encode(np.full((200, 300), 255, np.uint8)), max_pixels=LIMIT)
 
 
-def test_a_lone_digit_is_a_one_digit_number(mnist_test: RawSplit, reader: object) -> None:
+def test_a_lone_digit_is_a_one_digit_number(mnist_test: RawSplit, reader: Reader) -> None:
     text, found = read(scan(compose_number(first_of(mnist_test, "7"), Layout(), np.random.default_rng(4))), reader)
     assert (text, len(found.digits)) == ("7", 1)
     # An MNIST image as it is stays one digit, passed through as /predict passes it.
@@ -111,7 +100,7 @@ def test_a_lone_digit_is_a_one_digit_number(mnist_test: RawSplit, reader: object
     assert (text, found.digits[0].method) == (str(mnist_test.labels[0]), "passthrough")
 
 
-def test_of_several_lines_the_one_nearest_the_centre_is_read(mnist_test: RawSplit, reader: object) -> None:
+def test_of_several_lines_the_one_nearest_the_centre_is_read(mnist_test: RawSplit, reader: Reader) -> None:
     rng = np.random.default_rng(5)
     lines = [compose_number(first_of(mnist_test, t), Layout(), rng) for t in ("19", "2047", "53")]
     width = max(line.shape[1] for line in lines)
