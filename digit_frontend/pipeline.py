@@ -34,7 +34,7 @@ from digit_contract.errors import NoInk
 from digit_contract.inputs import IMAGE_SIDE, normalize_pixels
 from digit_frontend.classical import UNIFORM_SPREAD, binarise, find_digit, ink_map, remove_lines, uniform_surround
 from digit_frontend.decode import Box, DecodedImage, decode_image
-from digit_frontend.framing import frame_digit, is_mnist_like, uci_blocks
+from digit_frontend.framing import frame_digit, is_mnist_like, outer_ring, uci_blocks
 from digit_frontend.segmenter import InkSegmenter
 
 BLANK_LEVEL = 40
@@ -242,8 +242,7 @@ def uci_digit(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | None:
     if k > 1 and int((blocks.max(axis=(1, 3)) - blocks.min(axis=(1, 3))).max()) > UCI_MAX_BLOCK_SPREAD:
         return None
     small = blocks.mean(axis=(1, 3))
-    ring = np.concatenate([small[0], small[-1], small[:, 0], small[:, -1]])
-    if float(np.median(ring)) >= 128:  # dark ink on a light page: the counts are ink, high
+    if float(np.median(outer_ring(small, 1))) >= 128:  # dark ink on a light page: the counts are ink, high
         small = 255.0 - small
     counts: npt.NDArray[np.uint8] = np.clip(np.rint(small * UCI_LEVELS / 255.0), 0, UCI_LEVELS).astype(np.uint8)
     if k > 1 and len(np.unique(counts)) < UCI_MIN_LEVELS:
