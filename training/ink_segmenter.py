@@ -23,6 +23,7 @@ MNIST's validation images are the validation set that every choice here was made
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import logging
@@ -78,6 +79,7 @@ def samples_of(scene: Scene, rng: np.random.Generator) -> list[tuple[NDArray[np.
     return [coarse, fine]
 
 
+@functools.lru_cache(maxsize=2)  # a worker renders many chunks of one split: read MNIST once
 def _writers(data_dir: Path | None, split: str) -> tuple[list[NDArray[np.uint8]], list[int]]:
     """Digits to draw, white on black: MNIST's training (or validation) images, plus for training
     the UCI training split and every installed handwriting font."""
