@@ -1,11 +1,13 @@
 """Tune the front end on validation data only: renderer A's scenes of MNIST's validation digits, end to end.
 
-    python -m bench.frontend_tuning --data-dir $MNIST_DIR [--scenes 600] [--model cnn_augmented]
+    python -m bench.frontend_tuning --data-dir $MNIST_DIR [--scenes 300] [--versions 1 2] [--model cnn_augmented]
 
 Each scene (`training.ink_scenes`, the segmenter's own renderer, drawn with digits it never trained
-on) is saved as a JPEG, read back through `digit_frontend.pipeline.prepare_image` with the learned
-and with the classical front end, and classified by one model of the store. It prints accuracy,
-refusals and confident mistakes for each front end, by the digit's share of the frame. This is the
+on; a fifth as many pages without a digit) is saved as a JPEG, read back through
+`digit_frontend.pipeline.prepare_image` with the classical rules and with each version of the
+segmenter in the store, and classified by one model of the store. It prints accuracy, refusals and
+confident mistakes for each front end, by the digit's share of the frame, and how many of the pages
+without a digit it refused. This is the
 set the segmenter's thresholds were chosen on; renderer B (`bench.renderer_b`) is never used for that.
 """
 
@@ -18,14 +20,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 
 from digit_contract.errors import ServiceError
+from digit_contract.frontend_card import FRONTEND_DIR, SEGMENTER_NAME
 from digit_contract.inputs import normalize_pixels
-from digit_contract.store import MODEL_FILE, latest_version, version_dir
+from digit_contract.store import MODEL_FILE, latest_version, list_versions, version_dir
 from digit_frontend.pipeline import prepare_image, use_front_end
 from digit_frontend.segmenter import InkSegmenter
-from training.data import load_mnist
+from training.data import RawSplit, load_mnist
 from training.ink_scenes import render_scene
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,49 +37,71 @@ SHARES = ((0.0, 0.1), (0.1, 0.2), (0.2, 1.01))
 """Digit height over the frame's shorter side: small, medium, large."""
 
 
+def render_uploads(validation: RawSplit, scenes: int, seed: int) -> tuple[list[bytes], list[int], list[float]]:
+    """`scenes` JPEG uploads of validation digits and a fifth as many pages without one (label -1), with
+    each digit's height over the frame's shorter side."""
+    rng = np.random.default_rng(seed)
+    uploads: list[bytes] = []
+    labels: list[int] = []
+    shares: list[float] = []
+    for k, index in enumerate(rng.choice(len(validation), scenes + scenes // 5, replace=False)):
+        blank = k >= scenes
+        digit = np.zeros_like(validation.images[index]) if blank else validation.images[index]
+        scene = render_scene(digit, int(validation.labels[index]), rng)
+        _, encoded = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        rows = np.flatnonzero(scene.ink.any(axis=1))
+        uploads.append(encoded.tobytes())
+        labels.append(-1 if blank else int(validation.labels[index]))
+        shares.append((rows[-1] - rows[0] + 1) / min(scene.image.shape) if len(rows) else 0.0)
+    return uploads, labels, shares
+
+
+def read_all(uploads: Sequence[bytes], session: ort.InferenceSession) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """Each upload's answer through the installed front end (-1: refused) and its confidence."""
+    answers, confidences = [], []
+    for data in uploads:
+        try:
+            pixels = prepare_image(data, max_pixels=50_000_000).pixels
+        except ServiceError:
+            answers.append(-1)
+            confidences.append(0.0)
+            continue
+        probabilities = session.run(None, {"image": normalize_pixels(pixels[None])})[0][0]
+        answers.append(int(np.argmax(probabilities)))
+        confidences.append(float(probabilities.max()))
+    return np.array(answers, np.int64), np.array(confidences, np.float64)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.frontend_tuning", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--store", type=Path, default=REPO / "model_store")
     parser.add_argument("--model", default="cnn_augmented")
-    parser.add_argument("--scenes", type=int, default=600)
+    parser.add_argument("--scenes", type=int, default=300, help="scenes with a digit (and a fifth as many without)")
     parser.add_argument("--seed", type=int, default=777)
+    parser.add_argument("--versions", type=int, nargs="*", default=None,
+                        help="segmenter versions to compare (default: every version in the store)")
     args = parser.parse_args(argv)
-    validation = load_mnist(args.data_dir, download=False).validation
-    rng = np.random.default_rng(args.seed)
-    uploads: list[bytes] = []
-    labels: list[int] = []
-    shares: list[float] = []
-    for index in rng.choice(len(validation), args.scenes, replace=False):
-        scene = render_scene(validation.images[index], int(validation.labels[index]), rng)
-        _, encoded = cv2.imencode(".jpg", scene.image, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        rows = np.flatnonzero(scene.ink.any(axis=1))
-        uploads.append(encoded.tobytes())
-        labels.append(int(validation.labels[index]))
-        shares.append((rows[-1] - rows[0] + 1) / min(scene.image.shape) if len(rows) else 0.0)
+    uploads, labels, shares = render_uploads(load_mnist(args.data_dir, download=False).validation, args.scenes, args.seed)
     version = latest_version(args.store, args.model)
     assert version is not None, f"no {args.model} in {args.store}"
     session = ort.InferenceSession(str(version_dir(args.store, args.model, version) / MODEL_FILE))
-    for kind in ("learned", "classical"):
-        use_front_end(InkSegmenter.from_store(args.store) if kind == "learned" else None)
-        answers, confidences, started = [], [], time.perf_counter()
-        for data in uploads:
-            try:
-                pixels = prepare_image(data, max_pixels=50_000_000).pixels
-            except ServiceError:
-                answers.append(-1)
-                confidences.append(0.0)
-                continue
-            probabilities = session.run(None, {"image": normalize_pixels(pixels[None])})[0][0]
-            answers.append(int(np.argmax(probabilities)))
-            confidences.append(float(probabilities.max()))
+    versions = args.versions if args.versions is not None else list_versions(args.store / FRONTEND_DIR, SEGMENTER_NAME)
+    for name, segmenter in [("classical", None)] + [(f"segmenter v{v}", InkSegmenter.from_store(args.store, v))
+                                                    for v in versions]:
+        use_front_end(segmenter)
+        started = time.perf_counter()
+        answer, confidence = read_all(uploads, session)
         ms = (time.perf_counter() - started) * 1000 / len(uploads)
-        answer, truth, confidence = np.array(answers), np.array(labels), np.array(confidences)
-        right, share = answer == truth, np.array(shares)
-        print(f"{kind:9s} accuracy {right.mean():.1%}  refused {(answer == -1).mean():.1%}  "
-              f"confidently wrong {((~right) & (answer >= 0) & (confidence >= 0.9)).mean():.1%}  ({ms:.1f} ms/upload)")
+        truth, share = np.array(labels), np.array(shares)
+        digit = truth >= 0
+        right = answer == truth
+        confident_wrong = (~right) & (answer >= 0) & (confidence >= 0.9)
+        print(f"{name:13s} accuracy {right[digit].mean():.1%}  refused {(answer[digit] == -1).mean():.1%}  "
+              f"confidently wrong {confident_wrong[digit].mean():.1%}  "
+              f"pages without a digit refused {(answer[~digit] == -1).mean():.0%}  ({ms:.1f} ms/upload)")
         for low, high in SHARES:
-            chosen = (share >= low) & (share < high)
+            chosen = digit & (share >= low) & (share < high)
             print(f"    digit {low:.0%}-{min(high, 1):.0%} of the frame: {right[chosen].mean():.1%} of {chosen.sum()}")
     return 0
 

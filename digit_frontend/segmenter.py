@@ -88,8 +88,9 @@ class InkSegmenter:
         self.path = model_path
 
     @classmethod
-    def from_store(cls, store: Path) -> InkSegmenter | None:
-        """The latest published segmenter in `store/frontend/ink_segmenter/`, or None when there is none.
+    def from_store(cls, store: Path, version: int | None = None) -> InkSegmenter | None:
+        """The latest (or the given) published segmenter in `store/frontend/ink_segmenter/`, or None
+        when there is none.
 
         Raises:
             ValueError: its card is invalid, or its ONNX file is not the one the card describes.
@@ -98,7 +99,7 @@ class InkSegmenter:
         from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, version_dir
 
         frontend = store / FRONTEND_DIR
-        version = latest_version(frontend, SEGMENTER_NAME)
+        version = version if version is not None else latest_version(frontend, SEGMENTER_NAME)
         if version is None:
             return None
         directory = version_dir(frontend, SEGMENTER_NAME, version)
