@@ -16,6 +16,11 @@ A scene is built in the order the physics happens:
 3. **light** (`light`): gradients, vignetting, soft and hard shadows, glare, flash, low light;
 4. **the camera** (`camera`): defocus or motion blur, sensor noise, JPEG compression.
 
+`render_scene(..., condition=...)` forces one of `CONDITIONS`, the failure modes an independent
+evaluation found renderer A had drawn too rarely (issue 21): faint thin pencil, spiral-binding
+loops, clean digits that fill the frame, small digits, hard shadows. Without a condition the
+scene is drawn exactly as before (the same random draws), so earlier validation figures reproduce.
+
 Scenes are greyscale at the front end's working size: the service decodes uploads to luma.
 The digits come from writers the evaluation never uses: MNIST's training images (not its last
 6,000, the validation split), the UCI training split and handwriting fonts.
@@ -37,6 +42,13 @@ Grey = NDArray[np.uint8]
 
 SCENE_SIDES = (256, 512)
 """Longest side of a rendered scene: the range the front end's working images span."""
+
+CONDITIONS = ("pencil", "spiral", "clean", "small", "shadow")
+"""Conditions `render_scene` can force (see its docstring)."""
+
+UCI_INK_GAIN = 1.6
+"""An 8x8 digit's block counts are ink where count / 16 * gain > 0.5 (a thin stroke covers only part of
+a block; `digit_frontend.pipeline.upscale_blocks` uses the same gain)."""
 
 FONT_DIRS = ("/usr/share/fonts/truetype", "/usr/share/fonts/opentype")
 """Where Debian's handwriting font packages install (see `training.ink_writers`)."""
@@ -114,6 +126,43 @@ def draw_printing(page: Float, rng: np.random.Generator, digit_height: float) ->
         cv2.line(page, (int(0.1 * width), y), (int(0.9 * width), y), rng.uniform(0.1, 0.5), int(rng.integers(1, 4)))
 
 
+def draw_spiral(page: Float, rng: np.random.Generator) -> str:
+    """A spiral binding along one edge of the page: punched holes and the wire loops through them.
+
+    The loops are rings (ellipses) that cross the page's edge, dark or shiny metal, with a highlight;
+    the surface shows through the holes. Returns the edge ("top", "bottom", "left" or "right").
+    """
+    height, width = page.shape
+    edge = str(rng.choice(["top", "bottom", "left", "right"], p=[0.35, 0.15, 0.35, 0.15]))
+    along = width if edge in ("top", "bottom") else height
+    step = max(6.0, along * rng.uniform(0.04, 0.09))
+    ring_long, ring_short = step * rng.uniform(0.7, 1.4), step * rng.uniform(0.25, 0.45)
+    depth = step * rng.uniform(0.35, 0.8)  # how far the holes sit inside the edge
+    wire = rng.uniform(0.05, 0.45)
+    thickness = max(1, round(step * rng.uniform(0.06, 0.16)))
+    hole = rng.uniform(0.02, 0.4)
+    tilt = rng.uniform(-25, 25)
+    for t in np.arange(rng.uniform(0.3, 1.0) * step, along - step * 0.3, step):
+        at_edge = 0.0 if edge in ("top", "left") else float((height if edge == "bottom" else width) - 1)
+        inside = depth if edge in ("top", "left") else -depth
+        if edge in ("top", "bottom"):
+            hole_xy, ring_xy, angle = (t, at_edge + inside), (t, at_edge + inside / 2), 90 + tilt
+        else:
+            hole_xy, ring_xy, angle = (at_edge + inside, t), (at_edge + inside / 2, t), tilt
+        centre = (int(hole_xy[0]), int(hole_xy[1]))
+        if rng.random() < 0.5:
+            cv2.circle(page, centre, max(1, int(step * rng.uniform(0.12, 0.22))), hole, -1)
+        else:
+            half = max(1, int(step * 0.15))
+            cv2.rectangle(page, (centre[0] - half, centre[1] - half), (centre[0] + half, centre[1] + half), hole, -1)
+        axes = (max(2, int(ring_long / 2)), max(1, int(ring_short / 2)))
+        ring = (int(ring_xy[0]), int(ring_xy[1]))
+        cv2.ellipse(page, ring, axes, angle, 0, 360, wire, thickness)
+        if rng.random() < 0.5:  # the metal's highlight along half the loop
+            cv2.ellipse(page, ring, axes, angle, 200, 340, min(1.0, wire + rng.uniform(0.3, 0.6)), max(1, thickness // 2))
+    return edge
+
+
 def pen(rng: np.random.Generator, board: bool) -> tuple[str, float, float]:
     """A pen: its kind, how much light its ink lets through (0: opaque), and its grain."""
     if board:
@@ -144,6 +193,15 @@ def stroke(digit: Grey, height: int, width_frac: float) -> Float:
     inked = cv2.dilate(ridge, pen_disc)
     blurred: Float = cv2.GaussianBlur(inked.astype(np.float32), (0, 0), 0.6)
     return blurred
+
+
+def faint_pencil(ink: Float, rng: np.random.Generator) -> Float:
+    """A light, broken graphite line along `ink`: grainy, with short gaps where the pencil skipped."""
+    height, width = ink.shape
+    skips = smooth_noise(height, width, rng.uniform(2.0, 6.0), rng) > rng.uniform(0.35, 0.7)
+    faded = ink * np.where(skips, np.float32(rng.uniform(0.0, 0.35)), np.float32(1.0))
+    grainy: Float = (faded * np.clip(1.0 - rng.uniform(0.3, 0.6) * rng.random((height, width)), 0.0, 1.0)).astype(np.float32)
+    return grainy
 
 
 # -- 2. geometry -------------------------------------------------------------------------------
@@ -186,9 +244,9 @@ def surface(height: int, width: int, rng: np.random.Generator) -> Float:
 
 
 def place_page(page: Float, ink: Float, out_h: int, out_w: int, scale: float,
-               rng: np.random.Generator) -> tuple[Float, Float, Float]:
-    """The page and its ink warped into an `out_h` x `out_w` frame (rotation, perspective, `scale`,
-    position; possibly cut by the frame), with the page's coverage (1 on the page)."""
+               rng: np.random.Generator, path: Float | None = None) -> tuple[Float, Float, Float, Float]:
+    """The page, its ink and the pen's path (default: the ink) warped into an `out_h` x `out_w` frame
+    (rotation, perspective, `scale`, position; possibly cut by the frame), with the page's coverage."""
     page_h, page_w = page.shape
     angle = rng.normal(0.0, 8.0) if rng.random() < 0.8 else rng.uniform(-40, 40)
     centre_x = out_w / 2 + rng.uniform(-0.25, 0.25) * out_w
@@ -206,14 +264,16 @@ def place_page(page: Float, ink: Float, out_h: int, out_w: int, scale: float,
                                             borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
         return warped
 
-    return warp(page), warp(ink), warp(np.ones_like(page))
+    return warp(page), warp(ink), warp(np.ones_like(page)), warp(ink if path is None else path)
 
 
 # -- 3. light and 4. the camera ----------------------------------------------------------------
 
 
-def light(height: int, width: int, rng: np.random.Generator) -> tuple[Float, Float]:
-    """Multiplicative illumination and additive glare over the frame."""
+def light(height: int, width: int, rng: np.random.Generator,
+          hard_through: tuple[float, float] | None = None) -> tuple[Float, Float]:
+    """Multiplicative illumination and additive glare over the frame; with `hard_through`, a
+    hard-edged shadow (a phone's or a hand's) whose edge runs near that point (x, y)."""
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
     xs, ys = xs / width - 0.5, ys / height - 0.5
     theta = rng.uniform(0, 2 * math.pi)
@@ -226,6 +286,8 @@ def light(height: int, width: int, rng: np.random.Generator) -> tuple[Float, Flo
         softness = rng.choice([0.7, rng.uniform(0.01, 0.08) * max(height, width)])
         shade = cv2.GaussianBlur(shade, (0, 0), float(softness))
         gain *= 1.0 - rng.uniform(0.25, 0.65) * shade
+    if hard_through is not None:
+        gain *= 1.0 - rng.uniform(0.3, 0.75) * hard_shadow(height, width, hard_through, rng)
     gain *= rng.uniform(0.25, 1.25) if rng.random() < 0.3 else rng.uniform(0.8, 1.1)  # low light / exposure
     glare = np.zeros((height, width), np.float32)
     if rng.random() < 0.25:  # glare or a flash's hot spot: washes out whatever it covers
@@ -234,6 +296,23 @@ def light(height: int, width: int, rng: np.random.Generator) -> tuple[Float, Flo
         spot = np.exp(-(((xs + 0.5) * width - cx) ** 2 + ((ys + 0.5) * height - cy) ** 2) / (2 * radius**2))
         glare = rng.uniform(0.3, 1.2) * spot.astype(np.float32)
     return gain.astype(np.float32), glare
+
+
+def hard_shadow(height: int, width: int, through: tuple[float, float], rng: np.random.Generator) -> Float:
+    """1 in the shadow, 0 in the light: a straight or angled edge near `through`, blurred by 0-2 px."""
+    offset = rng.normal(0.0, 0.08) * min(height, width)
+    theta = rng.uniform(0, 2 * math.pi)
+    normal = np.array([math.cos(theta), math.sin(theta)])
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    side = (xs - through[0]) * normal[0] + (ys - through[1]) * normal[1] - offset
+    shade = (side > 0).astype(np.float32)
+    if rng.random() < 0.4:  # a corner (a phone's edge and end): a second edge cuts the shadow
+        theta2 = theta + rng.uniform(0.5, 2.0)
+        side2 = (xs - through[0]) * math.cos(theta2) + (ys - through[1]) * math.sin(theta2) - rng.normal(0.0, 0.2) * min(height, width)
+        shade *= (side2 > 0).astype(np.float32)
+    softness = float(rng.uniform(0.0, 2.0))
+    blurred: Float = cv2.GaussianBlur(shade, (0, 0), softness) if softness > 0.3 else shade
+    return blurred
 
 
 def camera(scene: Float, rng: np.random.Generator, digit_height: float) -> Grey:
@@ -263,8 +342,22 @@ def camera(scene: Float, rng: np.random.Generator, digit_height: float) -> Grey:
 # -- the scene ---------------------------------------------------------------------------------
 
 
-def render_scene(digit: Grey, label: int, rng: np.random.Generator) -> Scene:
-    """One upload of `digit` (white on black, any size) and its exact ink mask."""
+def render_scene(digit: Grey, label: int, rng: np.random.Generator, condition: str | None = None) -> Scene:
+    """One upload of `digit` (white on black, any size; an 8x8 digit is drawn as blocks) and its exact ink mask.
+
+    `condition` (one of `CONDITIONS`) forces: "pencil" a faint, thin, broken graphite line; "spiral"
+    a spiral binding's loops and holes along an edge, the digit often near it; "clean" the digit
+    filling most of a plain frame (`render_clean`); "small" a digit under 10% of the frame's height;
+    "shadow" a hard-edged shadow whose edge crosses the digit. The mask is the pen's path, so a
+    pencil's grain and gaps stay ink in it: the whole digit is the answer, not its visible fragments.
+
+    Raises:
+        ValueError: an unknown condition.
+    """
+    if condition is not None and condition not in CONDITIONS:
+        raise ValueError(f"unknown condition {condition!r}: expected one of {', '.join(CONDITIONS)}")
+    if condition == "clean":
+        return render_clean(digit, label, rng)
     long_side = int(rng.uniform(*SCENE_SIDES))
     aspect = rng.choice([1.0, 0.75, 4 / 3, 0.5625, 1.78]) if rng.random() < 0.9 else rng.uniform(0.4, 2.5)
     out_w, out_h = (long_side, max(32, int(long_side * aspect))) if aspect <= 1 else (max(32, int(long_side / aspect)), long_side)
@@ -276,18 +369,41 @@ def render_scene(digit: Grey, label: int, rng: np.random.Generator) -> Scene:
     # under 10% of the frame are the hard case, so the height is sampled log-uniformly down to 4%.
     scale = 1.0 if flat else rng.uniform(0.3, 1.15) * min(out_w / page_w, out_h / page_h)
     seen_height = float(np.exp(rng.uniform(math.log(0.04), math.log(0.55))) * min(out_h, out_w))
+    if condition == "small":  # under 10% of the frame, in the larger working images
+        seen_height = float(np.exp(rng.uniform(math.log(0.03), math.log(0.1))) * min(out_h, out_w))
     digit_height = max(10.0, seen_height) / scale  # in page pixels
     draw_printing(page, rng, digit_height)
+    binding = draw_spiral(page, rng) if condition == "spiral" else None
     kind_of_pen, transmit, grain = pen(rng, board)
     width_frac = {"marker": rng.uniform(0.08, 0.18), "chalk": rng.uniform(0.06, 0.14)}.get(kind_of_pen, rng.uniform(0.025, 0.1))
+    if condition == "pencil":  # graphite: light grey, thin, and the contrast low
+        board, transmit, grain, width_frac = False, rng.uniform(0.5, 0.82), 0.0, rng.uniform(0.012, 0.035)
+        if kind == "board":
+            page[:] = np.clip(page + rng.uniform(0.5, 0.7), 0.0, 1.0)
     ink = stroke(digit, max(8, int(digit_height)), width_frac)
+    # The pen's path is the answer: a thin line's blurred peak may stay under 0.5, a pencil's grain too.
+    path = np.clip(ink / max(float(ink.max()), 1e-6), 0.0, 1.0)
+    if condition == "pencil":
+        ink = faint_pencil(ink, rng)
     # Where on the page: mostly near the middle of what will be seen, sometimes anywhere.
     spread = 0.15 if rng.random() < 0.7 else 0.4
     top = int(np.clip(page_h / 2 - ink.shape[0] / 2 + rng.normal(0, spread) * page_h, 0, max(0, page_h - ink.shape[0])))
     left = int(np.clip(page_w / 2 - ink.shape[1] / 2 + rng.normal(0, spread) * page_w, 0, max(0, page_w - ink.shape[1])))
+    if binding is not None and rng.random() < 0.5:  # the digit written close to the binding
+        gap = int(rng.uniform(0.05, 0.2) * min(page_h, page_w))
+        if binding == "top":
+            top = gap
+        elif binding == "bottom":
+            top = max(0, page_h - ink.shape[0] - gap)
+        elif binding == "left":
+            left = gap
+        else:
+            left = max(0, page_w - ink.shape[1] - gap)
     ink_page = np.zeros_like(page)
+    path_page = np.zeros_like(page)
     h, w = min(ink.shape[0], page_h - top), min(ink.shape[1], page_w - left)
     ink_page[top : top + h, left : left + w] = ink[:h, :w]
+    path_page[top : top + h, left : left + w] = path[:h, :w]
     if grain > 0:
         ink_page *= np.clip(1.0 - grain * rng.random(ink_page.shape).astype(np.float32) * 1.5, 0.0, 1.0)
     if board:  # chalk is lighter than the board
@@ -295,18 +411,79 @@ def render_scene(digit: Grey, label: int, rng: np.random.Generator) -> Scene:
     else:
         reflect = (page * (1.0 - ink_page * (1.0 - transmit))).astype(np.float32)
     if flat:
-        scene_page, scene_ink, coverage = reflect, ink_page, np.ones_like(page)
-        scene_page, scene_ink = scene_page[:out_h, :out_w], scene_ink[:out_h, :out_w]
+        scene_page, scene_path = reflect[:out_h, :out_w], path_page[:out_h, :out_w]
     else:
-        scene_page, scene_ink, coverage = place_page(reflect, ink_page, out_h, out_w, scale, rng)
+        scene_page, _, coverage, scene_path = place_page(reflect, ink_page, out_h, out_w, scale, rng, path_page)
         scene_page = scene_page + (1.0 - coverage) * surface(out_h, out_w, rng)
-    gain, glare = light(out_h, out_w, rng) if not flat or rng.random() < 0.3 else (np.ones((out_h, out_w), np.float32), 0.0)
+    through = None
+    if condition == "shadow":  # the shadow's edge across the digit (or the frame's middle on a blank page)
+        points = cv2.findNonZero((scene_path > 0.5).astype(np.uint8))
+        through = tuple(points.reshape(-1, 2).mean(axis=0)) if points is not None else (out_w / 2, out_h / 2)
+    if through is not None:
+        gain, glare = light(out_h, out_w, rng, hard_through=through)
+    else:
+        gain, glare = light(out_h, out_w, rng) if not flat or rng.random() < 0.3 else (np.ones((out_h, out_w), np.float32), 0.0)
     scene = scene_page * gain + glare
     if rng.random() < 0.1:  # white ink on a dark background, as a negative or a dark-mode canvas
         scene = 1.0 - scene
     image = camera(scene.astype(np.float32), rng, digit_height)
-    mask = (scene_ink > 0.5).astype(np.uint8)
+    mask = (scene_path > 0.5).astype(np.uint8)
     return Scene(image, mask, label)
+
+
+def render_clean(digit: Grey, label: int, rng: np.random.Generator) -> Scene:
+    """A clean digit filling 55-95% of a plain frame: an upscaled image as a user exports or scans it.
+
+    An 8x8 digit (UCI block counts scaled to 0-255) is drawn as blocks, nearest or smoothed; any
+    other digit as its own grey strokes. Dark on light, or (a third) light on dark.
+    """
+    long_side = int(rng.uniform(160, 448))
+    aspect = 1.0 if rng.random() < 0.6 else rng.uniform(0.7, 1.4)
+    out_w, out_h = (long_side, max(32, int(long_side * aspect))) if aspect <= 1 else (max(32, int(long_side / aspect)), long_side)
+    height = int(rng.uniform(0.55, 0.95) * min(out_h, out_w))
+    src_h, src_w = digit.shape
+    size = (max(1, min(out_w, round(src_w * height / src_h))), max(1, height))
+    blocky = digit.shape == (8, 8)
+    resample = cv2.INTER_NEAREST if blocky and rng.random() < 0.6 else cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC
+    grey = np.clip(cv2.resize(digit.astype(np.float32) / 255.0, size, interpolation=resample), 0.0, 1.0)
+    # The mask: a block with a thin stroke through it is ink (the UCI gain); a smooth digit at half its level.
+    truth = np.clip(cv2.resize(digit.astype(np.float32) / 255.0, size, interpolation=cv2.INTER_NEAREST if blocky else cv2.INTER_LINEAR)
+                    * (UCI_INK_GAIN if blocky else 1.0), 0.0, 1.0)
+    ink, path = np.zeros((out_h, out_w), np.float32), np.zeros((out_h, out_w), np.float32)
+    top = int(rng.uniform(0, out_h - size[1] + 1))
+    left = int(rng.uniform(0, out_w - size[0] + 1))
+    ink[top : top + size[1], left : left + size[0]] = grey
+    path[top : top + size[1], left : left + size[0]] = truth
+    paper, dark = rng.uniform(0.8, 1.0), rng.uniform(0.0, 0.25)
+    scene = paper - (paper - dark) * ink
+    if rng.random() < 0.33:
+        scene = 1.0 - scene
+    scene = scene + rng.normal(0.0, rng.uniform(0.0, 0.02), scene.shape).astype(np.float32)
+    pixels: Grey = np.clip(scene * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5:
+        ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, int(rng.uniform(60, 96))])
+        decoded = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE) if ok else None
+        if decoded is not None:
+            pixels = np.asarray(decoded, np.uint8)
+    return Scene(pixels, (path > 0.5).astype(np.uint8), label)
+
+
+def uci_like(digit: Grey) -> Grey:
+    """A white-on-black digit as the UCI set records it: its box fitted to 32x32, counted in 4x4 blocks
+    (0-16), scaled to 0-255 as an 8x8 image. Validation digits drawn as UCI writers' blocks."""
+    rows, cols = np.flatnonzero(digit.max(axis=1) > 60), np.flatnonzero(digit.max(axis=0) > 60)
+    if not len(rows):
+        return np.zeros((8, 8), np.uint8)
+    box = digit[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    scale = 32.0 / max(box.shape)
+    size = (max(1, min(32, round(box.shape[1] * scale))), max(1, min(32, round(box.shape[0] * scale))))
+    bitmap = np.zeros((32, 32), np.float32)
+    fitted = cv2.resize(box.astype(np.float32) / 255.0, size, interpolation=cv2.INTER_AREA) > 0.35
+    top, left = (32 - size[1]) // 2, (32 - size[0]) // 2
+    bitmap[top : top + size[1], left : left + size[0]] = fitted
+    counts = bitmap.reshape(8, 4, 8, 4).sum(axis=(1, 3))
+    blocks: Grey = np.clip(counts / 16.0 * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return blocks
 
 
 # -- the writers -------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from digit_contract.frontend_card import SEGMENTER_NAME, SegmenterCard, Segmente
 from digit_contract.store import CARD_FILE, MODEL_FILE, publish_version
 from digit_frontend.pipeline import upscale_blocks
 from digit_frontend.segmenter import crop_square, normalise, pad_square
-from training.ink_scenes import Scene, font_digit, font_files, render_scene
+from training.ink_scenes import CONDITIONS, Scene, font_digit, font_files, render_scene, uci_like
 from training.ink_writers import uci_split
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,11 @@ FINE_SIDE = 96
 
 FINE_MARGIN = (1.25, 2.2)
 """A fine crop's side over the digit's longest side: from tight to loose, as a coarse find lands."""
+
+CONDITION_SHARE = 0.5
+"""Share of scenes that force one of renderer A's `CONDITIONS` (equally often each); the rest are drawn
+at random as for versions 1 and 2. The conditions are the failure modes an independent evaluation
+found A had drawn too rarely (issue 21)."""
 
 INPUT_NAME, OUTPUT_NAME = "image", "ink"
 OPSET = 17
@@ -95,11 +100,19 @@ def _writers(data_dir: Path | None, split: str) -> tuple[list[NDArray[np.uint8]]
     return images, labels
 
 
+@functools.lru_cache(maxsize=1)
+def _uci_blocks() -> tuple[list[NDArray[np.uint8]], list[int]]:
+    """The UCI training split as 8x8 images (block counts scaled to 0-255), for clean frame-filling scenes."""
+    blocks, labels = uci_split("train")
+    return [np.clip(b / 16.0 * 255.0 + 0.5, 0, 255).astype(np.uint8) for b in blocks], [int(v) for v in labels]
+
+
 def _render_chunk(task: tuple[int, int, str, Path | None]) -> tuple[NDArray[np.uint8], NDArray[np.uint8], int]:
     """Render `count` scenes (seeded by `seed`) into stacked coarse and fine samples."""
     seed, count, split, data_dir = task
     rng = np.random.default_rng(seed)
     images, labels = _writers(data_dir, split)
+    uci_blocks, uci_labels = _uci_blocks() if split == "train" else ([], [])
     fonts = font_files() if split == "train" else []
     xs_coarse: list[NDArray[np.uint8]] = []
     ys_coarse: list[NDArray[np.uint8]] = []
@@ -113,7 +126,16 @@ def _render_chunk(task: tuple[int, int, str, Path | None]) -> tuple[NDArray[np.u
         else:
             index = int(rng.integers(len(images)))
             digit_image, label = images[index], labels[index]
-        scene = render_scene(np.zeros_like(digit_image) if blank else digit_image, label, rng)
+        condition = str(rng.choice(CONDITIONS)) if rng.random() < CONDITION_SHARE else None
+        if condition == "clean":  # UCI's writers as 8x8 blocks, or any digit counted into blocks, or as drawn
+            pick = rng.random()
+            if uci_blocks and pick < 0.5:
+                index = int(rng.integers(len(uci_blocks)))
+                digit_image, label = uci_blocks[index], uci_labels[index]
+            elif pick < 0.75:
+                digit_image = uci_like(digit_image)
+        empty = np.zeros_like(digit_image)
+        scene = render_scene(empty if blank else digit_image, label, rng, condition)
         for i, (x, y) in enumerate(samples_of(scene, rng)):
             (xs_coarse if i == 0 else xs_fine).append(x)
             (ys_coarse if i == 0 else ys_fine).append(y)
