@@ -377,7 +377,9 @@ def render_scene(digit: Grey, label: int, rng: np.random.Generator, condition: s
     kind_of_pen, transmit, grain = pen(rng, board)
     width_frac = {"marker": rng.uniform(0.08, 0.18), "chalk": rng.uniform(0.06, 0.14)}.get(kind_of_pen, rng.uniform(0.025, 0.1))
     if condition == "pencil":  # graphite: light grey, thin, and the contrast low
-        board, transmit, grain, width_frac = False, rng.uniform(0.5, 0.82), 0.0, rng.uniform(0.012, 0.035)
+        board, transmit, grain = False, rng.uniform(0.5, 0.82), 0.0
+        # Thin, yet about a pixel of the frame at least: thinner, it is no line the camera could record.
+        width_frac = max(rng.uniform(0.012, 0.035), rng.uniform(0.9, 1.4) / max(10.0, seen_height))
         if kind == "board":
             page[:] = np.clip(page + rng.uniform(0.5, 0.7), 0.0, 1.0)
     ink = stroke(digit, max(8, int(digit_height)), width_frac)
