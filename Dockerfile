@@ -49,6 +49,6 @@ USER 10001:10001
 # 8001: the Open Inference Protocol's gRPC port, served when DIGITS_GRPC_PORT=8001 is set.
 EXPOSE 8000 8001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "service.healthcheck"]
+    CMD ["python", "-m", "service.server.healthcheck"]
 # Exec form: the server is PID 1 and gets SIGTERM directly (graceful shutdown).
 CMD ["python", "-m", "service"]

@@ -8,10 +8,10 @@ Three parts, each figure from a fresh process (so no part inherits another's hea
 1. **imports**: RSS after each layer the worker imports (numpy, Pillow, OpenCV, ONNX Runtime, the web
    stack, prometheus_client, the whole service), split into file-backed pages (shared libraries'
    code: the same pages in every worker of a machine) and anonymous ones (each worker's own);
-2. **models**: every model of the store opened as the service opens it (service.sessions), one by
+2. **models**: every model of the store opened as the service opens it (service.models.sessions), one by
    one, with the RSS each adds, then each run once at batch 1, 64 and 1,024 (the arenas grow on
    first use); the same for ONNX Runtime's settings that bear on memory: one arena per session
-   instead of the shared one (service.sessions.SHARED_CPU_ARENA), the CPU arena off
+   instead of the shared one (service.models.sessions.SHARED_CPU_ARENA), the CPU arena off
    (`enable_cpu_mem_arena`), memory patterns off (`enable_mem_pattern`), weight prepacking off
    (`session.disable_prepacking`), and all three;
 3. **service**: `python -m service`, one worker: RSS when ready, its peak during a wrk run of 12 MP
@@ -66,7 +66,7 @@ if part == "imports":
     steps = [("numpy", "import numpy"), ("Pillow", "import PIL.Image, PIL.PngImagePlugin, PIL.JpegImagePlugin"),
              ("OpenCV", "import cv2"), ("ONNX Runtime", "import onnxruntime"),
              ("FastAPI, Starlette, pydantic, uvicorn", "import fastapi, uvicorn, uvicorn.protocols.http.httptools_impl"),
-             ("prometheus_client", "import prometheus_client"), ("the service (every module)", "import service.app")]
+             ("prometheus_client", "import prometheus_client"), ("the service (every module)", "import service.server.app")]
     for name, statement in steps:
         exec(statement)
         out[name] = memory()
@@ -75,8 +75,8 @@ elif part == "models":
     import numpy as np
     import onnxruntime as ort
     from digit_contract.store import latest_cards
-    from service import sessions
-    from service.sessions import create_onnx_session
+    from service.models import sessions
+    from service.models.sessions import create_onnx_session
     out["imports"] = memory()
     store, settings = Path(argument["store"]), argument["settings"]
     sessions.SHARED_CPU_ARENA = settings.get("shared", True)

@@ -54,24 +54,24 @@ class Bucket:
 
 
 BUCKETS = (
-    Bucket("model inference (ONNX Runtime)", r"onnxruntime/|run \(service/sessions\.py"),
+    Bucket("model inference (ONNX Runtime)", r"onnxruntime/|run \(service/models/sessions\.py"),
     Bucket("image decode (Pillow, OpenCV imdecode)", r"digit_frontend/decode\.py|\bPIL/"),
-    Bucket("image preparation (digit_frontend)", r"digit_frontend/|service/model_inputs\.py"),
+    Bucket("image preparation (digit_frontend)", r"digit_frontend/|service/inference/preparation\.py"),
     Bucket("multipart parsing", r"multipart/|starlette/formparsers\.py|_get_form|form \(starlette"),
     Bucket("logging (access log, log records)", r"\blogging/|uvicorn/logging\.py"),
     # The metrics middleware wraps every request: only prometheus_client's work, and the service's
     # recording code as the innermost frame, are the metrics' own cost.
     Bucket("metrics (prometheus_client)", r"prometheus_client/"),
-    Bucket("metrics (the service's recording code)", r"service/(metrics|latency)\.py", leaf_only=True),
+    Bucket("metrics (the service's recording code)", r"service/observability/(metrics|latency)\.py", leaf_only=True),
     Bucket("V2 request decoding (JSON header, tensors)",
            r"inference_protocol/(rest_codec|tensors)\.py|orjson|json/decoder\.py|loads \(json"),
     Bucket("answer encoding (JSON, pydantic, V2 binary)",
            r"(render|init_headers|__init__) \(starlette/responses|fastapi/encoders\.py|serialize_response|pydantic|"
            r"json/encoder\.py|dumps \(json|service/schemas\.py"),
-    Bucket("model lookup (registry, ranking)", r"service/registry\.py|digit_contract/ranking\.py"),
-    Bucket("batcher and data plane", r"service/(dataplane|batching)\.py|inference_protocol/(plane|serving)\.py"),
+    Bucket("model lookup (registry, ranking)", r"service/models/registry\.py|digit_contract/ranking\.py"),
+    Bucket("batcher and data plane", r"service/inference/dataplane\.py|inference_protocol/(plane|serving|batching)\.py"),
     Bucket("thread hop (thread pool, futures)", r"concurrent/futures|anyio/|run_in_executor|threading\.py|to_thread"),
-    Bucket("middleware (limits, headers, CORS)", r"service/(limits|headers)\.py|starlette/middleware|fastapi/middleware",
+    Bucket("middleware (limits, headers, CORS)", r"service/server/(limits|headers)\.py|starlette/middleware|fastapi/middleware",
            leaf_only=True),
     Bucket("routing and FastAPI (dependencies, validation)", r"fastapi/|starlette/(routing|requests|datastructures)\.py",
            leaf_only=True),

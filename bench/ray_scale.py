@@ -3,7 +3,7 @@
     .venv-ray/bin/python -m bench.ray_scale --store model_store      # ~3 min; writes bench/results/ray.md
 
 Runs in the Ray environment (`make test-ray` builds `.venv-ray` from requirements/ray.lock). A
-local Ray cluster (`--num-cpus`, default 2) serves `service.ray_serve`'s deployment with 1, then 2
+local Ray cluster (`--num-cpus`, default 2) serves `service.server.ray_serve`'s deployment with 1, then 2
 replicas; `python -m service` (uvicorn, the same app) with 1 and 2 workers is measured in the same
 run as the reference. Each configuration gets the same closed-loop load (wrk by default): single
 PNG uploads and single JSON-pixel requests to `/predict?model=cnn`, after a warm-up, in rounds that
@@ -73,10 +73,10 @@ def uvicorn_service(store: Path, workers: int, port: int) -> Iterator[str]:
 
 
 def ray_deployment(store: Path, replicas: int, port: int, max_ongoing: int | None) -> str:
-    """Deploy (or redeploy) `service.ray_serve` with `replicas`, wait until each is running."""
+    """Deploy (or redeploy) `service.server.ray_serve` with `replicas`, wait until each is running."""
     from ray import serve
 
-    from service import ray_serve
+    from service.server import ray_serve
     from service.settings import Settings
 
     settings = Settings(model_store=store, port=port, device="cpu")

@@ -1,4 +1,4 @@
-"""CPU time of one upload's per-request path (`service.model_inputs`), on the shipped user-style
+"""CPU time of one upload's per-request path (`service.inference.preparation`), on the shipped user-style
 uploads (tests/data/uploads: 3 files per condition of bench/realworld), one image per request.
 
     .venv/bin/python -m bench.request_path [--runs 15]
@@ -26,7 +26,7 @@ from PIL import Image
 from digit_contract.inputs import MNIST_INPUT, UCI_INPUT, InputSpec
 from digit_frontend import decode, pipeline
 from digit_frontend.structure import check_structure
-from service import model_inputs
+from service.inference import preparation
 
 UPLOADS = Path(__file__).resolve().parents[1] / "tests" / "data" / "uploads"
 MAX_PIXELS = 16_777_216
@@ -46,11 +46,11 @@ def before(data: bytes) -> None:
 
 def now(*specs: InputSpec) -> Callable[[bytes], None]:
     def run(data: bytes) -> None:
-        uploads = model_inputs.open_uploads([model_inputs.ImageFile(data)], max_pixels=MAX_PIXELS)
-        model_inputs.runs_inline(uploads, INLINE_PIXELS)
-        prepared = [model_inputs.prepare_upload(uploads[0], {spec.encoding for spec in specs})]
+        uploads = preparation.open_uploads([preparation.ImageFile(data)], max_pixels=MAX_PIXELS)
+        preparation.runs_inline(uploads, INLINE_PIXELS)
+        prepared = [preparation.prepare_upload(uploads[0], {spec.encoding for spec in specs})]
         for spec in specs:
-            model_inputs.model_batch(prepared, spec)
+            preparation.model_batch(prepared, spec)
 
     return run
 

@@ -31,7 +31,7 @@ from typing import IO, Any, Self
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-"""The service's multiprocess-metrics directory variable (service.metrics), never inherited."""
+"""The service's multiprocess-metrics directory variable (service.observability.metrics), never inherited."""
 
 
 class ServerFailed(RuntimeError):

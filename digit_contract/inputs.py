@@ -109,3 +109,18 @@ MNIST_INPUT = InputSpec(height=IMAGE_SIDE, width=IMAGE_SIDE, layout="nhwc", leve
 UCI_INPUT = InputSpec(height=8, width=8, layout="flat", levels=17, encoding="uci-8x8")
 """The input of the UCI 8x8 models (`digits8_*`, training/seed002.py): [N, 64] row-major, block
 counts 0-16 / 16."""
+
+
+ENCODING_SHAPES: dict[str, tuple[int, int]] = {"mnist": (IMAGE_SIDE, IMAGE_SIDE), "uci-8x8": (8, 8)}
+"""(height, width) of the image each encoding frames a digit into."""
+
+
+def check_encoding(spec: InputSpec) -> str | None:
+    """Why an upload cannot be prepared for `spec` (its size is not its encoding's), or None."""
+    shape = ENCODING_SHAPES.get(spec.encoding)
+    if shape is None:  # pragma: no cover - InputSpec allows only the encodings above
+        return f"input encoding {spec.encoding!r} is not one this service can prepare"
+    if spec.image_shape != shape:
+        return (f"input encoding {spec.encoding!r} frames digits in {shape[0]}x{shape[1]}, "
+                f"but the input is {spec.height}x{spec.width}")
+    return None

@@ -52,7 +52,7 @@ UCI_SIDE, UCI_LEVELS = 8, 16
 class FrontEnd:
     """What finds the digit in an opaque upload: the ink segmenter, or None for the classical rules.
 
-    One per process, set by `use_front_end` when the models load (`service.app`, the evaluation);
+    One per process, set by `use_front_end` when the models load (`service.server.app`, the evaluation);
     ONNX Runtime sessions are safe to run from several threads at once.
     """
 

@@ -14,7 +14,7 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from service.metrics import MULTIPROC_ENV
+from service.observability.metrics import MULTIPROC_ENV
 from service.settings import ENV_PREFIX, Device, LogLevel, Settings, describe_errors, unknown_variables
 
 
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["store"]:
-        from service.store_archive import main as store_main
+        from service.models.store_archive import main as store_main
 
         return store_main(arguments[1:])
     args = build_parser().parse_args(arguments)
@@ -75,13 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.workers > 1:
         _prepare_multiprocess_metrics()
 
-    from service.http_server import serve
+    from service.server.http_server import serve
 
     return serve(settings)
 
 
 def _prepare_multiprocess_metrics() -> None:
-    """Give the workers a fresh directory to share metric values through (see `service.metrics`)."""
+    """Give the workers a fresh directory to share metric values through (see `service.observability.metrics`)."""
     directory = os.environ.get(MULTIPROC_ENV)
     if directory:
         # Values of a previous run would be summed into this one's: start from empty.

@@ -1,6 +1,6 @@
 """Domain errors that carry their HTTP status as data, and the one JSON error body the service sends.
 
-Code below the routes raises these; `service.routes.errors` turns them (and FastAPI's own
+Code below the routes raises these; `service.api.error_handlers` turns them (and FastAPI's own
 validation and routing errors) into `{"error": "<message>", ...}` with the status of the class.
 This module imports no web framework, so the domain modules that raise these stay free of it
 (tests/service/test_layering.py checks it). No body ever holds a traceback, an exception's repr or a

@@ -18,7 +18,7 @@ from digit_contract.comparison_schemas import ModelComparison as ModelComparison
 from digit_contract.comparison_schemas import RegularisationEffect as RegularisationEffect
 from digit_contract.comparison_schemas import Unavailable as Unavailable
 from digit_contract.inputs import IMAGE_SIDE, MNIST_INPUT, NUM_CLASSES, InputSpec
-from service.model_checks import LatencyStats
+from service.observability.latency import LatencyStats
 
 # Strict: a JSON number only. Lax mode would take `true` as 1.0 and "0.5" as 0.5, which the schema
 # (type: number) does not allow and no well-behaved client sends.

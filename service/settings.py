@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.versions import parse_policies
+from service.models.versions import parse_policies
 
 ENV_PREFIX = "DIGITS_"
 
@@ -202,12 +202,12 @@ class Settings(BaseSettings):
     """Which versions of each model to load: `latest:N`, `all` or `specific:V,V,...`, for every
     model, with per-model entries after `;` (`latest:1; cnn=all; mlp=specific:1,3`). `/predict`,
     `/models` and requests without a version use each model's latest loaded version; the others
-    are reached with `/v2/models/{name}/versions/{v}` (`service.versions`)."""
+    are reached with `/v2/models/{name}/versions/{v}` (`service.models.versions`)."""
 
     batching: bool = False
     """Adaptive batching of the Open Inference Protocol's tensor requests (`/v2/.../infer` and
     gRPC `ModelInfer` with the FP32 `image` input): concurrent requests for one model are merged
-    into one model run (`service.batching`). Off by default; the README says when it pays."""
+    into one model run (`service.inference_protocol.batching`). Off by default; the README says when it pays."""
 
     batch_max_size: int = Field(default=256, ge=1, le=4096)
     """Most images in one merged batch (a single request larger than this still runs, alone)."""
@@ -220,7 +220,7 @@ class Settings(BaseSettings):
     """Most images waiting for a batch per model; a request beyond it gets 503 at once."""
 
     otlp_endpoint: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
-    """OpenTelemetry tracing (`service.tracing`): a collector's OTLP/HTTP base URL, e.g.
+    """OpenTelemetry tracing (`service.observability.tracing`): a collector's OTLP/HTTP base URL, e.g.
     `http://otel-collector:4318`; spans go to its `/v1/traces`. Unset, the default: no tracing.
     Needs the `otel` extra (`pip install 'digit-serving[otel]'`), which the serving image lacks."""
 

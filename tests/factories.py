@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import io
+import struct
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -103,3 +106,20 @@ def bar_digit(size: int = 280, *, ink: int = 0, paper: int = 255) -> npt.NDArray
     page = np.full((size, size), paper, dtype=np.uint8)
     page[size // 5 : size - size // 5, size // 2 - size // 20 : size // 2 + size // 20] = ink
     return page
+
+
+def write_idx_set(directory: Path, n_train: int = 50, n_test: int = 20, *, compress: bool = True, seed: int = 0) -> None:
+    """The four KMNIST/MNIST IDX files with random 28x28 images and labels."""
+    from training.data import FILES
+
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    for stem, n in zip(FILES, (n_train, n_train, n_test, n_test), strict=True):
+        if "images" in stem:
+            payload = struct.pack(">IIII", 0x803, n, 28, 28) + rng.integers(0, 256, (n, 28, 28), dtype=np.uint8).tobytes()
+        else:
+            payload = struct.pack(">II", 0x801, n) + rng.integers(0, 10, n, dtype=np.uint8).tobytes()
+        if compress:
+            (directory / f"{stem}.gz").write_bytes(gzip.compress(payload))
+        else:
+            (directory / stem).write_bytes(payload)

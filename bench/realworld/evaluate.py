@@ -47,7 +47,7 @@ from digit_contract.store import (
 from digit_frontend.pipeline import PreparedImage, prepare_image, use_front_end
 from digit_frontend.segmenter import InkSegmenter
 from service.errors import ServiceError
-from service.model_inputs import PreparedUpload, encode, model_batch
+from service.inference.preparation import PreparedUpload, encode, model_batch
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -197,7 +197,7 @@ FrontEndChoice = tuple[str, Path]
 
 
 def _init_worker(front_end: FrontEndChoice) -> None:
-    """One thread for OpenCV, and the front end the service would use (`service.front_end`)."""
+    """One thread for OpenCV, and the front end the service would use (`service.models.front_end`)."""
     import cv2
 
     cv2.setNumThreads(1)

@@ -21,13 +21,13 @@ from typing import Any
 from pydantic import SecretStr
 
 from digit_contract.store import scan_store
-from service.dataplane import input_spec
+from service.api.dependencies import check_bearer_token
 from service.errors import ModelNotFound, NotAuthorized, ServiceError
+from service.inference.dataplane import input_spec
 from service.inference_protocol.plane import MAX_BATCH, InferencePlane
 from service.inference_protocol.triton_config import model_config
-from service.registry import ModelRegistry
-from service.reloader import StoreReloader
-from service.routes.dependencies import check_bearer_token
+from service.models.registry import ModelRegistry
+from service.models.reloader import StoreReloader
 
 READY, UNAVAILABLE = "READY", "UNAVAILABLE"
 """Triton's model states in the repository index."""

@@ -49,7 +49,7 @@ from service.inference_protocol.tensors import (
     tensor_from_binary,
     tensor_from_values,
 )
-from service.tracing import request_span
+from service.observability.tracing import request_span
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from digit_contract.inputs import INPUT_NAME
-from service.dataplane import BatchRunner, DataPlane, Pixels, input_spec
 from service.errors import ModelNotFound
+from service.inference.dataplane import BatchRunner, DataPlane, Pixels, input_spec
+from service.inference.preparation import ImageFile
 from service.inference_protocol.errors import InvalidInferRequest, VersionNotFound
 from service.inference_protocol.statistics import InferenceStatistics, RequestTimer
 from service.inference_protocol.tensors import (
@@ -36,8 +37,7 @@ from service.inference_protocol.tensors import (
     model_inputs,
     single_input,
 )
-from service.model_inputs import ImageFile
-from service.registry import ServedModel
+from service.models.registry import ServedModel
 
 SERVER_NAME = "digit-serving"
 

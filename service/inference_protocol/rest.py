@@ -18,12 +18,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from service.api.request_inputs import upload_slot
 from service.errors import ErrorBody, ServiceError, describe_validation_errors
 from service.inference_protocol.errors import protocol_status
 from service.inference_protocol.plane import InferencePlane
 from service.inference_protocol.rest_codec import HEADER_LENGTH, decode_request, encode_response, parse_header_length
 from service.inference_protocol.tensors import check_version
-from service.routes.inputs import upload_slot
 
 
 class ProtocolRoute(APIRoute):
@@ -154,7 +154,7 @@ async def server_ready(request: Request) -> Response:
     monitor = getattr(request.app.state, "saturation", None)
     if monitor is not None:
         try:
-            monitor.check()  # a worker whose queue stays full is not ready either (service.limits)
+            monitor.check()  # a worker whose queue stays full is not ready either (service.server.limits)
         except ServiceError as exc:
             return _json({"ready": False, "error": exc.message}, status_code=503)
     if _plane(request).server_ready():

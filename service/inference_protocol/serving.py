@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.batching import Batcher
-from service.dataplane import DataPlane
+from service.inference.dataplane import DataPlane
 from service.inference_protocol import rest, rest_extensions
+from service.inference_protocol.batching import Batcher
 from service.inference_protocol.extensions import TritonExtensions
 from service.inference_protocol.plane import InferencePlane
 from service.settings import Settings

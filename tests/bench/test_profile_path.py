@@ -5,13 +5,13 @@ from __future__ import annotations
 from bench.profile_path import OTHER, bucket_of, read_raw, short_frame, summarise
 
 LOOP = "Runner.run (asyncio/runners.py:118)"
-MIDDLEWARE = "MetricsMiddleware.__call__ (service/metrics.py:210)"
+MIDDLEWARE = "MetricsMiddleware.__call__ (service/observability/metrics.py:210)"
 SEND = "RequestResponseCycle.send (uvicorn/protocols/http/httptools_impl.py:482)"
 
 
 def test_subsystem_anywhere_in_the_stack_wins_over_the_layers_around_it() -> None:
     # The metrics middleware wraps every request: its frame must not claim the inference under it.
-    stack = [LOOP, MIDDLEWARE, "DataPlane.infer (service/dataplane.py:300)", "Session.run (onnxruntime/capi/x.py:220)"]
+    stack = [LOOP, MIDDLEWARE, "DataPlane.infer (service/inference/dataplane.py:300)", "Session.run (onnxruntime/capi/x.py:220)"]
     assert bucket_of(stack) == "model inference (ONNX Runtime)"
 
 

@@ -98,7 +98,7 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_image_keeps_its_healthcheck_user_and_ports(image: str) -> None:
     config = json.loads(run(*BUILDAH, "inspect", "--type", "image", image))["Docker"]["config"]
-    assert config["Healthcheck"]["Test"] == ["CMD", "python", "-m", "service.healthcheck"]
+    assert config["Healthcheck"]["Test"] == ["CMD", "python", "-m", "service.server.healthcheck"]
     assert config["User"] == "10001:10001"
     assert set(config["ExposedPorts"]) == {"8000/tcp", "8001/tcp"}
 
@@ -141,7 +141,7 @@ def test_the_built_image_predicts_as_its_unprivileged_user_with_a_read_only_stor
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             (answer,) = json.load(response)
         assert answer["digit"] == 1
-        run(*chroot_run, "python", "-m", "service.healthcheck")  # the HEALTHCHECK's own command passes
+        run(*chroot_run, "python", "-m", "service.server.healthcheck")  # the HEALTHCHECK's own command passes
     finally:
         server.terminate()
         server.wait(timeout=30)

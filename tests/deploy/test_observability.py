@@ -31,7 +31,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.toolkit import free_port
-from service.app import create_app
+from service.server.app import create_app
 from tests.service.conftest import REPO, make_settings
 
 OBS = REPO / "deploy" / "observability"

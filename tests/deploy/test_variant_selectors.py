@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.test_manifests import DEPLOY, kustomize
+from tests.deploy.conftest import DEPLOY, kustomize
 
 SELECTING_KINDS = ("Service", "PodDisruptionBudget")
 

@@ -44,7 +44,7 @@ def test_the_contract_imports_neither_training_nor_the_service() -> None:
 def test_the_scan_sees_a_late_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The rule's own check can fail: an import inside a function is found.
     (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "late.py").write_text("def f():\n    from service.comparison import compare_models\n")
+    (tmp_path / "pkg" / "late.py").write_text("def f():\n    from service.inference.comparison import compare_models\n")
     monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
     assert offenders("pkg", {"service"}) == ["pkg/late.py imports service"]
 

@@ -14,7 +14,7 @@ import tritonclient.http as httpclient
 from fastapi.testclient import TestClient
 
 from bench.toolkit import free_port
-from service.app import create_app
+from service.server.app import create_app
 from tests.service.conftest import REPO, SAMPLE_DIR, make_settings, seed_store
 from tests.service.live_server import LiveServer, live_server
 from training.data import TEST_IMAGES, TEST_LABELS, RawSplit, load_split

@@ -13,10 +13,10 @@ import onnxruntime as ort
 import pytest
 
 from digit_contract.store import version_dir
-from service.app import create_app
-from service.batching import Batcher, BatchQueueFull
 from service.errors import InvalidInput
-from service.registry import ServedModel
+from service.inference_protocol.batching import Batcher, BatchQueueFull
+from service.models.registry import ServedModel
+from service.server.app import create_app
 from tests.service.conftest import make_settings
 from training.data import RawSplit
 

@@ -43,7 +43,7 @@ def test_every_model_has_one(oip_store: Path) -> None:
 
 def test_configs_follow_each_models_input_spec(tmp_path: Path) -> None:
     from service.inference_protocol.triton_config import write_configs
-    from tests.service.test_input_specs import UCI_FLAT, UCI_NHWC, linear_softmax, publish
+    from tests.service.inference.conftest import UCI_FLAT, UCI_NHWC, linear_softmax, publish
 
     for name, spec in (("digits8_flat", UCI_FLAT), ("digits8_nhwc", UCI_NHWC)):
         publish(tmp_path, name, linear_softmax(spec)[0], spec)

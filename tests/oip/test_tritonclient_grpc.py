@@ -109,7 +109,7 @@ def test_grpc_requests_are_counted_in_the_shared_metrics(protocol_server: Protoc
 
     import httpx
 
-    from service.metrics import RENDER_MAX_AGE
+    from service.observability.metrics import RENDER_MAX_AGE
 
     def inferences() -> float:
         text = httpx.get(f"{protocol_server.base_url}/metrics", timeout=10).text

@@ -204,7 +204,7 @@ def test_grpc_caps_concurrent_calls(grpc_server: Any, monkeypatch: pytest.Monkey
 
 
 def test_a_large_grpc_message_waits_for_an_upload_slot(grpc_server: Any) -> None:
-    from service.limits import BodyBudget
+    from service.server.limits import BodyBudget
 
     images = 400  # 1.25 MB of raw FP32: over the 1 MiB that takes a slot
     message = pb.ModelInferRequest(model_name=MODEL, raw_input_contents=[struct.pack("<f", 0.5) * (images * 784)])
@@ -239,7 +239,7 @@ def test_refused_grpc_calls_leave_no_message_behind(oip_store: Any) -> None:
     import grpc
 
     from bench.toolkit import free_port
-    from service.app import create_app
+    from service.server.app import create_app
     from tests.service.conftest import make_settings
 
     port = free_port()

@@ -14,7 +14,7 @@ Four adjustments are made in memory, each because the document leaves something 
   model or version, 413 over a limit, 503 not ready) are documented on every operation, with the
   document's own error body;
 - schema-valid random tensors are not images of digits, so "valid data is accepted" is not checked
-  (as in tests/service/test_schema_fuzz.py); test_v2_errors pins what each invalid tensor gets.
+  (as in tests/service/api/test_schema_fuzz.py); test_v2_errors pins what each invalid tensor gets.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from service.app import create_app
+from service.server.app import create_app
 from tests.service.conftest import REPO, STORE_ENV, make_settings
 
 from .conftest import MODEL

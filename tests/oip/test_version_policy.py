@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.versions import LATEST, VersionPolicy, parse_policies, parse_policy
+from service.models.versions import LATEST, VersionPolicy, parse_policies, parse_policy
 
 
 @pytest.mark.parametrize(("text", "available", "selected"), [

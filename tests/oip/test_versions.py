@@ -11,7 +11,7 @@ import pydantic
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.server.app import create_app
 from tests.factories import bar_digit, encode
 from tests.service.conftest import make_settings
 

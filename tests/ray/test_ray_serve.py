@@ -1,4 +1,4 @@
-"""The service on Ray Serve (`service.ray_serve`): a local Ray cluster, two replicas, correct answers.
+"""The service on Ray Serve (`service.server.ray_serve`): a local Ray cluster, two replicas, correct answers.
 
 Ray is not in the test environment (`requirements/ci.lock`): this module is marked `ray`, which the
 default run deselects, and it is skipped when Ray cannot be imported. `make test-ray` installs
@@ -25,7 +25,7 @@ serve = pytest.importorskip("ray.serve", reason="Ray Serve is not installed: `ma
 ort = pytest.importorskip("onnxruntime")
 
 from bench.toolkit import free_port  # noqa: E402
-from service import ray_serve  # noqa: E402
+from service.server import ray_serve  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from training.data import TEST_IMAGES, TEST_LABELS, load_split  # noqa: E402
 

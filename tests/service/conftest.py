@@ -14,12 +14,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import onnxruntime as ort
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from digit_contract.card import ModelCard
 from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, list_models, version_dir
-from service.app import create_app
+from service.server.app import create_app
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -27,6 +30,7 @@ STORE_ENV = "DIGITS_TEST_STORE"
 SAMPLE_DIR = REPO / "tests" / "data" / "mnist-sample"
 # The six seed variants and the extra cnn_augmented (issue 8), in the order the service lists them.
 MODEL_NAMES = ("cnn", "cnn_augmented", "cnn_dropout", "cnn_noise", "mlp", "mlp_dropout", "mlp_noise")
+AVAILABLE = ", ".join(MODEL_NAMES)
 
 
 def seed_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -34,7 +38,7 @@ def seed_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the records kept beside them; the store itself where it holds exactly those seven.
 
     The zoo holds other experiments too (8x8 inputs, other datasets); the service and protocol
-    tests pin behaviour on one known set of models, and tests/service/test_zoo_serving.py serves
+    tests pin behaviour on one known set of models, and tests/service/models/test_zoo_serving.py serves
     the whole zoo.
     """
     source = Path(os.environ.get(STORE_ENV) or REPO / "model_store")
@@ -134,3 +138,14 @@ def edit_card(path: Path, **changes: Any) -> None:
             target = target[parent]
         target[leaf] = value
     path.write_text(json.dumps(raw))
+
+
+def raw_probabilities(store: Path, name: str, images: np.ndarray) -> np.ndarray:
+    """What the ONNX file itself says about uint8 MNIST digits (the reference for the service)."""
+    session = ort.InferenceSession(str(model_files(store, name)[0]), providers=["CPUExecutionProvider"])
+    return np.asarray(session.run(None, {"image": images[..., None].astype(np.float32) / np.float32(255)})[0])
+
+
+def best_model(store: Path) -> str:
+    cards = [ModelCard.read(model_files(store, name)[1]) for name in MODEL_NAMES]
+    return min(cards, key=lambda c: (-c.test_accuracy, c.test_loss, c.name)).name

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.factories import write_idx_set
 from training import kmnist
 from training.data import FILES, DatasetNotFound, IdxFormatError
-
-
-def write_idx_set(directory: Path, n_train: int = 50, n_test: int = 20, *, compress: bool = True, seed: int = 0) -> None:
-    """The four KMNIST/MNIST IDX files with random 28x28 images and labels."""
-    rng = np.random.default_rng(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    for stem, n in zip(FILES, (n_train, n_train, n_test, n_test), strict=True):
-        if "images" in stem:
-            payload = struct.pack(">IIII", 0x803, n, 28, 28) + rng.integers(0, 256, (n, 28, 28), dtype=np.uint8).tobytes()
-        else:
-            payload = struct.pack(">II", 0x801, n) + rng.integers(0, 10, n, dtype=np.uint8).tobytes()
-        if compress:
-            (directory / f"{stem}.gz").write_bytes(gzip.compress(payload))
-        else:
-            (directory / stem).write_bytes(payload)
 
 
 def test_the_published_files_are_named_with_their_urls_and_checksums() -> None:

@@ -10,7 +10,7 @@ from digit_contract.card import ModelCard
 from digit_contract.inputs import MNIST_INPUT
 from digit_contract.records import SensitivityStudy, StudyPoint, read_experiments
 from digit_contract.store import CARD_FILE
-from tests.training.test_kmnist import write_idx_set
+from tests.factories import write_idx_set
 from training.experiments import NUMPY_MLP, ExperimentRun, write_record
 from training.seed004 import CnnConfig, build_cnn3, size_epochs, train
 

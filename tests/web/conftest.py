@@ -9,7 +9,9 @@ chromium or Playwright is missing they skip with the reason; CI installs both an
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -108,3 +110,89 @@ def watched(browser: Any, server: LiveServer) -> Iterator[Watched]:
     yield opened
     opened.check()
     opened.page.context.close()
+
+
+# -- helpers the page tests share ---------------------------------------------------------------
+
+
+Points = list[tuple[float, float]]
+
+
+ONE: Points = [(0.52, 0.15 + 0.7 * i / 24) for i in range(25)]
+
+
+ZERO: Points = [(0.5 + 0.22 * math.sin(2 * math.pi * i / 48), 0.5 - 0.32 * math.cos(2 * math.pi * i / 48))
+                for i in range(49)]
+
+
+def expect() -> Any:
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect
+
+
+def draw(page: Any, stroke: Points) -> None:
+    """One stroke with the mouse (pointer events), in fractions of the pad's size."""
+    box = page.locator("#pad").bounding_box()
+    at = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
+    page.mouse.move(*at[0])
+    page.mouse.down()
+    for point in at[1:]:
+        page.mouse.move(*point, steps=2)
+    page.mouse.up()
+
+
+def answers_settled(page: Any) -> None:
+    # aria-busy is false once the answers for the latest drawing or upload are on the page.
+    expect()(page.locator("#answers")).to_have_attribute("aria-busy", "false", timeout=15_000)
+    expect()(page.locator("#status")).to_have_text(re.compile(r"^Answered in"))
+
+
+def open_page(watched: Watched, path: str = "/") -> Any:
+    page = watched.page
+    page.goto(watched.base + path)
+    expect()(page.locator("#status")).to_have_text("Draw a digit to see every model's answer.")
+    return page
+
+
+def file_chooser_from_space(page: Any, control: str, attempts: int = 3) -> Any:
+    """The file chooser that Space on the focused `control` opens.
+
+    On a loaded CI machine Chromium now and then drops the chooser that one key press asked for
+    (CI saw a 20 s wait end with none; alone the test passes), so the press is tried again: a
+    chooser that never opens still fails the test, after every attempt.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    def press_space() -> Any:
+        page.locator(control).focus()
+        expect()(page.locator(control)).to_be_focused()
+        with page.expect_file_chooser(timeout=7_000) as chooser:
+            page.keyboard.press("Space")
+        return chooser.value
+
+    for _ in range(attempts - 1):
+        try:
+            return press_space()
+        except PlaywrightTimeout:
+            continue
+    return press_space()
+
+
+AXE = Path(__file__).parent / "vendor" / "axe.min.js"
+
+
+RUN_AXE = """async () => {
+  const result = await axe.run(document, { resultTypes: ["violations"] });
+  return result.violations.map((v) => ({
+    rule: v.id, impact: v.impact, help: v.help,
+    where: v.nodes.slice(0, 3).map((n) => n.target.join(" ")),
+  }));
+}"""
+
+
+def violations(page: Any) -> list[dict[str, Any]]:
+    # Evaluated by Playwright, so the page's content security policy does not apply to axe itself.
+    page.evaluate(AXE.read_text())
+    result: list[dict[str, Any]] = page.evaluate(RUN_AXE)
+    return result

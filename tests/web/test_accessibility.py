@@ -6,32 +6,13 @@ Every view is checked at desktop and phone width, with answers on screen; any vi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.service.live_server import LiveServer
 
-from .conftest import DESKTOP, PHONE, open_watched
-from .test_page import ONE, answers_settled, draw, expect, open_page
-
-AXE = Path(__file__).parent / "vendor" / "axe.min.js"
-
-RUN_AXE = """async () => {
-  const result = await axe.run(document, { resultTypes: ["violations"] });
-  return result.violations.map((v) => ({
-    rule: v.id, impact: v.impact, help: v.help,
-    where: v.nodes.slice(0, 3).map((n) => n.target.join(" ")),
-  }));
-}"""
-
-
-def violations(page: Any) -> list[dict[str, Any]]:
-    # Evaluated by Playwright, so the page's content security policy does not apply to axe itself.
-    page.evaluate(AXE.read_text())
-    result: list[dict[str, Any]] = page.evaluate(RUN_AXE)
-    return result
+from .conftest import DESKTOP, ONE, PHONE, answers_settled, draw, expect, open_page, open_watched, violations
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])

@@ -7,7 +7,6 @@ exception or request that leaves the origin (`watched`, see conftest.py).
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
@@ -18,37 +17,28 @@ import pytest
 from tests.service.conftest import REPO
 from tests.service.live_server import LiveServer
 
-from .conftest import DESKTOP, PHONE, Watched, open_watched
+from .conftest import (
+    DESKTOP,
+    ONE,
+    PHONE,
+    ZERO,
+    Watched,
+    answers_settled,
+    draw,
+    expect,
+    file_chooser_from_space,
+    open_page,
+    open_watched,
+)
 
 UPLOADS = REPO / "tests" / "data" / "uploads"
 
-Points = list[tuple[float, float]]
-ONE: Points = [(0.52, 0.15 + 0.7 * i / 24) for i in range(25)]
-ZERO: Points = [(0.5 + 0.22 * math.sin(2 * math.pi * i / 48), 0.5 - 0.32 * math.cos(2 * math.pi * i / 48))
-                for i in range(49)]
 
 
-def expect() -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect
 
 
-def draw(page: Any, stroke: Points) -> None:
-    """One stroke with the mouse (pointer events), in fractions of the pad's size."""
-    box = page.locator("#pad").bounding_box()
-    at = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
-    page.mouse.move(*at[0])
-    page.mouse.down()
-    for point in at[1:]:
-        page.mouse.move(*point, steps=2)
-    page.mouse.up()
 
 
-def answers_settled(page: Any) -> None:
-    # aria-busy is false once the answers for the latest drawing or upload are on the page.
-    expect()(page.locator("#answers")).to_have_attribute("aria-busy", "false", timeout=15_000)
-    expect()(page.locator("#status")).to_have_text(re.compile(r"^Answered in"))
 
 
 def shown_digits(page: Any) -> dict[str, str]:
@@ -56,11 +46,6 @@ def shown_digits(page: Any) -> dict[str, str]:
     return {card.get_attribute("data-model"): card.locator(".digit").inner_text() for card in cards.all()}
 
 
-def open_page(watched: Watched, path: str = "/") -> Any:
-    page = watched.page
-    page.goto(watched.base + path)
-    expect()(page.locator("#status")).to_have_text("Draw a digit to see every model's answer.")
-    return page
 
 
 def test_drawing_a_one_and_a_zero_gets_them_from_every_cnn(watched: Watched, ready_models: list[dict[str, Any]]) -> None:
@@ -206,28 +191,6 @@ def test_sections_the_page_does_not_know_are_shown_for_each_experiment(watched: 
         expect()(curves.locator("path.series")).to_have_count(members)
 
 
-def file_chooser_from_space(page: Any, control: str, attempts: int = 3) -> Any:
-    """The file chooser that Space on the focused `control` opens.
-
-    On a loaded CI machine Chromium now and then drops the chooser that one key press asked for
-    (CI saw a 20 s wait end with none; alone the test passes), so the press is tried again: a
-    chooser that never opens still fails the test, after every attempt.
-    """
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    def press_space() -> Any:
-        page.locator(control).focus()
-        expect()(page.locator(control)).to_be_focused()
-        with page.expect_file_chooser(timeout=7_000) as chooser:
-            page.keyboard.press("Space")
-        return chooser.value
-
-    for _ in range(attempts - 1):
-        try:
-            return press_space()
-        except PlaywrightTimeout:
-            continue
-    return press_space()
 
 
 def test_the_page_works_from_the_keyboard(watched: Watched) -> None:

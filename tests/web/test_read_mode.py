@@ -19,9 +19,18 @@ import pytest
 from tests.service.live_server import LiveServer
 from training.data import RawSplit
 
-from .conftest import DESKTOP, PHONE, Watched, open_watched
-from .test_accessibility import violations
-from .test_page import ONE, ZERO, Points, expect, file_chooser_from_space
+from .conftest import (
+    DESKTOP,
+    ONE,
+    PHONE,
+    ZERO,
+    Points,
+    Watched,
+    expect,
+    file_chooser_from_space,
+    open_watched,
+    violations,
+)
 
 NUMBER = "2047"
 

@@ -16,9 +16,8 @@ from PIL import Image
 
 from digit_contract.card import ModelCard
 from digit_contract.store import latest_version, list_models, version_dir
-from service.app import create_app
-from service.headers import CONTENT_SECURITY_POLICY
-from service.web import STATIC_DIR
+from service.server.app import create_app
+from service.web import CONTENT_SECURITY_POLICY, STATIC_DIR
 from tests.service.conftest import REPO, make_settings
 
 
