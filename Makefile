@@ -58,8 +58,8 @@ test-ray: .venv-ray/.installed
 	.venv-ray/bin/python -m pytest -m ray tests/ray
 
 lint: .venv/.installed
-	.venv/bin/ruff check digit_contract digit_frontend service training tests bench scripts
-	.venv/bin/mypy digit_contract digit_frontend service training bench
+	.venv/bin/ruff check digit_contract digit_frontend service training evaluation tests bench scripts
+	.venv/bin/mypy digit_contract digit_frontend service training evaluation bench
 
 ## Re-render docs/report from the cards (MNIST_DIR adds the misclassified-digit grid).
 report: .venv/.installed

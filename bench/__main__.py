@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     uploads = build_uploads(plan, load_digits())
     if uploads and not args.skip_preparation:
         # Before any server runs: the machine is as quiet as it will be.
-        print("== preparation (in-process, one thread): reference decode vs the service's prepare_image", flush=True)
+        print("== preparation (in-process, one thread): reference decode vs the service's prepare_file", flush=True)
         report["preparation"] = measure_preparation(
             uploads, max_pixels=service_limits(uploads, {}).max_image_pixels,
             min_samples=5 if args.quick else 15, budget_s=0.05 if args.quick else 0.5)

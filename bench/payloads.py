@@ -6,7 +6,7 @@ server cannot answer from a cache keyed on the bytes, and each body is a file a 
 Besides round 1's 28x28 PNGs (which the service passes through untouched), the payload kinds of
 `PAYLOAD_KINDS` are what users really upload: canvas exports, scans and phone photos, rendered
 from the same MNIST digits (each body labelled with its true digit) by the realistic renderer of
-bench/realworld/render.py.
+evaluation/render.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from bench.realworld.render import render_upload
+from evaluation.render import render_upload
 from training.data import load_split
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "tests" / "data" / "mnist-sample"
@@ -137,7 +137,7 @@ class PayloadKind:
 
     name: str
     condition: str | None
-    """The renderer's condition (bench/realworld/render.py); None for the plain MNIST PNG."""
+    """The renderer's condition (evaluation/render.py); None for the plain MNIST PNG."""
     description: str
     bodies: int
     quick_bodies: int

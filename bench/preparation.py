@@ -7,7 +7,8 @@ time of
   (header check, reduced JPEG decode to ~512 px, EXIF orientation);
 - `service decode`: `digit_frontend.decode.decode_image`, the service's own decode step, when the
   module has one (it is being rewritten: whatever is there at the time is measured);
-- `service prepare`: `digit_frontend.pipeline.prepare_image`, bytes to the 28x28 model input.
+- `service prepare`: `service.inference.preparation.prepare_file`, the service's own path from
+  bytes to the 28x28 frame (header check, decode budget, decode, find, frame).
 
 The target speaks of the preparation's cost beyond decoding: `prep = prepare - reference decode`,
 which must be no more than the reference decode itself. Subtracting the reference decode, not the
@@ -61,12 +62,12 @@ def _single_threaded() -> None:
 def measure_kind(files: list[UploadFile], *, max_pixels: int, min_samples: int = 15,
                  budget_s: float = 0.5) -> dict[str, Any]:
     """Medians (ms of CPU) of the reference decode, the service's decode and its prepare over `files`."""
-    pipeline = importlib.import_module("digit_frontend.pipeline")
+    preparation = importlib.import_module("service.inference.preparation")
     decode = importlib.import_module("digit_frontend.decode")
     _single_threaded()
     functions: dict[str, Callable[[bytes], object]] = {
         "reference_decode": lambda data: decode_upload(data, max_pixels=max_pixels),
-        "service_prepare": lambda data: pipeline.prepare_image(data, max_pixels=max_pixels),
+        "service_prepare": lambda data: preparation.prepare_file(data, {"mnist"}, max_pixels=max_pixels),
         "service_decode": lambda data: decode.decode_image(data, max_pixels=max_pixels),
     }
     samples: dict[str, list[float]] = {name: [] for name in functions}

@@ -490,7 +490,7 @@ def payload_targets(report: dict[str, Any]) -> list[Target]:
         if prep:
             medians = prep["median_ms"]
             measured = (f"prep {prep['prep_ms']:.3f} ms vs decode {medians['reference_decode']:.3f} ms "
-                        f"({prep['prep_over_decode']:.2f}x; prepare_image {medians['service_prepare']:.3f} ms)")
+                        f"({prep['prep_over_decode']:.2f}x; prepare_file {medians['service_prepare']:.3f} ms)")
             status = _status(prep["prep_over_decode"], lambda v: v <= 1.0)
         else:
             measured, status = "not measured", "n/a"
@@ -576,8 +576,8 @@ def _payload_section(report: dict[str, Any]) -> list[str]:
                      failures])
     if rows:
         lines += ["In-process, one thread, median CPU ms per image over every body (`python -m bench.preparation`): "
-                  "the decode ceiling's decode (`reference decode`), the service's `decode_image` and `prepare_image`; "
-                  "`prep` = prepare_image - reference decode, the target is prep <= decode. Failures: exceptions "
+                  "the decode ceiling's decode (`reference decode`), the service's `decode_image` and `prepare_file`; "
+                  "`prep` = prepare_file - reference decode, the target is prep <= decode. Failures: exceptions "
                   "per round over the bodies (their time counts).", ""]
         lines += _table(["kind", "bodies", "reference decode", "service decode", "service prepare", "prep",
                          "prep / decode", "failures"], rows, "lrrrrrrl")

@@ -1,5 +1,5 @@
 """CPU time of one upload's per-request path (`service.inference.preparation`), on the shipped user-style
-uploads (tests/data/uploads: 3 files per condition of bench/realworld), one image per request.
+uploads (tests/data/uploads: 3 files per condition of evaluation), one image per request.
 
     .venv/bin/python -m bench.request_path [--runs 15]
 
@@ -24,7 +24,7 @@ from pathlib import Path
 from PIL import Image
 
 from digit_contract.inputs import MNIST_INPUT, UCI_INPUT, InputSpec
-from digit_frontend import decode, pipeline
+from digit_frontend import decode, model_input, pipeline
 from digit_frontend.structure import check_structure
 from service.inference import preparation
 
@@ -41,7 +41,7 @@ def header(data: bytes) -> None:
 
 def before(data: bytes) -> None:
     header(data)
-    pipeline.to_model_input([pipeline.prepare_image(data, max_pixels=MAX_PIXELS)])
+    model_input.model_input([pipeline.prepare_image(data, max_pixels=MAX_PIXELS).pixels], MNIST_INPUT)
 
 
 def now(*specs: InputSpec) -> Callable[[bytes], None]:

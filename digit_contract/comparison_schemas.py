@@ -92,7 +92,7 @@ class RobustnessSummary(_Body):
 
 
 class UploadAccuracy(_Body):
-    """Accuracy on the user-style uploads rendered from the validation split (bench/realworld), with its
+    """Accuracy on the user-style uploads rendered from the validation split (evaluation), with its
     95% Wilson interval: what the registry ranks models for image uploads by."""
 
     name: str

@@ -125,7 +125,7 @@ def version_dir(store: Path, name: str, version: int) -> Path:
 
 UPLOAD_EVALUATION_FILE = "uploads-validation.json"
 """Beside the models: each model's accuracy on the user-style uploads rendered from the validation
-split (`python -m bench.realworld --split validation --record`), which ranks models for image uploads,
+split (`python -m evaluation --split validation --record`), which ranks models for image uploads,
 and which of those uploads each model read right (for paired tests between models)."""
 
 

@@ -164,7 +164,7 @@ and 51% of the blocks hold some, against 30.5% and 51% over `load_digits` (4 px:
 UCI_WIDTH = 1.0
 """Width of the digit in the bitmap relative to its aspect ratio at full height: kept, as NIST's
 normalisation kept it. Measured with an MLP trained on UCI training digits, reading (a) UCI
-training digits held out from it, rendered as scans (bench.realworld) and framed back, and (b) MNIST
+training digits held out from it, rendered as scans (evaluation) and framed back, and (b) MNIST
 validation digits (the last 1,500 training images): 1.0 reads 82.6% of (a) (97% of them raw) and
 56.5% of (b); 0.8 reads 76.7% and 65.7%. MNIST's writers write wider digits than UCI's 43 (6.8 block
 columns inked at 1.0, against 5.9): narrowing would fit one population to the other, not the recipe."""

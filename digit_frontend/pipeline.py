@@ -21,7 +21,6 @@ and frames it as the model's training set framed its digits. The path, by what t
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -31,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from digit_contract.errors import NoInk
-from digit_contract.inputs import IMAGE_SIDE, normalize_pixels
+from digit_contract.inputs import IMAGE_SIDE
 from digit_frontend.classical import UNIFORM_SPREAD, binarise, find_digit, ink_map, remove_lines, uniform_surround
 from digit_frontend.decode import Box, DecodedImage, decode_image
 from digit_frontend.framing import frame_digit, is_mnist_like, outer_ring, uci_blocks
@@ -200,11 +199,6 @@ def _classical(decoded: DecodedImage) -> PreparedImage:
         other_digits=found.others,
         lines_removed=lines,
     )
-
-
-def to_model_input(images: Sequence[PreparedImage]) -> npt.NDArray[np.float32]:
-    """Stack prepared digits into one (N, 28, 28, 1) float32 batch via the training normalisation."""
-    return normalize_pixels(np.stack([image.pixels for image in images]))
 
 
 def _dark_ink(grey: npt.NDArray[np.uint8], box: Box) -> bool:

@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     default_upload_model: str | None = None
     """Model that answers image uploads (files, not JSON pixels) when a request names none. Unset:
     the ready model with the best accuracy on the user-style validation uploads recorded in the
-    store (`uploads-validation.json`, written by `python -m bench.realworld --record`), else the
+    store (`uploads-validation.json`, written by `python -m evaluation --record`), else the
     default model."""
 
     log_level: LogLevel = "info"

@@ -154,7 +154,7 @@ def uploads_table(comparison: ModelComparison) -> str:
         lines.append(f"| {row.name} | {interval} | {test.only_baseline_right} | {test.only_model_right} "
                      f"| {_p(test.p_value)} | {_p(test.p_holm)} | {_verdict(test)} |")
     return (f"{comparison.uploads[0].uploads:,} user-style uploads rendered from the validation split "
-            "(`model_store/uploads-validation.json`, `python -m bench.realworld --split validation --record`); "
+            "(`model_store/uploads-validation.json`, `python -m evaluation --split validation --record`); "
             "they choose the default model for image uploads, so this tests whether the leader's lead is real. "
             "Every model is fed as its card says (the 8x8 models the UCI block counts).\n\n"
             + "\n".join(lines) + "\n")

@@ -33,6 +33,7 @@ from anyio import CapacityLimiter
 
 from digit_contract.calibration import served_probabilities
 from digit_contract.inputs import MNIST_INPUT, InputSpec
+from digit_frontend.model_input import frame, model_input
 from digit_frontend.numbers import FoundNumber, find_number_in, text_of
 from digit_frontend.pipeline import PreparedImage, png_base64
 from service.errors import ModelNotReady, NoModelReady, TooManyFiles
@@ -43,7 +44,6 @@ from service.inference.preparation import (
     PreparedUpload,
     Upload,
     check_ink,
-    encode,
     model_batch,
     open_uploads,
     pixels_for,
@@ -298,8 +298,8 @@ class DataPlane:
         runs: list[tuple[float, int]] = []  # (seconds, candidates) per model call
 
         def read(images: Sequence[PreparedImage]) -> npt.NDArray[np.float32]:
-            frames = [PreparedUpload(image, {spec.encoding: encode(image, spec.encoding)}, 0.0) for image in images]
-            probabilities, seconds = self._run(model, model_batch(frames, spec))
+            batch = model_input([frame(image, spec.encoding) for image in images], spec)
+            probabilities, seconds = self._run(model, batch)
             runs.append((seconds, len(images)))
             return probabilities
 
@@ -436,7 +436,7 @@ def _number_reading(outputs: Outputs, found: FoundNumber, spec: InputSpec, filen
     readings = [
         DigitReading(digit=digit, confidence=float(row[digit]), box=list(image.box), group=group,
                      probabilities=[float(p) for p in row],
-                     prepared_png=png_base64(PreparedUpload(image, {spec.encoding: encode(image, spec.encoding)}, 0.0)
+                     prepared_png=png_base64(PreparedUpload(image, {spec.encoding: frame(image, spec.encoding)}, 0.0)
                                              .picture(spec.encoding)) if explain else None)
         for digit, row, image, group in zip(digits, probabilities, found.digits, found.groups, strict=True)
     ]

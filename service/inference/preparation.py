@@ -9,10 +9,11 @@ it counts, picks the model, runs the work inline or in a worker thread, and reco
    opened image is kept, so the header is parsed once whichever way the request then goes.
 2. **prepare** (`prepare_upload`, once per upload): decode and find the digit (`digit_frontend`, stages
    1-5: the same robust front end for every model), then frame it once per input *encoding* the
-   request's models need (`encode`): "mnist" as MNIST framed its digits (28x28), "uci-8x8" as the
-   UCI set was made (32x32 bitmap, ink counted in 4x4 blocks: 8x8 counts 0-16).
-3. **batch** (`model_batch`): stack one encoding's frames into the float32 tensor of one model's
-   `InputSpec`, scaled to its value range and laid out as its graph takes it (nhwc or flat).
+   request's models need (`digit_frontend.model_input.frame`: 28x28 as MNIST, 8x8 block counts as UCI).
+3. **batch** (`model_batch`): one model's float32 tensor for its `InputSpec`
+   (`digit_frontend.model_input.model_input`).
+
+Evaluations and benchmarks take the same path through `prepare_file`, one file at a time.
 
 Pixel input (JSON arrays, protocol tensors) is checked against the same spec (`pixels_for`):
 its shape (a 28x28 array sent to an 8x8 model is told which shape that model takes), its
@@ -31,17 +32,12 @@ import numpy.typing as npt
 from PIL import Image
 
 from digit_contract.errors import NoInk, TooManyPixels
-from digit_contract.inputs import MNIST_INPUT, InputSpec, normalize_pixels
+from digit_contract.inputs import MNIST_INPUT, InputSpec
 from digit_frontend import decode, pipeline
+from digit_frontend.model_input import ENCODING_LEVELS, Encoding, frame, model_input
 from digit_frontend.pipeline import BLANK_LEVEL, PreparedImage
 from service.errors import InvalidInput, ServiceError
 from service.observability.tracing import stage
-
-Encoding = str
-"""An `InputSpec.encoding`: "mnist" or "uci-8x8"."""
-
-ENCODING_LEVELS: Mapping[Encoding, int] = {"mnist": 255, "uci-8x8": 16}
-"""The largest value of an encoding's frame (bytes; block counts), which maps to the spec's `high`."""
 
 INLINE_MAX_IMAGES = 16
 """Most images in a request that may run on the event loop (see `Settings.inline_max_pixels`)."""
@@ -189,17 +185,6 @@ class PreparedUpload:
         return scaled
 
 
-def encode(image: PreparedImage, encoding: Encoding) -> npt.NDArray[np.uint8]:
-    """Frame a found digit for one encoding.
-
-    Raises:
-        NoInk: the digit is too small to frame.
-    """
-    if encoding == "uci-8x8":
-        return image.uci_blocks
-    return image.pixels
-
-
 def prepare_upload(
     upload: Upload, encodings: Collection[Encoding], observe: Callable[[float], None] | None = None
 ) -> PreparedUpload:
@@ -219,7 +204,7 @@ def prepare_upload(
         with stage("find"):
             image = pipeline.find_digit_in(decoded)
         with stage("frame"):
-            frames = {encoding: encode(image, encoding) for encoding in sorted(encodings)}
+            frames = {encoding: frame(image, encoding) for encoding in sorted(encodings)}
     finally:
         seconds = upload.open_seconds + time.perf_counter() - start
         if observe is not None:
@@ -227,24 +212,23 @@ def prepare_upload(
     return PreparedUpload(image, frames, seconds)
 
 
+def prepare_file(data: bytes, encodings: Collection[Encoding], *, max_pixels: int) -> PreparedUpload:
+    """One file through the whole upload path, as a request's file takes it (header check, decode
+    budget, decode, find, frame per encoding): the entry for evaluations and benchmarks, so that
+    they measure exactly what the service answers.
+
+    Raises:
+        the errors of `prepare_upload`.
+    """
+    return prepare_upload(Upload(ImageFile(data), max_pixels=max_pixels), encodings)
+
+
 # -- 3. batch ------------------------------------------------------------------------------------
 
 
 def model_batch(prepared: Sequence[PreparedUpload], spec: InputSpec) -> npt.NDArray[np.float32]:
     """One model's input for prepared uploads: (N, *spec.sample_shape) float32 in [low, high]."""
-    frames = np.stack([upload.frames[spec.encoding] for upload in prepared])
-    if spec.encoding == "mnist":
-        values = normalize_pixels(frames)  # the training normalisation, bit for bit
-    else:
-        values = frames.astype(np.float32) / np.float32(ENCODING_LEVELS[spec.encoding])
-    return to_spec(values, spec)
-
-
-def to_spec(values: npt.NDArray[np.float32], spec: InputSpec) -> npt.NDArray[np.float32]:
-    """Values in [0, 1], one image per row, scaled to the spec's range and laid out as its graph takes them."""
-    if (spec.low, spec.high) != (0.0, 1.0):
-        values = np.float32(spec.low) + values * np.float32(spec.high - spec.low)
-    return np.ascontiguousarray(values.reshape(len(values), *spec.sample_shape), dtype=np.float32)
+    return model_input([upload.frames[spec.encoding] for upload in prepared], spec)
 
 
 # -- pixel input ---------------------------------------------------------------------------------

@@ -12,10 +12,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from digit_contract.errors import InvalidImage, NoInk, TooManyPixels, UnsupportedImage
-from digit_contract.inputs import IMAGE_SIDE
+from digit_contract.inputs import IMAGE_SIDE, MNIST_INPUT
 from digit_frontend.decode import SUPPORTED_FORMATS
 from digit_frontend.framing import stroke_width
-from digit_frontend.pipeline import PreparedImage, prepare_image, to_model_input
+from digit_frontend.model_input import frame, model_input
+from digit_frontend.pipeline import PreparedImage, prepare_image
 from tests.factories import bar_digit, encode
 from training.data import RawSplit
 
@@ -120,7 +121,7 @@ def test_thin_strokes_are_thickened_to_mnist_width() -> None:
 
 
 def test_several_prepared_images_become_one_normalised_batch(mnist_test: RawSplit) -> None:
-    batch = to_model_input([prepare(encode(digit)) for digit in mnist_test.images[:3]])
+    batch = model_input([frame(prepare(encode(digit)), "mnist") for digit in mnist_test.images[:3]], MNIST_INPUT)
     assert batch.shape == (3, 28, 28, 1) and batch.dtype == np.float32
     assert np.array_equal(batch[..., 0], mnist_test.images[:3] / np.float32(255.0))
 

@@ -1,7 +1,7 @@
 """Uploads as users send them, one condition at a time, through the served app.
 
 The files in tests/data/uploads were rendered from MNIST *validation* digits by
-`python -m bench.realworld.make_test_uploads` (its manifest records condition, digit, seed and
+`python -m evaluation.make_test_uploads` (its manifest records condition, digit, seed and
 where the digit is). Each must be answered with its digit by the model that answers image uploads
 by default, and the box the answer reports must lie on the digit. The 12 MP photo is rendered here
 rather than shipped (3 MB).
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from bench.realworld.render import CONDITIONS, render_upload
+from evaluation.render import CONDITIONS, render_upload
 from tests.service.conftest import REPO, SAMPLE_DIR, multipart
 from training.data import TRAIN_IMAGES, TRAIN_LABELS, load_split
 

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 if TYPE_CHECKING:
-    from bench.realworld.evaluate import Results
+    from evaluation.evaluate import Results
 
 THUMB = 150
 """Side of each picture in the grid, in pixels."""

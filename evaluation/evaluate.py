@@ -1,14 +1,14 @@
 """Evaluate the service's preprocessing and every stored model on user-style uploads.
 
-    .venv/bin/python -m bench.realworld --split validation --data-dir DIR      # tune on this one
-    .venv/bin/python -m bench.realworld --split test --data-dir DIR --grid     # final figures
+    .venv/bin/python -m evaluation --split validation --data-dir DIR      # tune on this one
+    .venv/bin/python -m evaluation --split test --data-dir DIR --grid     # final figures
 
 Builds the set (MNIST digits of the split x every condition of `render.CONDITIONS`, plus the UCI
 8x8 digits and handwriting-font digits drawn as a scan, a desk photo and a canvas), sends every
-upload's bytes through `digit_frontend.pipeline.prepare_image` exactly as the service would, runs
+upload's bytes through `service.inference.preparation.prepare_file` exactly as the service would, runs
 every model of the store with ONNX Runtime (no HTTP: this measures reading, not serving), and
 writes report.md and report.json under --out. An upload that preprocessing refuses (NoInk, ...)
-counts as a wrong answer and is counted apart. See bench/realworld/README.md.
+counts as a wrong answer and is counted apart. See evaluation/README.md.
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.realworld.render import CONDITIONS, Upload, render_upload
-from bench.realworld.sources import SourceUnavailable, font_digits, mnist_split, uci_digits
 from digit_contract.card import ModelCard
 from digit_contract.inputs import InputSpec
 from digit_contract.ranking import rank_cards
@@ -44,13 +42,16 @@ from digit_contract.store import (
     read_upload_accuracy,
     version_dir,
 )
-from digit_frontend.pipeline import PreparedImage, prepare_image, use_front_end
+from digit_frontend.model_input import frame, model_input
+from digit_frontend.pipeline import PreparedImage, use_front_end
 from digit_frontend.segmenter import InkSegmenter
+from evaluation.render import CONDITIONS, Upload, render_upload
+from evaluation.sources import SourceUnavailable, font_digits, mnist_split, uci_digits
 from service.errors import ServiceError
-from service.inference.preparation import PreparedUpload, encode, model_batch
+from service.inference.preparation import prepare_file
 from service.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 OTHER_WRITER_CONDITIONS = ("scan_grey", "photo_desk", "canvas_black")
 """How the UCI and font digits are drawn: one scan, one photo and one canvas style."""
@@ -63,7 +64,7 @@ CONFIDENT = 0.9
 """A wrong answer given with at least this probability is a confident mistake (issue 8)."""
 
 DEFAULT_MAX_PIXELS: int = Settings.model_fields["max_image_pixels"].default
-"""Pixel limit passed to prepare_image: the service's own default (`Settings.max_image_pixels`), so
+"""Pixel limit passed to prepare_file: the service's own default (`Settings.max_image_pixels`), so
 an upload the service would refuse counts as refused here too."""
 
 SOURCE_SEEDS = {"mnist": 0, "uci": 1, "fonts": 2}
@@ -153,7 +154,7 @@ def prepare_job(job: Job, max_pixels: int, keep_upload: bool) -> Outcome:
     prepared: PreparedImage | None = None
     error: str | None = None
     try:
-        prepared = prepare_image(upload.data, max_pixels=max_pixels)
+        prepared = prepare_file(upload.data, {"mnist"}, max_pixels=max_pixels).image
     except ServiceError as exc:
         error = type(exc).__name__
     elapsed = (time.perf_counter() - start) * 1000.0
@@ -241,7 +242,7 @@ def record_upload_accuracy(report: dict[str, Any], store: Path, results: Results
     record: dict[str, Any] = {
         "split": "validation",
         "what": "accuracy on user-style uploads rendered from the MNIST validation split, every condition",
-        "command": "python -m bench.realworld --split validation --record",
+        "command": "python -m evaluation --split validation --record",
         "seed": report["seed"],
         "per_condition": report["per_condition"],
         "uploads": mnist["count"],
@@ -259,26 +260,25 @@ def record_upload_accuracy(report: dict[str, Any], store: Path, results: Results
 
 
 def model_inputs(outcomes: Sequence[Outcome], spec: InputSpec) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """Every upload as `spec`'s model takes it, made by the service's own `model_batch`, and which
-    uploads could be framed for it.
+    """Every upload as `spec`'s model takes it, framed and batched as the service does
+    (`digit_frontend.model_input`), and which uploads could be framed for it.
 
     An upload that preprocessing refused, or that the model's encoding cannot frame (a digit too
     small for the 8x8 blocks), gets a blank input and is marked unframed.
     """
     batch = np.zeros((len(outcomes), *spec.sample_shape), np.float32)
     framed = np.zeros(len(outcomes), dtype=bool)
-    uploads = []
+    frames = []
     for k, outcome in enumerate(outcomes):
         if outcome.prepared is None:
             continue
         try:
-            frame = encode(outcome.prepared, spec.encoding)
+            frames.append(frame(outcome.prepared, spec.encoding))
         except ServiceError:
             continue
-        uploads.append(PreparedUpload(outcome.prepared, {spec.encoding: frame}, 0.0))
         framed[k] = True
-    if uploads:
-        batch[framed] = model_batch(uploads, spec)
+    if frames:
+        batch[framed] = model_input(frames, spec)
     return batch, framed
 
 
@@ -386,7 +386,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"# User-style evaluation: {report['split']} split",
         "",
         f"{report['created']}, seed {report['seed']}, {report['per_condition']} MNIST digits per condition "
-        f"(photo_12mp: {HEAVY_CONDITIONS['photo_12mp']}), pipeline `digit_frontend.pipeline.prepare_image` "
+        f"(photo_12mp: {HEAVY_CONDITIONS['photo_12mp']}), pipeline `service.inference.preparation.prepare_file` "
         f"with the {report.get('front_end', 'classical')} front end (max_pixels {report['max_pixels']:,}), models from `{report['store']}`; default model **{default}**. "
         "A refused upload (NoInk, ...) counts as wrong.",
         "",
@@ -427,7 +427,7 @@ def render_markdown(report: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.realworld", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", choices=("validation", "test"), default="validation")
     parser.add_argument("--per-condition", type=int, default=200, help="MNIST digits per condition (200)")
     parser.add_argument("--per-source", type=int, default=600, help="UCI digits and font digits, each (600)")
@@ -489,12 +489,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.record:
         print(f"recorded: {record_upload_accuracy(report, args.store, results)}", file=sys.stderr)
     if args.grid is not None:
-        from bench.realworld.grid import draw_grid
+        from evaluation.grid import draw_grid
 
         draw_grid(results, args.grid, title=f"{args.split} split, seed {args.seed}: ")
         print(f"grid: {args.grid}", file=sys.stderr)
     if args.mistakes is not None:
-        from bench.realworld.grid import draw_grid
+        from evaluation.grid import draw_grid
 
         draw_grid(mistakes(results, jobs), args.mistakes, title=f"{args.split} split, mistakes: ")
         print(f"mistakes: {args.mistakes}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Regenerate tests/data/uploads/: three small rendered uploads per condition, with a manifest.
 
-    .venv/bin/python -m bench.realworld.make_test_uploads --data-dir /path/to/mnist
+    .venv/bin/python -m evaluation.make_test_uploads --data-dir /path/to/mnist
 
 The digits are MNIST *validation* images (the last 6,000 training images), so the pipeline may be
 tuned on these files. They need the full training file: tests/data/mnist-sample holds only the
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench.realworld.render import (
+from evaluation.render import (
     CANVAS_CONDITIONS,
     CONDITIONS,
     EXIF_ORIENTATION,
@@ -34,9 +34,9 @@ from bench.realworld.render import (
     Upload,
     render_upload,
 )
-from bench.realworld.sources import mnist_split
+from evaluation.sources import mnist_split
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "tests/data/uploads"
 
 PER_CONDITION = 3
@@ -76,7 +76,7 @@ def shrink(upload: Upload, side: int) -> Upload:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.realworld.make_test_uploads", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m evaluation.make_test_uploads", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", type=Path, default=None, help="full MNIST (else MNIST_DIR, then the cache)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     manifest = {
         "source": "MNIST validation split (the last 6,000 training images), drawn with seed "
-        f"{SEED}; rendered by bench.realworld.render, shrunk to <= {SHIPPED_SIDE} px (scans {SHIPPED_SCAN_SIDE} px, canvases as rendered)",
+        f"{SEED}; rendered by evaluation.render, shrunk to <= {SHIPPED_SIDE} px (scans {SHIPPED_SCAN_SIDE} px, canvases as rendered)",
         "not_shipped": list(NOT_SHIPPED),
         "uploads": entries,
     }

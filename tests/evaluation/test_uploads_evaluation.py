@@ -1,6 +1,6 @@
 """The user-style upload generator: reproducible, every condition a real file of the right kind.
 
-Fast checks of bench/realworld only; how well the service reads these uploads is tested with the
+Fast checks of evaluation only; how well the service reads these uploads is tested with the
 preprocessing (the shipped files in tests/data/uploads are for those tests).
 """
 
@@ -18,8 +18,8 @@ pytest.importorskip("cv2")  # the generator draws with OpenCV, as the pipeline i
 
 from PIL import Image, ImageOps
 
-from bench.realworld import sources
-from bench.realworld.render import (
+from evaluation import sources
+from evaluation.render import (
     CANVAS_CONDITIONS,
     CONDITIONS,
     EXIF_ORIENTATION,
@@ -186,8 +186,8 @@ def test_shipped_uploads_match_their_manifest() -> None:
 
 
 def test_a_validation_run_is_recorded_where_the_service_reads_it(tmp_path: Path) -> None:
-    from bench.realworld.evaluate import record_upload_accuracy
     from digit_contract.store import read_upload_accuracy
+    from evaluation.evaluate import record_upload_accuracy
 
     report = {"split": "validation", "seed": 0, "per_condition": 10, "created": "now",
               "sources": {"mnist": {"count": 250, "accuracy": {"cnn": 0.97, "mlp": 0.93}}}}
@@ -196,14 +196,14 @@ def test_a_validation_run_is_recorded_where_the_service_reads_it(tmp_path: Path)
 
 
 def _outcome(source: str, label: int, prepared: Any = None, error: str | None = None) -> Any:
-    from bench.realworld.evaluate import Outcome
+    from evaluation.evaluate import Outcome
 
     return Outcome(source, "scan_grey", label, prepared, error, 1.0, 100)
 
 
 def test_a_run_with_its_results_records_which_uploads_each_model_read_right(tmp_path: Path) -> None:
-    from bench.realworld.evaluate import Results, record_upload_accuracy
     from digit_contract.store import read_upload_evaluation
+    from evaluation.evaluate import Results, record_upload_accuracy
 
     # Three MNIST uploads (the third refused), then a font digit that is not part of the record.
     outcomes = [_outcome("mnist", 3), _outcome("mnist", 5), _outcome("mnist", 7, error="NoInk"), _outcome("fonts", 1)]
@@ -230,9 +230,9 @@ def test_recorded_bits_of_the_wrong_length_are_refused() -> None:
 
 
 def test_every_model_gets_the_uploads_as_its_card_says(tmp_path: Path) -> None:
-    from bench.realworld.evaluate import model_inputs
     from digit_contract.inputs import InputSpec
     from digit_frontend.pipeline import prepare_image
+    from evaluation.evaluate import model_inputs
 
     entry = json.loads((UPLOADS / "manifest.json").read_text())["uploads"][0]
     prepared = prepare_image((UPLOADS / entry["file"]).read_bytes(), max_pixels=40_000_000)
@@ -250,7 +250,7 @@ def test_every_model_gets_the_uploads_as_its_card_says(tmp_path: Path) -> None:
 
 
 def test_a_test_run_is_never_recorded(tmp_path: Path) -> None:
-    from bench.realworld.evaluate import record_upload_accuracy
+    from evaluation.evaluate import record_upload_accuracy
 
     report = {"split": "test", "sources": {"mnist": {"count": 1, "accuracy": {"cnn": 1.0}}}}
     with pytest.raises(ValueError, match="only a validation run may be recorded"):
