@@ -425,6 +425,8 @@ class Slot:
     box: Box
     left: float
     right: float
+    cut: float = 0.0
+    """Log-probability charged when a digit starts here: the seam on its left crossed strokes."""
 
 
 @dataclass(frozen=True)
@@ -439,14 +441,40 @@ class Strip:
     height: float
 
 
-MAX_PARTS = 3
+MAX_PARTS = 4
 """A digit is made of at most this many primitives (a 5's stem, flag and bowl cut apart)."""
 
-CUT_WIDTH = 0.92
+CUT_WIDTH = 0.5
 """Pieces wider than this many digit heights are offered cut (a "1" touching its neighbour is narrow)."""
 
-CUT_MARGIN, CUT_SPACING = 0.3, 0.3
-"""Cuts of a wide piece lie at least this many digit heights from its ends, and from each other."""
+CUT_MARGIN, CUT_SPACING = 0.15, 0.3
+"""Seams start at least this many digit heights from a piece's ends, and from each other."""
+
+STRAIGHT_WIDTH, STRAIGHT_MARGIN = 0.92, 0.3
+"""Pieces wider than `STRAIGHT_WIDTH` digit heights are also offered straight cuts, `STRAIGHT_MARGIN` from their ends."""
+
+SEAM_MAX_CROSS = 3.5
+"""A seam crossing more than this many stroke widths of ink is not where two digits touch."""
+
+SEAM_STEP = 0.05
+"""Seams are tried from every this many digit heights along a piece."""
+
+SEAM_BAND, SEAM_PULL = 0.3, 2.0
+"""A seam strays at most `SEAM_BAND` digit heights from the slanted column it starts at, and pays
+`SEAM_PULL` ink pixels a row per digit height it strays (it bends round a bowl, not along a stroke)."""
+
+CUT_BASE, CUT_COST = 0.0, 1.0
+"""Log-probability charged for a digit boundary cut through ink (`CUT_BASE`), and per stroke width
+the seam crosses beyond the first (touching digits meet in one junction)."""
+
+WIDE, WIDE_COST = 1.1, 4.0
+"""A candidate wider than `WIDE` digit heights (deslanted) pays `WIDE_COST` per digit height beyond."""
+
+SHORT, SHORT_COST = 0.75, 10.0
+"""A candidate less tall than `SHORT` of its line's digits pays `SHORT_COST` per digit height short."""
+
+DROP_HEIGHT, DROP_COST = 0.5, 2.0
+"""A primitive less tall than `DROP_HEIGHT` of the line's digits may be read as no digit, at `DROP_COST`."""
 
 UNFRAMED = -50.0
 """Log-probability of a candidate too small to frame: chosen only where nothing else covers its ink
@@ -483,8 +511,8 @@ def strip_candidates(strip: npt.NDArray[np.uint8]) -> Strip | None:
     height = float(np.median([stats[i, cv2.CC_STAT_HEIGHT] for i in pieces
                               if stats[i, cv2.CC_STAT_HEIGHT] >= DIGIT_SIZED * tallest]))
     merged = _merge(sorted(pieces, key=lambda i: extents[i][0]), extents, stats, height)
-    selections = [cut for d in merged for cut in _cuts(np.isin(owner, d), column, height)]
-    found = (_slot(sel, ys, xs, column) for sel in selections)
+    selections = [cut for d in merged for cut in _cuts(np.isin(owner, d), ys, xs, column, shear, middle, height)]
+    found = (_slot(sel, ys, xs, column, cut) for sel, cut in selections)
     primitives = sorted((s for s in found if s is not None), key=lambda s: s.left)[: MAX_DIGITS * MAX_PARTS]
     return Strip(primitives, _candidates(primitives, ys, xs, column, height), shear, height)
 
@@ -507,24 +535,39 @@ def _candidates(primitives: list[Slot], ys: npt.NDArray[np.intp], xs: npt.NDArra
             if last > first and width > 1.6:
                 break
             gaps = [max(0.0, b.left - a.right) for a, b in itertools.pairwise(primitives[first : last + 1])]
-            prior = -4.0 * max(0.0, width - 1.1) - sum(6.0 * max(0.0, g / height - 0.06) for g in gaps)
+            prior = -WIDE_COST * max(0.0, width - WIDE) - sum(6.0 * max(0.0, g / height - 0.06) for g in gaps)
+            # A digit spans its line's height: a shorter part is a cut-off tail, a bar, a flag.
+            prior -= SHORT_COST * max(0.0, SHORT - slot.box[3] / height)
             out.append((first, last + 1, slot, prior))
     return out
 
 
 def choose_digits(strip: Strip, log_probabilities: npt.NDArray[np.float64]) -> list[int]:
     """The candidates (indices into `strip.candidates`) that read the line best: every primitive in
-    exactly one digit, the sum of each digit's log-probability (its best class; without a model, 0) and prior largest (dynamic programming over the primitives, left to right)."""
+    at most one digit, the sum of each digit's log-probability (its best class; without a model, 0),
+    prior and cut cost largest (dynamic programming over the primitives, left to right). A short
+    primitive may be left out, at `DROP_COST` (a speck, a cut-off tail end that no digit reads with)."""
     n = len(strip.primitives)
     best = np.full(n + 1, -np.inf)
     best[0] = 0.0
-    back: list[int] = [-1] * (n + 1)
-    for index, (first, end, _, prior) in sorted(enumerate(strip.candidates), key=lambda c: c[1][1]):
-        score = best[first] + float(log_probabilities[index]) + prior - DIGIT_COST
-        if score > best[end]:
-            best[end], back[end] = score, index
+    back: list[int] = [-1] * (n + 1)  # the candidate ending there, or -1: the primitive before was dropped
+    ending: dict[int, list[int]] = {}
+    for index, (_, end, _, _) in enumerate(strip.candidates):
+        ending.setdefault(end, []).append(index)
+    for end in range(1, n + 1):
+        dropped = strip.primitives[end - 1]
+        if dropped.box[3] < DROP_HEIGHT * strip.height:
+            best[end] = best[end - 1] - DROP_COST
+        for index in ending.get(end, []):
+            first, _, _, prior = strip.candidates[index]
+            score = best[first] + float(log_probabilities[index]) + prior - DIGIT_COST - strip.primitives[first].cut
+            if score > best[end]:
+                best[end], back[end] = score, index
     chosen, end = [], n
     while end > 0:
+        if back[end] < 0:
+            end -= 1
+            continue
         chosen.append(back[end])
         end = strip.candidates[back[end]][0]
     return chosen[::-1]
@@ -570,33 +613,116 @@ def _merge(pieces: list[int], extents: dict[int, tuple[float, float]], stats: np
     return [d for d in digits if max(stats[i, cv2.CC_STAT_HEIGHT] for i in d) >= DIGIT_SIZED * height]
 
 
-def _cuts(selection: npt.NDArray[np.bool_], column: npt.NDArray[np.float64],
-          height: float) -> list[npt.NDArray[np.bool_]]:
-    """A piece wider than a digit usually is, cut at the emptiest deslanted columns (where touching
-    digits meet): the cuts the candidates may use, not yet a decision."""
+def _cuts(selection: npt.NDArray[np.bool_], ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp],
+          column: npt.NDArray[np.float64], shear: float, middle: float,
+          height: float) -> list[tuple[npt.NDArray[np.bool_], float]]:
+    """A piece that may hold more than one digit, cut along seams (paths from its top to its bottom
+    crossing as little ink as they can, near the writing's slant): the cuts the candidates may use,
+    not yet a decision. Each part comes with the cost of the seam on its left (0 for the first): the
+    strokes it crossed, in stroke widths, beyond the one a junction of touching digits takes."""
     cols = column[selection]
     left, width = float(cols.min()), float(cols.max() - cols.min())
     if width <= CUT_WIDTH * height:
-        return [selection]
+        return [(selection, 0.0)]
+    py, px = ys[selection], xs[selection]
+    y0, x0 = int(py.min()), int(px.min())
+    mask = np.zeros((int(py.max()) - y0 + 1, int(px.max()) - x0 + 1), np.uint8)
+    mask[py - y0, px - x0] = 1
+    pen = max(stroke_width(mask), 1.0)
+    seams: list[tuple[npt.NDArray[np.intp], float]] = []
+    # A seam from every few columns; the cheapest kept, each unless one kept already starts near it.
+    starts = np.arange(left + CUT_MARGIN * height, left + width - CUT_MARGIN * height + 1e-9,
+                       max(1.0, SEAM_STEP * height))
+    tried = [(*_seam(mask, start - x0 + shear * (np.arange(mask.shape[0]) + y0 - middle), height), start)
+             for start in starts]
+    kept: list[float] = []
+    if width > STRAIGHT_WIDTH * height:
+        # Two digits sharing a stroke (a pen's "00") leave no seam crossing little ink: also offer
+        # straight cuts down the emptiest deslanted columns, free, and let the model judge the halves.
+        for start in _emptiest_columns(cols, left, width, height):
+            reference = start - x0 + shear * (np.arange(mask.shape[0]) + y0 - middle)
+            straight = np.clip(np.round(reference), 0, mask.shape[1]).astype(np.intp)
+            if _splits_tall(straight[py - y0] > px - x0, py, height):
+                kept.append(start)
+                seams.append((straight, CUT_BASE))
+    for path, crossed, start in sorted(tried, key=lambda t: (t[1], abs(t[2] - left - width / 2))):
+        if len(kept) >= int(width / (CUT_SPACING * height)):
+            break
+        if crossed > SEAM_MAX_CROSS * pen:
+            break  # sorted by ink crossed: the rest cross more strokes than touching digits share
+        if not _splits_tall(path[py - y0] > px - x0, py, height):
+            continue  # it cuts off a stroke's tip, not one digit from another
+        # Far enough from the seams kept, and crossing none of them (each part between two seams).
+        if all(abs(start - k) >= CUT_SPACING * height for k in kept) and all(
+                np.abs(path - other).mean() > 0.05 * height and ((path >= other).all() or (path <= other).all())
+                for other, _ in seams):
+            kept.append(start)
+            seams.append((path, CUT_BASE + CUT_COST * max(0.0, crossed / pen - 1.0)))
+    seams.sort(key=lambda seam: float(seam[0].mean()))
+    parts: list[tuple[npt.NDArray[np.bool_], float]] = []
+    before, cost_before = np.full(mask.shape[0], -1, np.intp), 0.0
+    rows, local = py - y0, px - x0
+    for path, cost in [*seams, (np.full(mask.shape[0], mask.shape[1] + 1, np.intp), 0.0)]:
+        path = np.maximum(path, before)  # seams never cross: each part lies between two of them
+        inside = (local >= before[rows]) & (local < path[rows])
+        part = np.zeros_like(selection)
+        part[np.flatnonzero(selection)[inside]] = True
+        parts.append((part, cost_before))
+        before, cost_before = path, cost
+    return parts
+
+
+def _emptiest_columns(cols: npt.NDArray[np.float64], left: float, width: float, height: float) -> list[float]:
+    """Deslanted columns where a piece holds least ink (local minima, emptiest first), at least
+    `CUT_SPACING` digit heights apart and `STRAIGHT_MARGIN` from its ends."""
     histogram = np.bincount(np.round(cols - left).astype(np.int64), minlength=int(width) + 2).astype(np.float64)
     smooth = np.convolve(histogram, np.ones(3) / 3.0, mode="same")
-    margin, spacing = CUT_MARGIN * height, CUT_SPACING * height
-    inside = np.arange(int(np.ceil(margin)), int(width - margin) + 1)
+    margin, spacing = STRAIGHT_MARGIN * height, CUT_SPACING * height
     bounds: list[float] = []
-    # Local minima first, emptiest first, each kept unless too close to one already kept.
-    for x in sorted(inside, key=lambda c: (smooth[c], abs(c - width / 2))):
-        if smooth[x] > smooth[max(0, x - 2) : x + 3].min():
-            continue
-        if all(abs(x - b) >= spacing for b in bounds):
+    for x in sorted(range(int(np.ceil(margin)), int(width - margin) + 1), key=lambda c: (smooth[c], abs(c - width / 2))):
+        if smooth[x] <= smooth[max(0, x - 2) : x + 3].min() and all(abs(x - b) >= spacing for b in bounds):
             bounds.append(float(x))
         if len(bounds) >= int(width / spacing):
             break
-    edges = [left - 1.0, *sorted(left + b for b in bounds), float("inf")]
-    return [selection & (column >= a + 0.5) & (column < b + 0.5) for a, b in itertools.pairwise(edges)]
+    return [left + b for b in bounds]
+
+
+def _splits_tall(left: npt.NDArray[np.bool_], rows: npt.NDArray[np.intp], height: float) -> bool:
+    """Whether both sides of a cut (`left`: per ink pixel, whether it lies left of the seam) are
+    at least `DROP_HEIGHT` of a digit tall, as two digits are."""
+    if left.all() or not left.any():
+        return False
+    return bool(np.ptp(rows[left]) >= DROP_HEIGHT * height and np.ptp(rows[~left]) >= DROP_HEIGHT * height)
+
+
+def _seam(mask: npt.NDArray[np.uint8], reference: npt.NDArray[np.float64],
+          height: float) -> tuple[npt.NDArray[np.intp], float]:
+    """The path down `mask` (one column per row, moving at most one column a row) that crosses the
+    least ink, kept within `SEAM_BAND` digit heights of `reference` (a column per row, the writing's
+    slant through the seam's start) and drawn towards it; and the ink pixels it crossed."""
+    rows, width = mask.shape
+    x = np.arange(width)[None, :]
+    offset = np.abs(x - reference[:, None]) / height
+    energy = mask.astype(np.float64) + SEAM_PULL * offset
+    energy[offset > SEAM_BAND] = np.inf
+    total = energy[0].copy()
+    back = np.zeros((rows, width), np.intp)
+    for row in range(1, rows):
+        # The best of the three cells above (left, straight, right) for every column at once.
+        padded = np.concatenate([[np.inf], total, [np.inf]])
+        options = np.stack([padded[:-2], padded[1:-1], padded[2:]])
+        choice = np.argmin(options, axis=0)
+        back[row] = np.arange(width) + choice - 1
+        total = options[choice, np.arange(width)] + energy[row]
+    path = np.zeros(rows, np.intp)
+    path[-1] = int(np.argmin(total))
+    for row in range(rows - 1, 0, -1):
+        path[row - 1] = back[row, path[row]]
+    return path, float(mask[np.arange(rows), path].sum())
 
 
 def _slot(selection: npt.NDArray[np.bool_], ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp],
-          column: npt.NDArray[np.float64]) -> Slot | None:
+          column: npt.NDArray[np.float64], cut: float = 0.0) -> Slot | None:
     if int(selection.sum()) < 4:
         return None
     sy, sx = ys[selection], xs[selection]
@@ -604,7 +730,7 @@ def _slot(selection: npt.NDArray[np.bool_], ys: npt.NDArray[np.intp], xs: npt.ND
     mask = np.zeros((y1 - y0 + 1, x1 - x0 + 1), np.uint8)
     mask[sy - y0, sx - x0] = 1
     cols = column[selection]
-    return Slot(selection, mask, (x0, y0, x1 - x0 + 1, y1 - y0 + 1), float(cols.min()), float(cols.max()))
+    return Slot(selection, mask, (x0, y0, x1 - x0 + 1, y1 - y0 + 1), float(cols.min()), float(cols.max()), cut)
 
 
 def groups_of(slots: Sequence[Slot], height: float) -> list[int]:

@@ -113,3 +113,13 @@ def test_of_several_lines_the_one_nearest_the_centre_is_read(mnist_test: RawSpli
 def test_text_joins_groups_with_one_space() -> None:
     assert text_of([1, 2, 5, 0, 0], [0, 0, 1, 1, 1]) == "12 500"
     assert text_of([7], [0]) == "7"
+
+
+def test_a_touching_pair_no_wider_than_one_digit_is_split(mnist_test: RawSplit, reader: Reader) -> None:
+    # A "1" joined to a "7" makes one piece less than a digit's height wide: the old rules never cut
+    # such a piece and read "7"; a seam through the junction, judged by the model, finds both.
+    number = compose_number(first_of(mnist_test, "17"), Layout(touching=frozenset({0})), np.random.default_rng(1))
+    count, _ = cv2.connectedComponents((number > 127).astype(np.uint8))
+    assert count - 1 == 1
+    text, _ = read(scan(number), reader)
+    assert text == "17"
