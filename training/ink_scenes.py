@@ -417,10 +417,13 @@ def render_scene(digit: Grey, label: int, rng: np.random.Generator, condition: s
     else:
         scene_page, _, coverage, scene_path = place_page(reflect, ink_page, out_h, out_w, scale, rng, path_page)
         scene_page = scene_page + (1.0 - coverage) * surface(out_h, out_w, rng)
-    through = None
+    through: tuple[float, float] | None = None
     if condition == "shadow":  # the shadow's edge across the digit (or the frame's middle on a blank page)
         points = cv2.findNonZero((scene_path > 0.5).astype(np.uint8))
-        through = tuple(points.reshape(-1, 2).mean(axis=0)) if points is not None else (out_w / 2, out_h / 2)
+        centre = points.reshape(-1, 2).mean(axis=0) if points is not None else np.array([out_w / 2, out_h / 2])
+        through = (float(centre[0]), float(centre[1]))
+    gain: Float
+    glare: Float | float
     if through is not None:
         gain, glare = light(out_h, out_w, rng, hard_through=through)
     else:
