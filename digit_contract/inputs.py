@@ -107,7 +107,7 @@ MNIST_INPUT = InputSpec(height=IMAGE_SIDE, width=IMAGE_SIDE, layout="nhwc", leve
 """The input of every Keras model on MNIST: [N, 28, 28, 1], pixel / 255."""
 
 UCI_INPUT = InputSpec(height=8, width=8, layout="flat", levels=17, encoding="uci-8x8")
-"""The input of the UCI 8x8 models (`digits8_*`, training/seed002.py): [N, 64] row-major, block
+"""The input of the UCI 8x8 models (`digits8_*`, training/digits_8x8.py): [N, 64] row-major, block
 counts 0-16 / 16."""
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from digit_contract.card import ModelCard
+from digit_contract.errors import ServiceError
 from digit_contract.inputs import InputSpec
 from digit_contract.ranking import rank_cards
 from digit_contract.store import (
@@ -47,7 +48,6 @@ from digit_frontend.pipeline import PreparedImage, use_front_end
 from digit_frontend.segmenter import InkSegmenter
 from evaluation.render import CONDITIONS, Upload, render_upload
 from evaluation.sources import SourceUnavailable, font_digits, mnist_split, uci_digits
-from service.errors import ServiceError
 from service.inference.preparation import prepare_file
 from service.settings import Settings
 

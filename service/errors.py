@@ -15,39 +15,22 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from digit_contract.errors import (
-    ImageTooComplex,
-    InvalidImage,
-    NoInk,
-    PayloadTooLarge,
-    ServiceError,
-    TooManyPixels,
-    UnsupportedImage,
-)
+from digit_contract.errors import PayloadTooLarge, ServiceError
 
-# Every error a route can answer, in one namespace: the service's own (below) and the contract's, which
-# the front end raises (reading an image) and the transports answer like any other.
 __all__ = [
     "DeviceUnavailable",
     "ErrorBody",
-    "ImageTooComplex",
-    "InvalidImage",
     "InvalidInput",
     "MalformedBody",
     "ModelNotFound",
     "ModelNotReady",
-    "NoInk",
     "NoModelReady",
     "NotAuthenticated",
     "NotAuthorized",
-    "PayloadTooLarge",
     "ReloadFailed",
     "RequestTimeout",
-    "ServiceError",
     "StoreUnavailable",
     "TooManyFiles",
-    "TooManyPixels",
-    "UnsupportedImage",
     "UnsupportedMediaType",
     "describe_validation_errors",
     "safe_echo",

@@ -125,9 +125,9 @@ UNIVERSAL_WORKFLOW = Experiment(
     "the learning rate decaying geometrically from 0.001 to 0.00003, batch 128, 70 epochs, each epoch "
     "on a fresh elastic (alpha 34, sigma 4, Simard et al. 2003) and affine distortion of the training "
     "digits, validated on the clean validation digits; its dropout is chosen by the mean validation "
-    "accuracy of the last 5 epochs among the candidate rates (training/seed001.py)",
+    "accuracy of the last 5 epochs among the candidate rates (training/universal_workflow.py)",
     variants=("dense_baseline", "dense_large", "dense_tuned"),
-    trainer="training.seed001:train",
+    trainer="training.universal_workflow:train",
     seed_claims=(
         "baseline Dense(64): ~97.4% validation accuracy (97.6% at its 20th epoch)",
         "Dense(256)-Dense(256): 98.29% validation, 99.96% training accuracy after 20 epochs",
@@ -155,9 +155,9 @@ DENSE_SEARCH = Experiment(
     "batch size (64-256); each trial Dense -> BatchNormalization -> ReLU -> Dropout per layer, at most 30 "
     "epochs with EarlyStopping(val_loss, patience 4, restore_best_weights), scored by the restored weights' "
     "validation accuracy; no new trial after 1,500 s; the best trial's model is published "
-    "(training/seed003.py)",
+    "(training/dense_search.py)",
     variants=("dense_bn_search",),
-    trainer="training.seed003:train",
+    trainer="training.dense_search:train",
     seed_claims=(
         "best model of the seed's RandomizedSearchCV: 98.18% validation accuracy (epoch 15), 97.93% test, "
         "test loss 0.0740",
@@ -181,9 +181,9 @@ DIGITS_8X8 = Experiment(
     "early_stopping True, False: 576 candidates, 1,728 fits), the best refitted on the 1,437 training digits; "
     "a Keras MLP Dense(112)-Dense(112)-softmax (Adam, sparse categorical cross-entropy) trained with each of the "
     "seed's five configurations of validation split, learning rate, batch size and epochs, the best final "
-    "validation accuracy published (training/seed002.py)",
+    "validation accuracy published (training/digits_8x8.py)",
     variants=("digits8_sklearn_mlp", "digits8_keras_mlp"),
-    trainer="training.seed002:train",
+    trainer="training.digits_8x8:train",
     seed_claims=(
         "goal: >= 96% test accuracy",
         "grid search best: relu, alpha 0.01, batch 64, no early stopping, (112, 112), adaptive, lr 0.001; "
@@ -212,9 +212,9 @@ NUMPY_MLP = Experiment(
     "mini-batch gradient descent (lr 0.01, momentum 0.9, batch 64), 20 epochs, backpropagation verified by a "
     "gradient check, ONNX built with onnx.helper; Keras CNN: 3 x (Conv3x3 32 filters + MaxPool), Dense(256), "
     "Dropout 0.5, softmax, Adam 0.001, batch 128, 5 epochs. Studies vary one knob from those baselines with "
-    "10 epochs (MLP) or 2 (CNN), on the validation images (training/seed004.py)",
+    "10 epochs (MLP) or 2 (CNN), on the validation images (training/numpy_mlp_study.py)",
     variants=("numpy_mlp", "cnn3"),
-    trainer="training.seed004:train",
+    trainer="training.numpy_mlp_study:train",
     seed_claims=(
         "KMNIST, not MNIST: the seed's figures are on Kuzushiji-MNIST, a harder set; compare trends, not levels",
         "one hidden layer of 256 units best (85.3%); two layers slightly worse; no hidden layer ~69%",

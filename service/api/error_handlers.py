@@ -17,7 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.errors import ErrorBody, ServiceError, describe_validation_errors
+from digit_contract.errors import ServiceError
+from service.errors import ErrorBody, describe_validation_errors
 
 log = logging.getLogger(__name__)
 

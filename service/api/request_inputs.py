@@ -21,11 +21,11 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from digit_contract.errors import PayloadTooLarge
 from digit_contract.inputs import ENCODING_SHAPES, MNIST_INPUT, InputSpec
 from service.errors import (
     InvalidInput,
     MalformedBody,
-    PayloadTooLarge,
     TooManyFiles,
     UnsupportedMediaType,
     describe_validation_errors,

@@ -31,12 +31,12 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from digit_contract.errors import NoInk, TooManyPixels
+from digit_contract.errors import NoInk, ServiceError, TooManyPixels
 from digit_contract.inputs import MNIST_INPUT, InputSpec
 from digit_frontend import decode, pipeline
 from digit_frontend.model_input import ENCODING_LEVELS, Encoding, frame, model_input
 from digit_frontend.pipeline import BLANK_LEVEL, PreparedImage
-from service.errors import InvalidInput, ServiceError
+from service.errors import InvalidInput
 from service.observability.tracing import stage
 
 INLINE_MAX_IMAGES = 16

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from service.errors import ServiceError
+from digit_contract.errors import ServiceError
 from service.models.registry import ServedModel
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ gRPC gets the matching status codes (`grpc_status`).
 
 from __future__ import annotations
 
-from service.errors import ServiceError
+from digit_contract.errors import ServiceError
 
 KEPT_STATUSES = frozenset({401, 403, 404, 413, 503})
 """Statuses of the native API that the protocol's routes keep; other 4xx become 400."""

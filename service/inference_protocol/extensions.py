@@ -20,9 +20,10 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from digit_contract.errors import ServiceError
 from digit_contract.store import scan_store
 from service.api.dependencies import check_bearer_token
-from service.errors import ModelNotFound, NotAuthorized, ServiceError
+from service.errors import ModelNotFound, NotAuthorized
 from service.inference.dataplane import input_spec
 from service.inference_protocol.plane import MAX_BATCH, InferencePlane
 from service.inference_protocol.triton_config import model_config

@@ -26,7 +26,7 @@ import numpy as np
 from grpc import aio
 from prometheus_client import Counter
 
-from service.errors import ServiceError
+from digit_contract.errors import ServiceError
 from service.inference_protocol.errors import InvalidInferRequest, grpc_status, protocol_status
 from service.inference_protocol.extensions import TritonExtensions
 from service.inference_protocol.grpc_extensions import extension_handlers

@@ -18,8 +18,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
+from digit_contract.errors import ServiceError
 from service.api.request_inputs import upload_slot
-from service.errors import ErrorBody, ServiceError, describe_validation_errors
+from service.errors import ErrorBody, describe_validation_errors
 from service.inference_protocol.errors import protocol_status
 from service.inference_protocol.plane import InferencePlane
 from service.inference_protocol.rest_codec import HEADER_LENGTH, decode_request, encode_response, parse_header_length

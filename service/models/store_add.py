@@ -195,8 +195,8 @@ def load_test_set(spec: InputSpec, data_dir: Path | None) -> TestSet:
     shape = (-1, *spec.sample_shape)
     if spec.encoding == "uci-8x8":
         try:
+            from training.digits_8x8 import load_uci_digits
             from training.experiments import DIGITS_8X8
-            from training.seed002 import load_uci_digits
 
             uci = load_uci_digits()
         except ImportError as exc:

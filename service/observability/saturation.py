@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from service.errors import ServiceError
+from digit_contract.errors import ServiceError
 
 
 class WorkerSaturated(ServiceError):

@@ -30,7 +30,8 @@ from collections import deque
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import PayloadTooLarge, RequestTimeout, ServiceError
+from digit_contract.errors import PayloadTooLarge, ServiceError
+from service.errors import RequestTimeout
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import random
 import numpy as np
 from PIL import Image
 
+from digit_contract.errors import ServiceError
 from digit_frontend.pipeline import prepare_image
-from service.errors import ServiceError
 from service.settings import Settings
 from tests.factories import bar_digit
 

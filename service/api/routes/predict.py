@@ -6,20 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
+from digit_contract.errors import InvalidImage, NoInk, PayloadTooLarge, UnsupportedImage
 from service.api.dependencies import DataPlaneDep, SettingsDep
 from service.api.error_handlers import error_responses
 from service.api.request_inputs import FilesInput, PixelTarget, read_image_input, upload_slot
-from service.errors import (
-    InvalidImage,
-    InvalidInput,
-    MalformedBody,
-    ModelNotFound,
-    ModelNotReady,
-    NoInk,
-    PayloadTooLarge,
-    UnsupportedImage,
-    UnsupportedMediaType,
-)
+from service.errors import InvalidInput, MalformedBody, ModelNotFound, ModelNotReady, UnsupportedMediaType
 from service.schemas import PixelsRequest, Prediction
 
 router = APIRouter(tags=["predict"])

@@ -54,7 +54,7 @@ def uci_classifier() -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], 
     """Logistic regression on the UCI split's training digits: weights, bias, and its own test accuracy."""
     from sklearn.linear_model import LogisticRegression
 
-    from training.seed002 import load_uci_digits
+    from training.digits_8x8 import load_uci_digits
 
     uci = load_uci_digits()
     fitted = LogisticRegression(max_iter=1000).fit(uci.x_train, uci.y_train)
@@ -134,7 +134,7 @@ def test_an_added_model_is_served_ranked_and_listed(
     uci_file: Path, zoo_store: Path, app_factory: Callable[..., FastAPI],
 ) -> None:
     assert add(uci_file, "--name", "my_digits", "--store", zoo_store, "--add-softmax") == 0
-    from training.seed002 import load_uci_digits
+    from training.digits_8x8 import load_uci_digits
 
     digits = load_uci_digits().x_test[:16]
     import onnxruntime as ort

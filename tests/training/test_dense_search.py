@@ -12,12 +12,12 @@ import pytest
 from digit_contract.card import EpochRecord, ModelCard
 from digit_contract.records import read_experiments
 from digit_contract.store import CARD_FILE
-from training import seed003
+from training import dense_search
 from training.data import RawSplit
 from training.dense import load_dense_split
+from training.dense_search import SEARCH_SPACE, SearchSettings, Trial, TrialResult, draw_trials, search
 from training.experiments import EXPERIMENTS, ExperimentRun
 from training.export import PARITY_TOLERANCE
-from training.seed003 import SEARCH_SPACE, SearchSettings, Trial, TrialResult, draw_trials, search
 
 EXPERIMENT = EXPERIMENTS["dense-search"]
 
@@ -56,7 +56,7 @@ def test_search_keeps_the_best_validation_accuracy_first_of_equals(
     monkeypatch: pytest.MonkeyPatch, sample_dir: Path
 ) -> None:
     scores = [0.91, 0.95, 0.93, 0.95]
-    monkeypatch.setattr(seed003, "run_trial", lambda trial, *_: _fake_result(trial, scores[trial.index]))
+    monkeypatch.setattr(dense_search, "run_trial", lambda trial, *_: _fake_result(trial, scores[trial.index]))
     split = load_dense_split(ExperimentRun(store=Path("unused"), data_dir=sample_dir, download=False))
     best, trials = search(NoTestSplit(split.train, split.validation), SearchSettings(trials=4), seed=1)  # type: ignore[arg-type]
     assert best.trial.index == 1
@@ -65,7 +65,7 @@ def test_search_keeps_the_best_validation_accuracy_first_of_equals(
 
 
 def test_search_starts_no_trial_once_its_budget_is_spent(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(seed003, "run_trial", lambda trial, *_: _fake_result(trial, 0.9))
+    monkeypatch.setattr(dense_search, "run_trial", lambda trial, *_: _fake_result(trial, 0.9))
     best, trials = search(Any, SearchSettings(trials=5, budget_s=0.0), seed=1)
     assert len(trials) == 1 and best.trial.index == 0
 

@@ -18,7 +18,7 @@ from training.data import TRAIN_IMAGES, Mnist, load_split
 from training.dense import build_dense, load_dense_split, overfitting_epoch
 from training.experiments import EXPERIMENTS, ExperimentRun
 from training.export import PARITY_TOLERANCE
-from training.seed001 import (
+from training.universal_workflow import (
     DISTORTION,
     SELECTION_EPOCHS,
     VARIANTS,

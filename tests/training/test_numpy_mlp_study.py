@@ -12,7 +12,7 @@ from digit_contract.records import SensitivityStudy, StudyPoint, read_experiment
 from digit_contract.store import CARD_FILE
 from tests.factories import write_idx_set
 from training.experiments import NUMPY_MLP, ExperimentRun, write_record
-from training.seed004 import CnnConfig, build_cnn3, size_epochs, train
+from training.numpy_mlp_study import CnnConfig, build_cnn3, size_epochs, train
 
 
 def test_numpy_mlp_is_published_with_its_studies(tmp_path: Path, sample_dir: Path) -> None:

@@ -12,9 +12,7 @@ from digit_contract.card import ModelCard
 from digit_contract.inputs import INPUT_NAME, OUTPUT_NAME
 from digit_contract.records import read_experiments
 from digit_contract.store import CARD_FILE, MODEL_FILE
-from training.experiments import DIGITS_8X8, ExperimentRun
-from training.export import verify_onnx
-from training.seed002 import (
+from training.digits_8x8 import (
     SEED_GRID,
     SMOKE_GRID,
     UCI_INPUT,
@@ -26,6 +24,8 @@ from training.seed002 import (
     search_sklearn,
     train,
 )
+from training.experiments import DIGITS_8X8, ExperimentRun
+from training.export import verify_onnx
 
 
 @pytest.fixture(scope="module")
