@@ -12,8 +12,10 @@ digit), so that any model of the zoo reads them. The steps:
 3. **the strip**: the line cut out along its direction and scaled so its digits are `STRIP_DIGIT`
    px tall (the segmenter marks the strokes again there, at the size it saw in training);
 4. **digits** (`strip_candidates`, `choose_digits`): pieces of one digit (a 5's flag, a broken stroke) are merged where
-   they overlap across the line, measured along the writing's own slant; a piece much wider than
-   its line's digits is two or more digits touching ("00"), cut at the emptiest columns;
+   they overlap across the line, measured along the writing's own slant; a piece over half a digit
+   wide may be two or more digits touching ("00", "17"): it is offered cut along seams (paths down it
+   crossing least ink, `_seam`) and, when wider than a digit, at its emptiest columns; the model's
+   reading of each way to group the parts, with shape priors and the ink each seam crossed, decides;
 5. **groups**: a gap much wider than the digits' own spacing starts a new group ("12 500").
 
 Several lines: only the one nearest the centre is read; `other_digits` says how many digit-sized
@@ -633,8 +635,9 @@ def _cuts(selection: npt.NDArray[np.bool_], ys: npt.NDArray[np.intp], xs: npt.ND
     # A seam from every few columns; the cheapest kept, each unless one kept already starts near it.
     starts = np.arange(left + CUT_MARGIN * height, left + width - CUT_MARGIN * height + 1e-9,
                        max(1.0, SEAM_STEP * height))
-    tried = [(*_seam(mask, start - x0 + shear * (np.arange(mask.shape[0]) + y0 - middle), height), start)
-             for start in starts]
+    references = starts[:, None] - x0 + shear * (np.arange(mask.shape[0]) + y0 - middle)[None, :]
+    tried = [(path, crossed, start) for (path, crossed), start in zip(_seams(mask, references, height), starts,
+                                                                      strict=True)]
     kept: list[float] = []
     if width > STRAIGHT_WIDTH * height:
         # Two digits sharing a stroke (a pen's "00") leave no seam crossing little ink: also offer
@@ -695,30 +698,37 @@ def _splits_tall(left: npt.NDArray[np.bool_], rows: npt.NDArray[np.intp], height
     return bool(np.ptp(rows[left]) >= DROP_HEIGHT * height and np.ptp(rows[~left]) >= DROP_HEIGHT * height)
 
 
-def _seam(mask: npt.NDArray[np.uint8], reference: npt.NDArray[np.float64],
-          height: float) -> tuple[npt.NDArray[np.intp], float]:
-    """The path down `mask` (one column per row, moving at most one column a row) that crosses the
-    least ink, kept within `SEAM_BAND` digit heights of `reference` (a column per row, the writing's
-    slant through the seam's start) and drawn towards it; and the ink pixels it crossed."""
+def _seams(mask: npt.NDArray[np.uint8], references: npt.NDArray[np.float64],
+           height: float) -> list[tuple[npt.NDArray[np.intp], float]]:
+    """For each row of `references` (a column per row of `mask`: the writing's slant through a
+    seam's start), the path down `mask` (one column per row, moving at most one column a row) that
+    crosses the least ink, kept within `SEAM_BAND` digit heights of it and drawn towards it; and the
+    ink pixels it crossed. All starts at once (one pass over the rows, vectorised across them)."""
     rows, width = mask.shape
-    x = np.arange(width)[None, :]
-    offset = np.abs(x - reference[:, None]) / height
-    energy = mask.astype(np.float64) + SEAM_PULL * offset
+    count = references.shape[0]
+    if count == 0:
+        return []
+    offset = np.abs(np.arange(width)[None, None, :] - references[:, :, None]) / height  # (starts, rows, cols)
+    energy = mask.astype(np.float64)[None] + SEAM_PULL * offset
     energy[offset > SEAM_BAND] = np.inf
-    total = energy[0].copy()
-    back = np.zeros((rows, width), np.intp)
+    total = energy[:, 0].copy()
+    back = np.zeros((count, rows, width), np.intp)
+    columns = np.arange(width)
     for row in range(1, rows):
         # The best of the three cells above (left, straight, right) for every column at once.
-        padded = np.concatenate([[np.inf], total, [np.inf]])
-        options = np.stack([padded[:-2], padded[1:-1], padded[2:]])
+        padded = np.pad(total, ((0, 0), (1, 1)), constant_values=np.inf)
+        options = np.stack([padded[:, :-2], padded[:, 1:-1], padded[:, 2:]])
         choice = np.argmin(options, axis=0)
-        back[row] = np.arange(width) + choice - 1
-        total = options[choice, np.arange(width)] + energy[row]
-    path = np.zeros(rows, np.intp)
-    path[-1] = int(np.argmin(total))
-    for row in range(rows - 1, 0, -1):
-        path[row - 1] = back[row, path[row]]
-    return path, float(mask[np.arange(rows), path].sum())
+        back[:, row] = columns[None, :] + choice - 1
+        total = np.take_along_axis(options, choice[None], axis=0)[0] + energy[:, row]
+    out = []
+    for index in range(count):
+        path = np.zeros(rows, np.intp)
+        path[-1] = int(np.argmin(total[index]))
+        for row in range(rows - 1, 0, -1):
+            path[row - 1] = back[index, row, path[row]]
+        out.append((path, float(mask[np.arange(rows), path].sum())))
+    return out
 
 
 def _slot(selection: npt.NDArray[np.bool_], ys: npt.NDArray[np.intp], xs: npt.NDArray[np.intp],

@@ -2,7 +2,7 @@
 
 Numbers of 2-6 digits from one MNIST split (validation for tuning, test for the report), laid out
 by `compose.compose_number` (size, baseline and slant jitter; a touching pair in about a third),
-rendered as canvases and scans (`bench.realworld.render`) and as photos by renderer A
+rendered as canvases and scans (`evaluation.render`) and as photos by renderer A
 (`training.ink_scenes`), read in-process by `digit_frontend.numbers` with the upload default model
 (cnn_augmented), the path `POST /read` takes. Writes bench/numbers/results-<split>.json and prints
 a markdown table: exact string per length and condition, digits right, split and merge errors,
@@ -23,11 +23,11 @@ import numpy.typing as npt
 
 from bench.numbers.compose import Layout, compose_number
 from bench.numbers.reading import onnx_reader
-from bench.realworld.render import render_upload
 from digit_contract.errors import NoInk
 from digit_frontend.numbers import read_number_image
 from digit_frontend.pipeline import use_front_end
 from digit_frontend.segmenter import InkSegmenter
+from evaluation.render import render_upload
 from training.data import load_mnist
 from training.ink_scenes import render_scene
 
