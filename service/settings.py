@@ -162,9 +162,10 @@ class Settings(BaseSettings):
 
     management_port: int | None = Field(default=None, ge=1, le=65535)
     """TCP port of the management listener: `/health/*`, `/metrics`, `/admin/*` and the protocol's
-    `/v2/health/*`, with its own connection budget (`management_max_connections`) and header limits,
-    so that no load on the data port can starve a probe. Unset: served on `port` only. With several
-    workers each binds it (SO_REUSEPORT)."""
+    `/v2/health/*`, held by a small process of each worker's own (`service.server.probes`) with its own
+    connection budget (`management_max_connections`) and header limits, so that no load on the data
+    port, not even on the worker's interpreter lock, can starve a probe. Unset: served on `port` only.
+    With several workers each binds it (SO_REUSEPORT)."""
 
     management_max_connections: int = Field(default=32, ge=2, le=4096)
     """Open connections the management port keeps (probes, scrapers, an operator)."""

@@ -30,9 +30,9 @@ from service.observability.metrics import MetricsMiddleware, ServiceMetrics
 from service.observability.saturation import SaturationMonitor
 from service.observability.tracing import TracingMiddleware, configure_tracing, flush_tracing
 from service.server.headers import HostAndOriginMiddleware, SecurityHeadersMiddleware
-from service.server.http_server import serve_management
 from service.server.limits import BodyBudget, BodyLimitMiddleware, QueryLengthLimitMiddleware
 from service.server.memory import return_large_buffers_to_os, trim_periodically
+from service.server.probes import serve_management
 from service.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,6 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any, ClassVar
@@ -45,7 +44,6 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from service.server.headers import SECURITY_HEADERS
-from service.server.startup import StartupFailure, bind_port, preflight
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -498,6 +496,10 @@ def serve(settings: Settings) -> int:
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
 
+    # Imported here: the store's checks load numpy, which the management port's probe process
+    # (service.server.probes, which imports this module) must not carry.
+    from service.server.startup import StartupFailure, bind_port, preflight
+
     try:
         sock = bind_port(settings)
         preflight(settings)
@@ -598,21 +600,22 @@ MANAGEMENT_START_SECONDS = 10.0
 
 
 class ManagementListener:
-    """The management port: its own uvicorn server, in its own thread with its own event loop.
+    """The worker's management routes: their own uvicorn server, in a thread with its own event loop.
 
-    The data port's event loop, connection budget and work threads can all be saturated by clients
-    (each case of issue 22 starved probes that shared them); this listener shares none of them, only
-    the interpreter (the GIL is released every 5 ms by a busy thread), so a probe answers while the
-    data plane is flooded. It keeps a small connection budget of its own (`management_max_connections`).
+    It serves on loopback behind the probe process (`service.server.probes`), which holds the
+    management port: the data port's event loop, connection budget and work threads can all be
+    saturated by clients, and this listener shares none of them. It still shares the interpreter
+    lock, so the probes themselves are answered by the other process.
     """
 
-    def __init__(self, app: Any, settings: Settings) -> None:
+    def __init__(self, app: Any, settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
         import uvicorn
 
         assert settings.management_port is not None
         self.settings = settings
+        self.host = settings.host if host is None else host
         limits = replace(ConnectionLimits.from_settings(settings), max_connections=settings.management_max_connections)
-        self.socket = _listen(settings.host, settings.management_port)
+        self.socket = listen(self.host, settings.management_port if port is None else port)
         self.port: int = self.socket.getsockname()[1]
         config = uvicorn.Config(app, http=management_protocol(limits), lifespan="off", log_config=None,
                                 log_level=settings.log_level, access_log=False, server_header=False,
@@ -630,7 +633,7 @@ class ManagementListener:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise OSError(f"the management listener on port {self.port} did not start")
             await asyncio.sleep(0.01)
-        log.info("management listener (health, metrics, admin) on http://%s:%d", self.settings.host, self.port)
+        log.debug("management listener (health, metrics, admin) on http://%s:%d", self.host, self.port)
 
     async def stop(self) -> None:
         self.server.should_exit = True
@@ -638,7 +641,7 @@ class ManagementListener:
         self.socket.close()
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     """A listening socket that each worker can bind (SO_REUSEPORT), as gRPC's port is."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -653,18 +656,3 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.setblocking(False)
     return sock
-
-
-@contextlib.asynccontextmanager
-async def serve_management(app: Any, settings: Settings) -> AsyncIterator[ManagementListener | None]:
-    """Run the management listener while the block runs, when `management_port` is set."""
-    if settings.management_port is None:
-        yield None
-        return
-    listener = ManagementListener(create_management_app(app, settings), settings)
-    await listener.start()
-    app.state.management = listener
-    try:
-        yield listener
-    finally:
-        await listener.stop()
