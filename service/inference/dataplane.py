@@ -204,6 +204,10 @@ class DataPlane:
             properties["temperature"] = f"{calibration.temperature:.6g}"
         return properties
 
+    def waiting_for_threads(self) -> int:
+        """Requests waiting for a work thread now (readiness reports a saturated queue)."""
+        return int(self._threads.statistics().tasks_waiting)
+
     def _inline(self, batch: npt.NDArray[np.float32]) -> bool:
         return self.settings.inline_max_pixels > 0 and len(batch) <= INLINE_MAX_IMAGES
 

@@ -30,7 +30,7 @@ from service.observability.metrics import MetricsMiddleware, ServiceMetrics
 from service.observability.saturation import SaturationMonitor
 from service.observability.tracing import TracingMiddleware, configure_tracing, flush_tracing
 from service.server.headers import HostAndOriginMiddleware, SecurityHeadersMiddleware
-from service.server.limits import BodyBudget, BodyLimitMiddleware, QueryLengthLimitMiddleware
+from service.server.limits import BodyBudget, BodyLimitMiddleware, CountingSemaphore, QueryLengthLimitMiddleware
 from service.server.memory import return_large_buffers_to_os, trim_periodically
 from service.server.probes import serve_management
 from service.settings import Settings
@@ -152,7 +152,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.large_uploads = asyncio.Semaphore(settings.max_large_uploads)
+    app.state.large_uploads = CountingSemaphore(settings.max_large_uploads)
     app.state.body_budget = budget = BodyBudget(settings.max_inflight_body_bytes)
     # Parsing large /v2 bodies off the event loop, as many at once as there are work threads.
     app.state.decode_threads = anyio.CapacityLimiter(settings.work_threads)
@@ -210,17 +210,12 @@ def disable_onnxruntime_telemetry() -> None:
 
 
 def queued_work(app: FastAPI) -> int:
-    """Requests waiting for a body-budget reservation, a large-upload slot or a work thread (readiness).
-
-    The semaphore and the limiter do not publish their queues; their waiter counts are read as the
-    saturation monitor samples, never on the request path.
-    """
+    """Requests waiting for a body-budget reservation, a large-upload slot or a work thread (readiness),
+    read as the saturation monitor samples, never on the request path."""
     state = app.state
-    waiting: int = state.body_budget.waiting + len(getattr(state.large_uploads, "_waiters", None) or ())
-    threads = getattr(getattr(state, "dataplane", None), "_threads", None)
-    if isinstance(threads, anyio.CapacityLimiter):
-        waiting += threads.statistics().tasks_waiting
-    return waiting
+    waiting: int = state.body_budget.waiting + state.large_uploads.waiting
+    dataplane: DataPlane | None = getattr(state, "dataplane", None)
+    return waiting + (dataplane.waiting_for_threads() if dataplane is not None else 0)
 
 
 def share_gates(app: FastAPI, reloader: StoreReloader) -> None:

@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 from collections import deque
+from typing import Literal
 
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -53,6 +54,21 @@ def too_large_message(limit: int) -> str:
 CLIENT_CLOSED_REQUEST = 499
 """Status recorded (nginx's convention) for a request whose client went away before its body ended.
 Nothing is sent: there is no one to send it to."""
+
+
+class CountingSemaphore(asyncio.Semaphore):
+    """An `asyncio.Semaphore` that says how many wait for it: readiness reports a saturated queue."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.waiting = 0
+
+    async def acquire(self) -> Literal[True]:
+        self.waiting += 1  # back to its value before any other task runs when a slot is free at once
+        try:
+            return await super().acquire()
+        finally:
+            self.waiting -= 1
 
 
 class BodyBudget:

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.request_inputs import upload_slot
-from service.server.limits import DRAIN_FACTOR, BodyLimitMiddleware
+from service.server.app import queued_work
+from service.server.limits import DRAIN_FACTOR, BodyLimitMiddleware, CountingSemaphore
 from tests.factories import bar_digit, encode
 from tests.service.conftest import multipart
 
@@ -124,3 +125,29 @@ def test_large_uploads_take_turns_and_small_ones_never_wait() -> None:
     assert events.index("drawing in") < events.index("photo out")
     assert events.index("photo out") < events.index("second photo in")
     assert events.index("second photo out") < events.index("unknown length in")
+
+
+def test_the_large_upload_gate_says_how_many_wait_for_it(app_factory: Callable[..., FastAPI]) -> None:
+    # Readiness counts the requests queued at this gate (issue 22) from its public count, not from
+    # asyncio.Semaphore's private list of waiters.
+    async def scenario() -> tuple[int, int, int]:
+        gate = CountingSemaphore(1)
+        await gate.acquire()
+        taken_at_once = gate.waiting
+        waiter = asyncio.create_task(gate.acquire())
+        await asyncio.sleep(0)
+        queued = gate.waiting
+        gate.release()
+        await waiter
+        return taken_at_once, queued, gate.waiting
+
+    assert asyncio.run(scenario()) == (0, 1, 0)
+    with TestClient(app_factory()) as client:
+        app = client.app
+        assert isinstance(app.state.large_uploads, CountingSemaphore)  # type: ignore[attr-defined]
+        assert queued_work(app) == 0  # type: ignore[arg-type]
+        app.state.large_uploads.waiting = 2  # type: ignore[attr-defined]
+        try:
+            assert queued_work(app) == 2  # type: ignore[arg-type]
+        finally:
+            app.state.large_uploads.waiting = 0  # type: ignore[attr-defined]
