@@ -43,6 +43,8 @@ class StoreReloader:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()  # signal-triggered reloads, referenced until done
         self.after_reload: list[Callable[[], None]] = []
+        self.load_with_models: list[Callable[[], None]] = []
+        """Also loaded from the store at each reload, in the reload's thread (the front end's segmenter)."""
         """Called after each successful swap (the adaptive batcher retires the replaced models' queues)."""
 
     async def reload(self, trigger: Trigger = "admin") -> ReloadReport:
@@ -55,7 +57,7 @@ class StoreReloader:
             before = self.registry.models
             start = time.perf_counter()
             try:
-                after = await anyio.to_thread.run_sync(self.registry.load)
+                after = await anyio.to_thread.run_sync(self._load)
             except (StoreUnavailable, DeviceUnavailable) as exc:
                 self.metrics.reloads.labels(trigger, "failed").inc()
                 log.error("reload (%s) failed, the previous models keep serving: %s", trigger, exc)
@@ -70,6 +72,12 @@ class StoreReloader:
             changes = ", ".join(f"{m.name} {m.change}" for m in report.models)
             log.info("reload (%s) done in %.2f s: %s", trigger, seconds, changes)
             return report
+
+    def _load(self) -> Mapping[str, ServedModel]:
+        models = self.registry.load()
+        for load in self.load_with_models:
+            load()
+        return models
 
     def _observe(self, before: Mapping[str, ServedModel], after: Mapping[str, ServedModel]) -> None:
         self.metrics.observe_registry(after)

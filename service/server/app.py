@@ -117,6 +117,8 @@ def create_app(
         app.state.registry = registry
         app.state.dataplane = DataPlane(registry, settings, metrics)
         app.state.reloader = reloader = StoreReloader(registry, metrics)
+        # A segmenter published after the start is taken up by a reload, as a classifier is.
+        reloader.load_with_models.append(lambda: use_front_end(load_front_end(settings)))
         restore_signal_handler = reloader.install_signal_handler()  # SIGHUP reloads the store
         # What a burst of large or aborted requests freed goes back to the system (service.server.memory).
         trimmer = asyncio.create_task(trim_periodically())

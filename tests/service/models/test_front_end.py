@@ -74,3 +74,14 @@ def test_a_segmenter_file_its_card_does_not_describe_is_not_run(
     with caplog.at_level(logging.ERROR), TestClient(create_app(make_settings(swapped))) as client:
         assert method_of(client, PHOTO) == "mnist"
     assert "is not the file its card describes" in caplog.text
+
+
+def test_a_segmenter_published_after_the_start_is_taken_up_by_a_reload(store: Path, tmp_path: Path) -> None:
+    later = tmp_path / "store"
+    shutil.copytree(store, later, ignore=shutil.ignore_patterns("frontend"))
+    with TestClient(create_app(make_settings(later, admin_token="t" * 32))) as client:
+        assert method_of(client, PHOTO) == "mnist"  # no segmenter yet: the rules
+        shutil.copytree(store / "frontend", later / "frontend")
+        reload = client.post("/admin/reload", headers={"Authorization": "Bearer " + "t" * 32})
+        assert reload.status_code == 200, reload.text
+        assert method_of(client, PHOTO) == "learned"
