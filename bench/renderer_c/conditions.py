@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import flat, photo, sources
+from . import flat, photo, sources, textures
 
 # (bytes, file extension, expected answer, source, metadata)
 Upload = tuple[bytes, str, Any, str, dict[str, Any]]
@@ -84,9 +84,9 @@ def desk_only(desk: str, keyboard: bool = False) -> Make:
     def make(rng: np.random.Generator, k: int, seed: int) -> Upload:
         spec = photo.sample_photo(rng, desk=desk, keyboard=keyboard, page_fill=0.3, cut=False)
         w, h = photo.frame_size(spec)
-        scene = photo.textures.desk(rng, desk, h, w)
+        scene = textures.desk(rng, desk, h, w)
         if keyboard:
-            scene = photo.textures.add_keyboard(rng, scene)
+            scene = textures.add_keyboard(rng, scene)
         img = photo._camera(spec, photo._light(spec, scene, rng), rng, min(w, h))
         return photo._encode(spec, img), _ext(spec), "none", "none", {"desk": desk, "keyboard": keyboard, "width": w, "height": h}
 

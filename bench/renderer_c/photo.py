@@ -301,7 +301,7 @@ def _encode(spec: PhotoSpec, img: np.ndarray) -> bytes:
     exif[0x010F] = "Phonecam"  # Make
     exif[0x0110] = "PC-1"  # Model
     if spec.orientation != 1:
-        pil = pil.transpose(_STORE[spec.orientation])
+        pil = pil.transpose(_STORE[spec.orientation])  # type: ignore[arg-type]
         exif[0x0112] = spec.orientation
     if spec.fmt == "jpeg":
         pil.save(buf, "JPEG", quality=spec.jpeg_quality, exif=exif.tobytes(), subsampling=2)

@@ -127,7 +127,7 @@ def add_keyboard(rng: np.random.Generator, scene: np.ndarray) -> np.ndarray:
             s = max(int(pitch * 0.12), 1)
             cv2.line(kb, (cx, cy - s), (cx + s, cy + s), mark, max(s // 3, 1))
             x += kw
-    kb = kb * (1 + 0.04 * value_noise(rng, kb_h, kb_w, kb_h / 3))[..., None]
+    kb = kb * (1 + 0.04 * value_noise(rng, kb_h, kb_w, kb_h / 3))[..., None]  # type: ignore[assignment]
     ang = rng.uniform(-8, 8)
     edge = int(rng.integers(4))  # 0 top, 1 bottom, 2 left, 3 right
     if edge >= 2:
@@ -198,14 +198,14 @@ def paper(rng: np.random.Generator, kind: str, h: int, w: int) -> tuple[np.ndarr
         xs = np.arange(rng.uniform(0, pitch), w, pitch)
         ys = np.arange(rng.uniform(0, pitch), h, pitch)
         if kind == "squared":
-            for x in xs:
+            for x in xs:  # type: ignore[assignment]
                 cv2.line(img, (int(x), 0), (int(x), h), col, max(int(mm * 0.15), 1), cv2.LINE_AA)
             for y in ys:
                 cv2.line(img, (0, int(y)), (w, int(y)), col, max(int(mm * 0.15), 1), cv2.LINE_AA)
         else:
             r = max(int(mm * 0.3), 1)
             for y in ys:
-                for x in xs:
+                for x in xs:  # type: ignore[assignment]
                     cv2.circle(img, (int(x), int(y)), r, col, -1, cv2.LINE_AA)
     elif kind == "sticky":
         # The adhesive strip curls a little: a soft band of shade along the top.
