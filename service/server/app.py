@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -78,6 +78,34 @@ def create_app(
     tracing = configure_tracing(settings, version=_package_version(), exporter=span_exporter)
     metrics = ServiceMetrics()
     return_large_buffers_to_os()
+    app = FastAPI(
+        title="Digit serving",
+        version=_package_version(),
+        description=DESCRIPTION,
+        lifespan=_lifespan(settings, metrics, session_factory, available_providers),
+        # FastAPI's own /docs and /redoc load from a CDN with an inline script; service/api/routes/web.py
+        # serves them from vendored copies instead.
+        docs_url=None,
+        redoc_url=None,
+        # Documents the one error body on every route, and replaces FastAPI's own 422 schema
+        # (the handlers reshape validation errors into this body too).
+        responses={"default": {"model": ErrorBody, "description": "Error (any other status)"}},
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.large_uploads = CountingSemaphore(settings.max_large_uploads)
+    app.state.body_budget = BodyBudget(settings.max_inflight_body_bytes)
+    # Parsing large /v2 bodies off the event loop, as many at once as there are work threads.
+    app.state.decode_threads = anyio.CapacityLimiter(settings.work_threads)
+    _install_routes(app, settings)
+    _install_middleware(app, settings, metrics, tracing=tracing)
+    return app
+
+
+def _lifespan(settings: Settings, metrics: ServiceMetrics, session_factory: SessionFactory,
+              available_providers: Sequence[str] | None) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """What runs while the app serves: the models and front end loaded, the background tasks, the
+    protocol's and the management port's listeners; everything given back when it stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -139,25 +167,10 @@ def create_app(
             use_front_end(previous_front_end)
             flush_tracing()
 
-    app = FastAPI(
-        title="Digit serving",
-        version=_package_version(),
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        # FastAPI's own /docs and /redoc load from a CDN with an inline script; service/api/routes/web.py
-        # serves them from vendored copies instead.
-        docs_url=None,
-        redoc_url=None,
-        # Documents the one error body on every route, and replaces FastAPI's own 422 schema
-        # (the handlers reshape validation errors into this body too).
-        responses={"default": {"model": ErrorBody, "description": "Error (any other status)"}},
-    )
-    app.state.settings = settings
-    app.state.metrics = metrics
-    app.state.large_uploads = CountingSemaphore(settings.max_large_uploads)
-    app.state.body_budget = budget = BodyBudget(settings.max_inflight_body_bytes)
-    # Parsing large /v2 bodies off the event loop, as many at once as there are work threads.
-    app.state.decode_threads = anyio.CapacityLimiter(settings.work_threads)
+    return lifespan
+
+
+def _install_routes(app: FastAPI, settings: Settings) -> None:
     install_error_handlers(app)
     app.include_router(api_router)
     mount_protocol(app)  # /v2/...: the Open Inference Protocol (KServe V2, Triton's clients)
@@ -165,6 +178,9 @@ def create_app(
     web.mount_static(app)
     if settings.admin_token is not None:
         app.include_router(admin_router)  # without a token the admin routes do not exist at all
+
+
+def _install_middleware(app: FastAPI, settings: Settings, metrics: ServiceMetrics, *, tracing: bool) -> None:
     # Added innermost first: CORS (outermost) answers preflights and decorates every response, the
     # security headers go on every answer including errors,
     # metrics see every request including 413s, 414s and 499s, and the body limits wrap the body reads.
@@ -175,7 +191,7 @@ def create_app(
         idle_timeout=settings.body_idle_timeout,
         min_rate=settings.min_upload_rate,
         rate_grace=settings.upload_rate_grace,
-        budget=budget,
+        budget=app.state.body_budget,
     )
     app.add_middleware(QueryLengthLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
@@ -192,7 +208,6 @@ def create_app(
         )
     if tracing:
         app.add_middleware(TracingMiddleware)  # outermost: the request's span covers every layer
-    return app
 
 
 def disable_onnxruntime_telemetry() -> None:
