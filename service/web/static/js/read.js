@@ -3,6 +3,7 @@
 
 import { readNumber } from "./api.js";
 import { h, percent } from "./dom.js";
+import { LatestWins } from "./latest.js";
 import { Pad } from "./pad.js";
 
 export function setUpRead() {
@@ -12,16 +13,14 @@ export function setUpRead() {
   const clear = $("read-clear");
   const view = new ReadingView();
 
-  // One request at a time; a change made meanwhile is sent when it returns (the latest wins), so
-  // a fast writer does not queue a request per stroke.
-  let inFlight = false;
-  let queued = null; // {image, source}
+  const queue = new LatestWins(read, { onIdle: () => view.busy(false) }); // requests: {image, source}
+  const submit = (request) => queue.submit(request);
 
   const pad = new Pad($("read-pad"), {
     onChange(final) {
       undo.disabled = clear.disabled = pad.empty;
       if (pad.empty) {
-        queued = null;
+        queue.drop();
         view.reset();
         status.textContent = "Write a number or upload an image of one.";
         return;
@@ -36,37 +35,22 @@ export function setUpRead() {
     },
   });
 
-  function submit(request) {
-    if (inFlight) {
-      queued = request;
-      return;
-    }
-    inFlight = true;
+  function read(request) {
     view.busy(true);
     status.textContent = "Reading…";
     const started = performance.now();
-    readNumber(request.image)
+    return readNumber(request.image)
       .then((reading) => {
-        if (queued) return; // a newer drawing or upload is waiting: this answer is stale
+        if (queue.pending) return; // a newer drawing or upload is waiting: this answer is stale
         if (request.source === "drawing" && pad.empty) return; // cleared meanwhile
         view.show(reading, request.image);
         const ms = performance.now() - started;
         status.textContent = `Read ${reading.digits.length} digit(s) with ${reading.model} in ${ms.toFixed(0)} ms (round trip).`;
       })
       .catch((error) => {
-        if (queued) return;
+        if (queue.pending) return;
         view.reset();
         status.textContent = error.message;
-      })
-      .finally(() => {
-        inFlight = false;
-        if (queued) {
-          const next = queued;
-          queued = null;
-          submit(next);
-        } else {
-          view.busy(false);
-        }
       });
   }
 

@@ -3,6 +3,7 @@
 
 import { compareImage } from "./api.js";
 import { h, percent } from "./dom.js";
+import { LatestWins } from "./latest.js";
 import { Pad } from "./pad.js";
 
 // While a stroke is being drawn, ask at most this often; the end of a stroke asks at once.
@@ -18,15 +19,18 @@ export function setUpTry(models) {
   const cards = new AnswerCards(answers, models);
   const seen = new SeenPanel();
 
-  // One request at a time; what changed meanwhile is sent when it returns (the latest wins).
-  let inFlight = false;
-  let queued = null; // {image, source, strokeEnd}
+  // Requests: {image, source, strokeEnd}. A drawing that waits keeps the earliest unsent stroke
+  // end, so the measure covers the user's whole wait.
+  const queue = new LatestWins(ask, {
+    merge: (pending, next) => ({ ...next, strokeEnd: pending.strokeEnd ?? next.strokeEnd }),
+    onIdle: () => updateBusy(),
+  });
   let timer = null;
   let strokeEnd = null; // performance.now() of the last stroke end not yet sent
   let waiting = 0; // drawings between a change and their request (debounce, PNG encoding)
 
   // aria-busy: the answers are about to change; false once the latest drawing's answers are shown.
-  const updateBusy = () => answers.setAttribute("aria-busy", String(Boolean(inFlight || queued || waiting)));
+  const updateBusy = () => answers.setAttribute("aria-busy", String(Boolean(queue.inFlight || queue.pending || waiting)));
 
   const pad = new Pad($("pad"), {
     onChange(final) {
@@ -37,7 +41,7 @@ export function setUpTry(models) {
         waiting -= 1;
       }
       if (pad.empty) {
-        queued = null;
+        queue.drop();
         updateBusy();
         cards.reset();
         seen.hide();
@@ -74,20 +78,20 @@ export function setUpTry(models) {
   }
 
   function submit(request) {
-    if (inFlight) {
-      // Keep the earliest unsent stroke end, so the measure covers the user's whole wait.
-      queued = { ...request, strokeEnd: queued?.strokeEnd ?? request.strokeEnd };
-      return updateBusy();
-    }
-    inFlight = true;
+    queue.submit(request);
+    updateBusy();
+  }
+
+  function ask(request) {
     updateBusy();
     status.textContent = "Asking every model…";
     const started = performance.now();
     request.sent = started;
-    compareImage(request.image)
+    return compareImage(request.image)
       .then((comparison) => {
         request.parsed = performance.now();
-        if (queued && request.source === "drawing" && queued.source === "drawing") return; // stale
+        const pending = queue.pending;
+        if (pending && request.source === "drawing" && pending.source === "drawing") return; // stale
         if (request.source === "drawing" && pad.empty) return; // cleared meanwhile
         show(comparison, request, performance.now() - started);
       })
@@ -96,15 +100,6 @@ export function setUpTry(models) {
         seen.hide();
         agreement.textContent = "";
         status.textContent = error.message;
-      })
-      .finally(() => {
-        inFlight = false;
-        if (queued) {
-          const next = queued;
-          queued = null;
-          submit(next);
-        }
-        updateBusy();
       });
   }
 
@@ -153,7 +148,7 @@ export function setUpTry(models) {
       pad.strokes = [];
       pad.redraw();
       undo.disabled = clear.disabled = true;
-      queued = null; // a drawing still waiting is no longer what the user wants answered
+      queue.drop(); // a drawing still waiting is no longer what the user wants answered
       submit({ image: file, source: "upload", strokeEnd: null });
       input.value = ""; // choosing the same file again is a new request
     });
