@@ -37,7 +37,15 @@ from service.models.checks import (
     read_model_bytes,
     warm_up,
 )
-from service.models.sessions import InferenceSessionLike, ProviderPlan, SessionFactory, TensorInfo, create_onnx_session
+from service.models.sessions import (
+    SHRINK_AFTER_IMAGES,
+    InferenceSessionLike,
+    ProviderPlan,
+    SessionFactory,
+    TensorInfo,
+    create_onnx_session,
+    shrink_after_run,
+)
 from service.models.versions import VersionPolicies
 from service.observability.latency import LatencyStats, RequestLatency
 
@@ -86,7 +94,10 @@ class ServedModel:
         """Probabilities (N, 10) for model input (N, *card.input.sample_shape). Blocking: call it off the event loop."""
         if self.session is None:
             raise ModelNotReady(self.name, self.reason or "not loaded")
-        outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: images})
+        if len(images) > SHRINK_AFTER_IMAGES:
+            outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: images}, shrink_after_run())
+        else:
+            outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: images})
         return np.asarray(outputs[0], dtype=np.float32)
 
 

@@ -19,8 +19,8 @@ class FakeSession:
                  inputs: Sequence[Any] | None = None, logits: bool = False) -> None:
         self.real, self.providers, self.inputs, self.logits = real, providers, inputs, logits
 
-    def run(self, output_names: list[str] | None, input_feed: dict[str, Any]) -> Sequence[Any]:
-        out = self.real.run(output_names, input_feed)
+    def run(self, output_names: list[str] | None, input_feed: dict[str, Any], run_options: Any = None) -> Sequence[Any]:
+        out = self.real.run(output_names, input_feed, run_options)
         return [np.log(out[0]) * 3] if self.logits else out
 
     def get_inputs(self) -> Sequence[Any]:

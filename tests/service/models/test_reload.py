@@ -195,9 +195,9 @@ class GatedSession:
     def __init__(self, real: InferenceSessionLike, gate: Gate) -> None:
         self.real, self.gate = real, gate
 
-    def run(self, output_names: list[str] | None, input_feed: dict[str, Any]) -> Sequence[Any]:
+    def run(self, output_names: list[str] | None, input_feed: dict[str, Any], run_options: Any = None) -> Sequence[Any]:
         self.gate.pass_through(self)
-        return self.real.run(output_names, input_feed)
+        return self.real.run(output_names, input_feed, run_options)
 
     def get_inputs(self) -> Sequence[Any]:
         return self.real.get_inputs()
