@@ -214,7 +214,7 @@ def iou(truth: NDArray[np.float32], predicted: NDArray[np.float32]) -> float:
 
 
 def train(data: Path, store: Path, epochs: int, batch: int, width: int, seed: int, checkpoint: Path,
-          init: Path | None = None, learning_rate: float = 2e-3) -> Path:
+          init: Path | None = None, learning_rate: float = 2e-3, continued_from: str | None = None) -> Path:
     """Train on `data/train.npz`, choose the epoch by validation IoU (its weights kept in `checkpoint`,
     with the history beside them), export to ONNX and publish."""
     import keras
@@ -253,7 +253,7 @@ def train(data: Path, store: Path, epochs: int, batch: int, width: int, seed: in
             model.save_weights(checkpoint)
         checkpoint.with_suffix(".json").write_text(json.dumps(history, indent=1))
     model.set_weights(best_weights)
-    return publish(model, store, data, history, val, str(init) if init is not None else None)
+    return publish(model, store, data, history, val, continued_from or (str(init) if init is not None else None))
 
 
 def publish_checkpoint(data: Path, store: Path, width: int, checkpoint: Path, continued_from: str | None = None) -> Path:
@@ -314,7 +314,8 @@ def publish(model, store: Path, data: Path, history: list[dict[str, float]],  # 
             fine_side=FINE_SIDE,
             input_note="luma stretched between its 1st and 99th percentile to [0, 1]; H, W multiples of 8",
             trained_on="renderer A (training.ink_scenes): MNIST training images (first 54,000), the UCI training "
-                       "split (1,437) and installed handwriting fonts; 5% scenes without a digit",
+                       "split (1,437) and installed handwriting fonts; 5% scenes without a digit; "
+                       f"{CONDITION_SHARE:.0%} of scenes force one of {', '.join(CONDITIONS)}",
             validated_on="renderer A scenes of MNIST's validation images (the last 6,000 training images)",
             validation=metrics,
             history=history,
@@ -349,7 +350,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     fit.add_argument("--publish-only", action="store_true", help="publish --checkpoint without training")
     fit.add_argument("--init", type=Path, default=None, help="start from these weights (an earlier run's checkpoint)")
     fit.add_argument("--learning-rate", type=float, default=2e-3, help="peak of the cosine schedule")
-    fit.add_argument("--continued-from", default=None, help="with --publish-only: what the run started from")
+    fit.add_argument("--continued-from", default=None,
+                     help="what the run started from, for the card (default: the --init path)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.command == "render":
@@ -360,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(publish_checkpoint(args.data, args.store, args.width, args.checkpoint, continued))
         else:
             print(train(args.data, args.store, args.epochs, args.batch, args.width, args.seed, args.checkpoint,
-                        args.init, args.learning_rate))
+                        args.init, args.learning_rate, args.continued_from))
     return 0
 
 

@@ -111,3 +111,16 @@ def test_a_transparent_canvas_keeps_its_alpha_as_the_ink(learned: InkSegmenter) 
     rgba = np.zeros((300, 300, 4), np.uint8)
     rgba[60:240, 140:160] = (0, 0, 0, 255)
     assert prepare_image(encode(rgba), max_pixels=10**7).method == "mnist"  # the classical rules: alpha is ink
+
+
+def test_a_faint_stretch_of_a_stroke_stays_with_the_digit() -> None:
+    """Hysteresis: the weak ink that connects to a kept stroke is kept whole (a pencil's light
+    pressure), weak ink on its own is not (a shadow's edge the network half believes)."""
+    strong = np.zeros((96, 96), np.uint8)
+    strong[30:66, 46:50] = 1  # the stem of a digit, through the crop's middle
+    weak = strong.copy()
+    weak[10:30, 46:50] = 1  # its faint top, only over the lower threshold
+    weak[80:84, 5:20] = 1  # a faint mark far from it
+    mask = fine_digit(strong, weak)
+    assert mask[10:30, 46:50].all() and not mask[80:84, 5:20].any()
+    assert not fine_digit(strong)[10:30, 46:50].any()  # without the weak view only the stem
