@@ -42,7 +42,8 @@ COPY model_store/ model_store/
 ENV DIGITS_HOST=0.0.0.0 \
     DIGITS_PORT=8000 \
     DIGITS_MODEL_STORE=/app/model_store \
-    DIGITS_DEVICE=cpu
+    DIGITS_DEVICE=cpu \
+    ORT_DISABLE_TELEMETRY=1
 
 # Numeric, so that Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import struct
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -35,7 +38,7 @@ from service.server import limits
 from service.server.http_server import ConnectionLimits, GuardedHttpProtocol
 from service.server.limits import BodyLimitMiddleware
 from tests.factories import bar_digit, encode
-from tests.service.conftest import multipart
+from tests.service.conftest import REPO, multipart
 
 UPLOAD = Path(__file__).resolve().parents[2] / "data" / "uploads" / "canvas_opaque-0-digit9.png"
 """A real upload (a canvas drawing of a 9): the front end reads it as a digit."""
@@ -408,6 +411,25 @@ def test_onnxruntime_telemetry_is_turned_off_at_start_up(app_factory: Callable[.
     with TestClient(app_factory()):
         pass
     assert calls == ["off"]
+
+
+SERVE_ONCE = """
+from fastapi.testclient import TestClient
+from service.server.app import create_app
+from service.settings import Settings
+with TestClient(create_app(Settings(model_store="model_store", warmup_runs=1))) as client:
+    assert client.get("/health/ready").status_code == 200
+"""
+
+
+def test_serving_writes_nothing_to_the_home_directory(tmp_path: Path) -> None:
+    # ONNX Runtime 1.31 wrote ~/.cache/Microsoft/DeveloperTools/.onnxruntime/{deviceid,onnxruntime.db}
+    # at the first session despite disable_telemetry_events(); only its environment switch stops it.
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"PATH": os.environ["PATH"], "HOME": str(home)}
+    subprocess.run([sys.executable, "-c", SERVE_ONCE], cwd=REPO, env=env, check=True, capture_output=True)  # noqa: S603
+    assert [str(p.relative_to(home)) for p in home.rglob("*") if p.is_file()] == []
 
 
 # -- 10. EXIF bombs ------------------------------------------------------------------------------------
