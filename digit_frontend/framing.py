@@ -8,6 +8,8 @@ height, counted in 4x4 blocks into the 8x8 values the UCI set holds.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -28,8 +30,10 @@ def is_mnist_like(grey: npt.NDArray[np.uint8]) -> bool:
     """A 28x28 image on a dark background is taken to be an MNIST digit already."""
     return grey.shape == (IMAGE_SIDE, IMAGE_SIDE) and float(np.median(outer_ring(grey, 1))) < 128.0
 
+_Scalar = TypeVar("_Scalar", bound=np.generic)
 
-def outer_ring(grey: npt.NDArray[np.uint8], width: int) -> npt.NDArray[np.uint8]:
+
+def outer_ring(grey: npt.NDArray[_Scalar], width: int) -> npt.NDArray[_Scalar]:
     """The pixels within `width` of the image's edge (corners counted twice: they barely move a median)."""
     return np.concatenate(
         [grey[:width].ravel(), grey[-width:].ravel(), grey[:, :width].ravel(), grey[:, -width:].ravel()]

@@ -28,6 +28,7 @@ from typing import Literal
 import cv2
 import numpy as np
 import numpy.typing as npt
+from PIL import Image
 
 from digit_contract.errors import NoInk
 from digit_contract.inputs import IMAGE_SIDE
@@ -222,28 +223,85 @@ UCI_MAX_BLOCK_SPREAD = 12
 
 
 def uci_digit(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8] | None:
-    """The 8x8 counts (0-16, ink high) when `grey` is a UCI digit: 8x8 itself, or a blocky
-    (nearest-neighbour) upscale of one, of either polarity; else None.
+    """The 8x8 counts (0-16, ink high) when `grey` is a UCI digit: 8x8 itself, or an upscale of one
+    by any factor, blocky (nearest neighbour) or smooth (bilinear, bicubic), of either polarity; else None.
 
     Raises:
         NoInk: it is such an image, and blank.
     """
     height, width = grey.shape
-    if height != width or height % UCI_SIDE or height > 8 * UCI_SIDE * 6:
+    if height != width or height < UCI_SIDE or height > UCI_MAX_SIDE:
         return None
-    k = height // UCI_SIDE
-    blocks = grey.reshape(UCI_SIDE, k, UCI_SIDE, k).astype(np.int16)
-    if k > 1 and int((blocks.max(axis=(1, 3)) - blocks.min(axis=(1, 3))).max()) > UCI_MAX_BLOCK_SPREAD:
+    means = grey.astype(np.float64) if height == UCI_SIDE else _block_means(grey)
+    if means is None:
+        means = _smooth_upscale_source(grey)
+    if means is None:
         return None
-    small = blocks.mean(axis=(1, 3))
+    small: npt.NDArray[np.float64] = means
     if float(np.median(outer_ring(small, 1))) >= 128:  # dark ink on a light page: the counts are ink, high
         small = 255.0 - small
     counts: npt.NDArray[np.uint8] = np.clip(np.rint(small * UCI_LEVELS / 255.0), 0, UCI_LEVELS).astype(np.uint8)
-    if k > 1 and len(np.unique(counts)) < UCI_MIN_LEVELS:
+    if height > UCI_SIDE and len(np.unique(counts)) < UCI_MIN_LEVELS:
         return None  # a blank page or a two-tone drawing whose edges happen to fall on block lines
     if int(counts.max()) < 2:
         raise NoInk("no ink found: the 8x8 image is blank")
     return counts
+
+
+UCI_MAX_SIDE = 8 * UCI_SIDE * 6
+"""Largest side taken for an upscale of an 8x8 digit (384 px); bigger images are photos or scans."""
+
+
+UCI_SMOOTH_TOLERANCE = 3.0
+"""Mean grey-level difference allowed between an image and the smooth upscale of the 8x8 image it
+holds: resamplers differ by a level or two (OpenCV's and Pillow's cubic kernels); a drawing or a
+photo differs by tens."""
+
+
+def _smooth_upscale_source(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64] | None:
+    """The 8x8 image `grey` is a smooth (bilinear or bicubic) upscale of, else None.
+
+    Such an upscale passes through the 8x8 values at the blocks' centres, so sampling it there gives
+    them back; the image is taken for one when upscaling those values again reproduces it.
+    """
+    side = grey.shape[0]
+    if side < 4 * UCI_SIDE:
+        return None
+    source: npt.NDArray[np.uint8] = cv2.resize(grey, (UCI_SIDE, UCI_SIDE), interpolation=cv2.INTER_LINEAR)  # at the centres
+    small = Image.fromarray(source)
+    for again in (
+        cv2.resize(source, (side, side), interpolation=cv2.INTER_LINEAR),
+        cv2.resize(source, (side, side), interpolation=cv2.INTER_CUBIC),
+        np.asarray(small.resize((side, side), Image.Resampling.BICUBIC)),  # Pillow's kernels differ from OpenCV's
+        np.asarray(small.resize((side, side), Image.Resampling.LANCZOS)),
+    ):
+        if float(np.abs(again.astype(np.int16) - grey).mean()) <= UCI_SMOOTH_TOLERANCE:
+            return source.astype(np.float64)
+    return None
+
+
+def _block_means(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.float64] | None:
+    """Each of the 8x8 blocks' mean when every block is flat, else None.
+
+    An upscale by a factor that is not whole (8 to 300 px: 37.5) makes blocks of 37 and 38 px, and
+    the resampler may place a boundary a pixel either way: each block is judged on its inside, a
+    pixel in from where its boundary would fall.
+    """
+    side = grey.shape[0]
+    edges = np.arange(UCI_SIDE + 1) * side / UCI_SIDE
+    inset = 0 if side % UCI_SIDE == 0 else 1
+    if side / UCI_SIDE < 2 + 2 * inset:
+        return None  # too few pixels per block to tell a block from a stroke
+    means = np.empty((UCI_SIDE, UCI_SIDE))
+    for i in range(UCI_SIDE):
+        top, bottom = int(np.ceil(edges[i])) + inset, int(np.floor(edges[i + 1])) - inset
+        for j in range(UCI_SIDE):
+            left, right = int(np.ceil(edges[j])) + inset, int(np.floor(edges[j + 1])) - inset
+            block = grey[top:bottom, left:right]
+            if int(block.max()) - int(block.min()) > UCI_MAX_BLOCK_SPREAD:
+                return None
+            means[i, j] = float(block.mean())
+    return means
 
 
 def upscale_blocks(counts: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:

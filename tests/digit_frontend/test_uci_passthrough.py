@@ -12,6 +12,7 @@ from digit_contract.errors import NoInk
 from digit_frontend.pipeline import prepare_image
 from tests.factories import encode
 from tests.service.conftest import REPO
+from training.data import RawSplit
 from training.ink_writers import uci_split
 
 STORE = REPO / "model_store"
@@ -66,3 +67,31 @@ def test_the_8x8_models_read_their_own_test_digits_sent_as_png_at_their_raw_accu
         served = session.run(None, {"image": (blocks.reshape(-1, 64) / 16.0).astype(np.float32)})[0].argmax(axis=1)
         np.testing.assert_array_equal(served, raw)
         assert (served == labels).mean() > 0.95
+
+
+UPSCALES = {
+    "nearest to 300 px (37.5 px blocks)": (300, Image.Resampling.NEAREST),
+    "bilinear to 256 px": (256, Image.Resampling.BILINEAR),
+    "bicubic to 256 px": (256, Image.Resampling.BICUBIC),
+    "lanczos to 200 px": (200, Image.Resampling.LANCZOS),
+}
+
+
+@pytest.mark.parametrize("upscale", sorted(UPSCALES))
+def test_an_8x8_digit_upscaled_by_any_factor_or_smoothly_keeps_nearly_its_counts(upscale: str) -> None:
+    # Before, only whole-number nearest upscales were recognised: 300 px nearest and every smooth
+    # upscale went to the photo path, which read 4-15 of 60 such digits (training split, 8x8 model).
+    side, resample = UPSCALES[upscale]
+    images, _ = uci_split("train")
+    for counts in images[:20]:
+        grey = Image.fromarray(255 - np.rint(counts * 255.0 / 16.0).astype(np.uint8))
+        prepared = prepare_image(encode(grey.resize((side, side), resample)), max_pixels=10**7)
+        assert prepared.method == "uci-passthrough"
+        assert np.abs(prepared.uci_blocks.astype(int) - counts.astype(int)).max() <= 1
+
+
+def test_an_mnist_digit_upscaled_smoothly_is_no_uci_digit(mnist_test: RawSplit) -> None:
+    # A 28x28 digit holds more than 8x8 can: its smooth upscale is not mistaken for an 8x8 one.
+    for digit in mnist_test.images[:20]:
+        big = Image.fromarray(255 - digit).resize((224, 224), Image.Resampling.BICUBIC)
+        assert prepare_image(encode(big), max_pixels=10**7).method != "uci-passthrough"
