@@ -18,6 +18,10 @@ digit), so that any model of the zoo reads them. The steps:
    reading of each way to group the parts, with shape priors and the ink each seam crossed, decides;
 5. **groups**: a gap much wider than the digits' own spacing starts a new group ("12 500").
 
+`find_number_in` is two halves: `number_candidates` (stages 1-4 up to every candidate digit, framed)
+and `choose_number` (a model reads them and the best division wins, then stage 5), so that several
+models reading one number (POST /models/compare?read=true) find its line once.
+
 Several lines: only the one nearest the centre is read; `other_digits` says how many digit-sized
 pieces lay elsewhere. An image that already is an MNIST or UCI digit is one digit, as `/predict`.
 """
@@ -125,10 +129,33 @@ def find_number_in(decoded: DecodedImage, read: Reader | None = None) -> FoundNu
     Raises:
         NoInk: nothing in the image could be a digit (422).
     """
+    return choose_number(number_candidates(decoded), read)
+
+
+@dataclass(frozen=True)
+class NumberCandidates:
+    """A line's candidate digits before any model reads them (`number_candidates`): what several
+    models share when each reads the same number (`choose_number`, once per model)."""
+
+    images: list[PreparedImage]
+    """Per candidate (`strip.candidates`), its strokes; for an image that already is one digit, that digit."""
+    framed: npt.NDArray[np.bool_]
+    """Per candidate, whether it can be framed (a sliver of a cut cannot, and is never chosen)."""
+    strip: Strip | None = None
+    """None for an image that already is one digit."""
+    line: Line | None = None
+
+
+def number_candidates(decoded: DecodedImage) -> NumberCandidates:
+    """Stages 2-4 up to the candidates: the line, its strip, every way to cut it into digits, each framed.
+
+    Raises:
+        NoInk: nothing in the image could be a digit (422).
+    """
     grey = decoded.grey
     if grey is not None and (is_mnist_like(grey) or uci_digit(grey) is not None):
         digit = find_digit_in(decoded)  # already one digit, as the datasets hold them
-        return FoundNumber([digit], [0], probabilities=read([digit]) if read is not None else None)
+        return NumberCandidates([digit], np.ones(1, bool))
     # The same route as one digit's (`find_digit_in`): flat scans and canvases to the rules.
     segmenter = FRONT_END.segmenter if grey is not None and not is_flat_scan(grey) else None
     if grey is not None and segmenter is not None:
@@ -149,7 +176,19 @@ def find_number_in(decoded: DecodedImage, read: Reader | None = None) -> FoundNu
         for _, _, slot, _ in strip.candidates
     ]
     # A candidate too small to frame (a sliver of a cut) cannot be a digit: it is never chosen.
-    framed = np.array([_frames(image) for image in images])
+    return NumberCandidates(images, np.array([_frames(image) for image in images]), strip, line)
+
+
+def choose_number(candidates: NumberCandidates, read: Reader | None = None) -> FoundNumber:
+    """Stage 4's choice and stage 5: where the line divides into digits, as `read` (a model) reads
+    the candidates (one batch), or by shape alone without one; then the groups.
+
+    Raises:
+        NoInk: no candidate digit can be framed (422).
+    """
+    images, framed, strip, line = candidates.images, candidates.framed, candidates.strip, candidates.line
+    if strip is None or line is None:
+        return FoundNumber(images, [0], probabilities=read(images) if read is not None else None)
     probabilities = np.zeros((len(images), 10), np.float32) if read is not None else None
     if probabilities is not None and read is not None and framed.any():
         probabilities[framed] = read([image for image, ok in zip(images, framed, strict=True) if ok])

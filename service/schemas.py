@@ -278,3 +278,21 @@ class NumberReading(_Body):
     image: ImageReport = Field(description="How the file was read; `box` holds the whole number.")
     timings: Timings = Field(description="`batch_size`: candidate digits the model read to choose where "
                              "touching or broken digits divide.")
+
+
+class TextAgreement(_Body):
+    """How far the models' readings of one number agree (POST /models/compare?read=true)."""
+
+    majority_text: str = Field(description="The text most models read; on a tie, the first in string order.")
+    votes: dict[str, list[str]] = Field(description="Text -> models that read it.")
+    agreement: float = Field(description="Share of models that read the majority text.")
+    unanimous: bool
+
+
+class ReadingComparison(_Body):
+    """Every ready model's reading of the number in one image (POST /models/compare?read=true)."""
+
+    readings: list[NumberReading] = Field(description="One per ready model, by name, each as POST /read "
+                                          "answers with that model: each model chooses where digits divide.")
+    agreement: TextAgreement
+    unavailable: list[Unavailable]

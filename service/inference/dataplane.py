@@ -34,7 +34,7 @@ from anyio import CapacityLimiter
 from digit_contract.calibration import served_probabilities
 from digit_contract.inputs import MNIST_INPUT, InputSpec
 from digit_frontend.model_input import frame, model_input
-from digit_frontend.numbers import FoundNumber, find_number_in, text_of
+from digit_frontend.numbers import FoundNumber, NumberCandidates, choose_number, number_candidates, text_of
 from digit_frontend.pipeline import PreparedImage, png_base64
 from service.errors import ModelNotReady, NoModelReady, TooManyFiles
 from service.inference.comparison import compare_served, majority_vote, with_latency
@@ -66,7 +66,9 @@ from service.schemas import (
     NumberReading,
     Prediction,
     Readiness,
+    ReadingComparison,
     RequestLatencyReport,
+    TextAgreement,
     Timings,
     Unavailable,
 )
@@ -297,9 +299,63 @@ class DataPlane:
             the errors of `predict_files` for one file.
         """
         model = self.resolve(model_name, uploads=True)  # before decoding: an unknown model costs nothing
-        spec = input_spec(model)
         uploads = self._open([file])
         runs: list[tuple[float, int]] = []  # (seconds, candidates) per model call
+
+        def work() -> tuple[FoundNumber, float]:
+            start = time.perf_counter()
+            try:
+                return self._choose(model, number_candidates(uploads[0].decode()), runs), time.perf_counter() - start
+            finally:
+                spent = uploads[0].open_seconds + time.perf_counter() - start - sum(r[0] for r in runs)
+                self.metrics.preprocess_seconds.labels(model=model.name).observe(spent)
+
+        found, seconds = await self._offload(work, inline=runs_inline(uploads, self.settings.inline_max_pixels))
+        return self._number_answer(model, found, runs, uploads[0].open_seconds + seconds, file.filename,
+                                   explain=explain, calibrated=calibrated)
+
+    async def compare_reading(self, file: ImageFile, *, explain: bool = False,
+                              calibrated: bool = True) -> ReadingComparison:
+        """POST /models/compare?read=true: every ready model's reading of the number in one image, and
+        how far they agree on its text.
+
+        The line and its candidate digits are found once (`number_candidates`); each model then reads
+        them (one batch each) and chooses where its digits divide, exactly as POST /read with that model.
+
+        Raises:
+            NoModelReady: no model is ready; else the errors of `read_number`.
+        """
+        models = self.registry.models
+        ready = [m for _, m in sorted(models.items()) if m.ready]
+        if not ready:
+            raise NoModelReady("no model is ready to answer")
+        label_request_model("*")
+        uploads = self._open([file])
+        runs: list[list[tuple[float, int]]] = [[] for _ in ready]
+
+        def work() -> tuple[float, list[tuple[FoundNumber, float]]]:
+            start = time.perf_counter()
+            try:
+                candidates = number_candidates(uploads[0].decode())
+            finally:
+                located = uploads[0].open_seconds + time.perf_counter() - start
+                self.metrics.preprocess_seconds.labels(model="*").observe(located)
+            chosen = []
+            for model, model_runs in zip(ready, runs, strict=True):
+                begin = time.perf_counter()
+                chosen.append((self._choose(model, candidates, model_runs), time.perf_counter() - begin))
+            return located, chosen
+
+        located, chosen = await self._offload(work, inline=runs_inline(uploads, self.settings.inline_max_pixels))
+        readings = [self._number_answer(model, found, model_runs, located + seconds, file.filename,
+                                        explain=explain, calibrated=calibrated)
+                    for model, model_runs, (found, seconds) in zip(ready, runs, chosen, strict=True)]
+        return ReadingComparison(readings=readings, agreement=_text_vote(readings), unavailable=_unavailable(models))
+
+    def _choose(self, model: ServedModel, candidates: NumberCandidates, runs: list[tuple[float, int]]) -> FoundNumber:
+        """One model's reading of a number's candidates: each framed as its card says, all in one batch;
+        each model call's (seconds, candidates) appended to `runs`."""
+        spec = input_spec(model)
 
         def read(images: Sequence[PreparedImage]) -> npt.NDArray[np.float32]:
             batch = model_input([frame(image, spec.encoding) for image in images], spec)
@@ -307,21 +363,17 @@ class DataPlane:
             runs.append((seconds, len(images)))
             return probabilities
 
-        def work() -> tuple[FoundNumber, float]:
-            start = time.perf_counter()
-            try:
-                return find_number_in(uploads[0].decode(), read), time.perf_counter() - start
-            finally:
-                spent = uploads[0].open_seconds + time.perf_counter() - start - sum(r[0] for r in runs)
-                self.metrics.preprocess_seconds.labels(model=model.name).observe(spent)
+        return choose_number(candidates, read)
 
-        found, seconds = await self._offload(work, inline=runs_inline(uploads, self.settings.inline_max_pixels))
+    def _number_answer(self, model: ServedModel, found: FoundNumber, runs: Sequence[tuple[float, int]],
+                       seconds: float, filename: str | None, *, explain: bool, calibrated: bool) -> NumberReading:
+        """The answer of POST /read; `seconds`: opening, finding and reading the number, model calls included."""
         assert found.probabilities is not None  # a reader was given
         inference = sum(r[0] for r in runs)
         outputs = self._postprocess(model, found.probabilities, inference, calibrated)
-        timings = Timings(preprocess_ms=(uploads[0].open_seconds + seconds - inference) * 1000,
-                          inference_ms=inference * 1000, batch_size=sum(r[1] for r in runs))
-        return _number_reading(outputs, found, spec, file.filename, timings, explain)
+        timings = Timings(preprocess_ms=(seconds - inference) * 1000, inference_ms=inference * 1000,
+                          batch_size=sum(r[1] for r in runs))
+        return _number_reading(outputs, found, input_spec(model), filename, timings, explain)
 
     async def compare_image(self, file: ImageFile, *, explain: bool = False, calibrated: bool = True) -> ImageComparison:
         """Every ready model's answer for one image, and how far they agree.
@@ -351,11 +403,7 @@ class DataPlane:
         return ImageComparison(
             predictions=predictions,
             agreement=majority_vote(predictions),
-            unavailable=[
-                Unavailable(name=m.name, reason=m.reason or "not ready")
-                for _, m in sorted(models.items())
-                if not m.ready
-            ],
+            unavailable=_unavailable(models),
         )
 
     # -- models ------------------------------------------------------------------------------
@@ -431,6 +479,22 @@ def _predictions(outputs: Outputs, preprocess_seconds: Sequence[float],
         )
         for digit, row, timing, report in zip(digits, probabilities, timings, reports, strict=True)
     ]
+
+
+def _unavailable(models: Mapping[str, ServedModel]) -> list[Unavailable]:
+    """The models that did not answer a comparison, and why."""
+    return [Unavailable(name=m.name, reason=m.reason or "not ready") for _, m in sorted(models.items()) if not m.ready]
+
+
+def _text_vote(readings: Sequence[NumberReading]) -> TextAgreement:
+    """How far the models' readings of one number agree: the text with the most votes, on a tie the
+    first in string order, so the answer does not depend on the order of the models."""
+    votes: dict[str, list[str]] = {}
+    for reading in readings:
+        votes.setdefault(reading.text, []).append(reading.model)
+    majority = min(votes, key=lambda text: (-len(votes[text]), text))
+    return TextAgreement(majority_text=majority, votes=dict(sorted(votes.items())),
+                         agreement=len(votes[majority]) / len(readings), unanimous=len(votes) == 1)
 
 
 def _number_reading(outputs: Outputs, found: FoundNumber, spec: InputSpec, filename: str | None, timings: Timings,

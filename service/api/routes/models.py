@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from service.api.dependencies import DataPlaneDep, SettingsDep
 from service.api.error_handlers import error_responses
 from service.api.request_inputs import FilesInput, read_image_input, upload_slot
 from service.api.routes.predict import IMAGE_BODY, IMAGE_ERRORS, CalibratedQuery, ExplainQuery
 from service.errors import InvalidInput, ModelNotFound, NoModelReady
-from service.schemas import ImageComparison, ModelComparison, ModelDetail, ModelList
+from service.schemas import ImageComparison, ModelComparison, ModelDetail, ModelList, ReadingComparison
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -22,6 +22,12 @@ COMPARE_BODY: dict[str, Any] = {
         "content": IMAGE_BODY,
     }
 }
+
+ReadQuery = Annotated[
+    bool,
+    Query(description="true: each model reads the number written on the image's central line, as POST /read "
+          "answers (`readings`), and the agreement is on the text; false: each model's digit, as POST /predict."),
+]
 
 
 @router.get("", response_model=ModelList, summary="List the models")
@@ -39,19 +45,22 @@ async def compare_models(dataplane: DataPlaneDep) -> ModelComparison:
 
 @router.post(
     "/compare",
-    response_model=ImageComparison,
-    summary="Every model's prediction for one image",
+    response_model=ImageComparison | ReadingComparison,
+    summary="Every model's prediction (or reading of the number) for one image",
     responses=error_responses(NoModelReady, *IMAGE_ERRORS),
     openapi_extra=COMPARE_BODY,
 )
 async def compare_image(request: Request, dataplane: DataPlaneDep, settings: SettingsDep,
-                        explain: ExplainQuery = False, calibrated: CalibratedQuery = True) -> ImageComparison:
-    """Every ready model's prediction for one image, side by side, with their agreement."""
+                        explain: ExplainQuery = False, calibrated: CalibratedQuery = True,
+                        read: ReadQuery = False) -> ImageComparison | ReadingComparison:
+    """Every ready model's prediction for one image (`?read=true`: its reading of the number), with their agreement."""
     async with upload_slot(request):
         body = await read_image_input(request, settings, allow_pixels=False)
         assert isinstance(body, FilesInput)
         if len(body.files) != 1:
             raise InvalidInput(f"POST /models/compare takes exactly one image, got {len(body.files)}")
+        if read:
+            return await dataplane.compare_reading(body.files[0], explain=explain, calibrated=calibrated)
         return await dataplane.compare_image(body.files[0], explain=explain, calibrated=calibrated)
 
 
