@@ -1,7 +1,7 @@
 """Writers who are not MNIST's: handwriting fonts from Debian's packages and the UCI digits' 43 writers.
 
 Renderer A (`training.ink_scenes`) draws its scenes with them, and the user-style evaluation
-(`bench.realworld.sources`) with their held-out parts: one list of fonts, one UCI split.
+(`evaluation.sources`) with their held-out parts: one list of fonts, one UCI split.
 """
 
 from __future__ import annotations
