@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +30,45 @@ from digit_frontend.numbers import read_number_image
 from digit_frontend.pipeline import use_front_end
 from digit_frontend.segmenter import InkSegmenter
 from evaluation.render import render_upload
-from training.data import load_mnist
+from training.data import RawSplit, load_mnist
 from training.ink_scenes import render_scene
 
 CONDITIONS = ("canvas_black", "canvas_opaque", "scan_grey", "scan_colour", "photo_a")
 LENGTHS = (2, 3, 4, 5, 6)
 
+
+
+MAX_PIXELS = 50_000_000
+
+
+@dataclass(frozen=True)
+class Number:
+    """One number of the evaluation: how it was drawn, what it says, and the uploaded file."""
+
+    condition: str
+    truth: str
+    touching: frozenset[int]
+    data: bytes
+
+
+def numbers(split: RawSplit, per_length: int, seed: int,
+            conditions: Sequence[str] = CONDITIONS) -> Iterator[Number]:
+    """The evaluation's numbers, `per_length` of each length per condition, in a fixed order from
+    `seed` (a condition left out of `conditions` is drawn and skipped: the others stay the same)."""
+    rng = np.random.default_rng(seed)
+    for position, condition in enumerate(CONDITIONS):
+        if not set(CONDITIONS[position:]) & set(conditions):
+            return  # nothing asked for is drawn after this: the rest need not be rendered
+        for length in LENGTHS:
+            for _ in range(per_length):
+                index = rng.integers(0, len(split.labels), length)
+                truth = "".join(str(int(split.labels[i])) for i in index)
+                touching = frozenset({int(rng.integers(0, length - 1))}) if rng.random() < 0.35 else frozenset()
+                layout = Layout(touching=touching, slant=float(rng.uniform(-0.3, 0.3)),
+                                angle=float(rng.uniform(-6, 6)))
+                data = render(compose_number([split.images[i] for i in index], layout, rng), condition, rng)
+                if condition in conditions:
+                    yield Number(condition, truth, touching, data)
 
 
 def render(number: npt.NDArray[np.uint8], condition: str, rng: np.random.Generator) -> bytes:
@@ -76,26 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     mnist = load_mnist(args.data_dir, download=False)
     split = mnist.validation if args.split == "validation" else mnist.test
     read = onnx_reader()
-    rng = np.random.default_rng(args.seed)
     records = []
     start = time.perf_counter()
-    for condition in CONDITIONS:
-        for length in LENGTHS:
-            for _ in range(args.per_length):
-                index = rng.integers(0, len(split.labels), length)
-                truth = "".join(str(int(split.labels[i])) for i in index)
-                touching = frozenset({int(rng.integers(0, length - 1))}) if rng.random() < 0.35 else frozenset()
-                layout = Layout(touching=touching, slant=float(rng.uniform(-0.3, 0.3)),
-                                angle=float(rng.uniform(-6, 6)))
-                data = render(compose_number([split.images[i] for i in index], layout, rng), condition, rng)
-                try:
-                    found = read_number_image(data, max_pixels=50_000_000, read=read)
-                    assert found.probabilities is not None
-                    got = "".join(str(int(d)) for d in found.probabilities.argmax(axis=1))
-                except NoInk:
-                    got = ""
-                records.append({"condition": condition, "length": length, "truth": truth, "got": got,
-                                "touching": sorted(touching), "right": digits_right(truth, got)})
+    for number in numbers(split, args.per_length, args.seed):
+        try:
+            found = read_number_image(number.data, max_pixels=MAX_PIXELS, read=read)
+            assert found.probabilities is not None
+            got = "".join(str(int(d)) for d in found.probabilities.argmax(axis=1))
+        except NoInk:
+            got = ""
+        records.append({"condition": number.condition, "length": len(number.truth), "truth": number.truth,
+                        "got": got, "touching": sorted(number.touching), "right": digits_right(number.truth, got)})
     seconds = time.perf_counter() - start
     out = Path(__file__).parent / f"results-{args.split}.json"
     out.write_text(json.dumps({"split": args.split, "segmenter": args.segmenter, "seconds": seconds,

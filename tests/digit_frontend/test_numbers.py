@@ -3,7 +3,7 @@ digits split, a slanted line followed; each digit framed as /predict frames one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -13,8 +13,17 @@ import pytest
 from bench.numbers.compose import Layout, compose_number
 from bench.numbers.reading import onnx_reader
 from digit_contract.errors import NoInk
-from digit_frontend.numbers import FoundNumber, Reader, read_number_image, text_of
-from digit_frontend.pipeline import FRONT_END, use_front_end
+from digit_frontend.decode import decode_image
+from digit_frontend.numbers import (
+    FoundNumber,
+    Reader,
+    choose_number,
+    find_number_in,
+    number_candidates,
+    read_number_image,
+    text_of,
+)
+from digit_frontend.pipeline import FRONT_END, PreparedImage, use_front_end
 from tests.factories import encode
 from training.data import RawSplit
 
@@ -123,3 +132,24 @@ def test_a_touching_pair_no_wider_than_one_digit_is_split(mnist_test: RawSplit, 
     assert count - 1 == 1
     text, _ = read(scan(number), reader)
     assert text == "17"
+
+
+def test_candidates_found_once_serve_every_reader(mnist_test: RawSplit, reader: Reader) -> None:
+    # POST /models/compare?read=true finds the line once and lets each model choose its cuts: the
+    # two halves give what find_number_in gives, and a second reader sees the same candidates.
+    data = scan(compose_number(first_of(mnist_test, "300"), Layout(touching=frozenset({1})), np.random.default_rng(2)))
+    whole = find_number_in(decode_image(data, max_pixels=LIMIT), reader)
+    candidates = number_candidates(decode_image(data, max_pixels=LIMIT))
+    seen: list[int] = []
+
+    def counting(images: Sequence[PreparedImage]) -> npt.NDArray[np.float32]:
+        seen.append(len(images))
+        return reader(images)
+
+    for _ in range(2):
+        found = choose_number(candidates, counting)
+        assert found.probabilities is not None and whole.probabilities is not None
+        assert text_of([int(d) for d in found.probabilities.argmax(axis=1)], found.groups) == "300"
+        assert [d.box for d in found.digits] == [d.box for d in whole.digits]
+        np.testing.assert_allclose(found.probabilities, whole.probabilities, atol=1e-6)
+    assert seen == [int(candidates.framed.sum())] * 2
