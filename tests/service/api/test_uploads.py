@@ -36,13 +36,25 @@ def overlap(found: list[int], truth: list[int]) -> float:
     return inter / float(fw * fh + tw * th - inter)
 
 
+KNOWN_MISSES = {
+    # Segmenter v3 reads this faint pencil "1" as 6 (0.57), where v2 read 1 (0.86). v3 was kept for its
+    # figures on renderer A's validation (52.0% against 46.3%) and on the blind renderer C (photos
+    # 92.9% against 88.2%); strict, so that the mark goes when a later version reads it again.
+    "photo_pencil-2-digit1.jpg": "segmenter v3 reads this faint pencil 1 as 6",
+}
+
+
 def test_every_condition_has_shipped_uploads() -> None:
     shipped = {entry["condition"] for entry in ENTRIES}
     assert shipped | set(MANIFEST["not_shipped"]) == set(CONDITIONS)
     assert all((UPLOADS / entry["file"]).is_file() for entry in ENTRIES)
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=[entry["file"] for entry in ENTRIES])
+@pytest.mark.parametrize("entry", [
+    pytest.param(entry, marks=pytest.mark.xfail(reason=KNOWN_MISSES[entry["file"]], strict=True))
+    if entry["file"] in KNOWN_MISSES else entry
+    for entry in ENTRIES
+], ids=[entry["file"] for entry in ENTRIES])
 def test_an_upload_is_read_as_its_digit(client: TestClient, entry: dict[str, Any]) -> None:
     data = (UPLOADS / entry["file"]).read_bytes()
     response = client.post("/predict", files=multipart(data))
