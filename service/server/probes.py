@@ -64,6 +64,8 @@ LIVENESS_STALL_SECONDS = 60.0
 """A worker whose event loop has not run for this long is stuck, not busy: liveness fails."""
 
 START_SECONDS = 10.0
+SUPERVISE_SECONDS = 1.0
+"""How often the worker checks that its probe process still runs."""
 FORWARD_MAX_BYTES = 64 * 1024
 """Largest request body forwarded to the worker (admin requests carry none)."""
 
@@ -222,17 +224,12 @@ async def serve_management(app: Any, settings: Settings) -> AsyncIterator[ProbeP
 
 
 class ProbeProcess:
-    """The child that holds the management port."""
+    """The child that holds the management port, started again if it ever exits on its own."""
 
-    def __init__(self, child: subprocess.Popen[bytes], port: int) -> None:
-        self.child = child
-        self.port = port
-        self.pid = child.pid
-
-    @classmethod
-    async def start(cls, public: socket.socket, board: ProbeBoard, upstream_port: int,
-                    settings: Settings) -> ProbeProcess:
-        config = {
+    def __init__(self, public: socket.socket, board: ProbeBoard, upstream_port: int, settings: Settings) -> None:
+        self.public = public
+        self.port: int = public.getsockname()[1]
+        self.config = {
             "upstream_port": upstream_port,
             "board": str(board.path),
             "limits": asdict(ConnectionLimits.from_settings(settings)),
@@ -241,34 +238,71 @@ class ProbeProcess:
             "saturation_seconds": settings.saturation_seconds,
             "log_level": settings.log_level,
         }
+        self.child: subprocess.Popen[bytes] | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.child.pid if self.child is not None else None
+
+    @classmethod
+    async def start(cls, public: socket.socket, board: ProbeBoard, upstream_port: int,
+                    settings: Settings) -> ProbeProcess:
+        process = cls(public, board, upstream_port, settings)
+        await process._spawn()
+        process._supervisor = asyncio.create_task(process._supervise())
+        return process
+
+    async def _spawn(self) -> None:
         child = subprocess.Popen(  # noqa: S603 (this interpreter, this module)
-            [sys.executable, "-m", "service.server.probes", "--fd", str(public.fileno())],
-            pass_fds=[public.fileno()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "service.server.probes", "--fd", str(self.public.fileno())],
+            pass_fds=[self.public.fileno()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
-        process = cls(child, public.getsockname()[1])
+        self.child = child
         assert child.stdin is not None and child.stdout is not None
         try:
-            child.stdin.write(json.dumps(config).encode())  # not the command line: `ps` shows that
+            child.stdin.write(json.dumps(self.config).encode())  # not the command line: `ps` shows that
             child.stdin.close()
             line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), START_SECONDS)
         except (TimeoutError, OSError) as exc:
-            await process.stop()
+            await self._end_child()
             raise OSError(f"the management port's probe process did not start: {exc}") from exc
         if line.strip() != b"listening":
-            await process.stop()
+            await self._end_child()
             raise OSError(f"the management port's probe process did not start (exit status {child.poll()})")
-        return process
+
+    async def _supervise(self) -> None:
+        """Start the child again when it exits on its own: without it the probes fail and the pod would
+        be restarted for a fault of the probe process, not of the worker."""
+        while True:
+            await asyncio.sleep(SUPERVISE_SECONDS)
+            if self.child is not None and self.child.poll() is not None:
+                log.error("the management port's probe process %d exited (status %s); starting it again",
+                          self.child.pid, self.child.returncode)
+                await self._end_child()
+                try:
+                    await self._spawn()
+                except OSError as exc:
+                    log.error("%s; trying again in %.0f s", exc, SUPERVISE_SECONDS)
 
     async def stop(self) -> None:
-        if self.child.poll() is None:
-            self.child.terminate()
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+        await self._end_child()
+
+    async def _end_child(self) -> None:
+        child = self.child
+        if child is None:
+            return
+        if child.poll() is None:
+            child.terminate()
             try:
-                await asyncio.to_thread(self.child.wait, 5.0)
+                await asyncio.to_thread(child.wait, 5.0)
             except subprocess.TimeoutExpired:
-                self.child.kill()
-                await asyncio.to_thread(self.child.wait)
-        if self.child.stdout is not None:
-            self.child.stdout.close()
+                child.kill()
+                await asyncio.to_thread(child.wait)
+        if child.stdout is not None:
+            child.stdout.close()
 
 
 # -- the child's side -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ The probes are sent from another process, since a thread of this one would wait 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -148,3 +149,19 @@ def test_the_board_hands_over_what_was_published_and_nothing_half_written() -> N
         reader.close()
         board.close(unlink=True)
     assert not board.path.exists()
+
+
+def test_a_probe_process_that_dies_is_started_again(app_factory: Callable[..., FastAPI]) -> None:
+    port = free_port()
+    app = app_factory(management_port=port)
+    with TestClient(app):
+        first = app.state.management.pid
+        os.kill(first, signal.SIGKILL)
+        deadline, answered = time.monotonic() + 10, None
+        while time.monotonic() < deadline and answered is None:
+            try:
+                answered = urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=1).status
+            except OSError:
+                time.sleep(0.2)
+        assert answered == 200
+        assert app.state.management.pid not in (None, first)
