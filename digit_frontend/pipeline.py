@@ -21,6 +21,7 @@ and frames it as the model's training set framed its digits. The path, by what t
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -269,13 +270,14 @@ def _smooth_upscale_source(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.float6
         return None
     source: npt.NDArray[np.uint8] = cv2.resize(grey, (UCI_SIDE, UCI_SIDE), interpolation=cv2.INTER_LINEAR)  # at the centres
     small = Image.fromarray(source)
-    for again in (
-        cv2.resize(source, (side, side), interpolation=cv2.INTER_LINEAR),
-        cv2.resize(source, (side, side), interpolation=cv2.INTER_CUBIC),
-        np.asarray(small.resize((side, side), Image.Resampling.BICUBIC)),  # Pillow's kernels differ from OpenCV's
-        np.asarray(small.resize((side, side), Image.Resampling.LANCZOS)),
-    ):
-        if float(np.abs(again.astype(np.int16) - grey).mean()) <= UCI_SMOOTH_TOLERANCE:
+    upscales: tuple[Callable[[], npt.NDArray[np.uint8]], ...] = (  # cheapest first; each made only if needed
+        lambda: cv2.resize(source, (side, side), interpolation=cv2.INTER_LINEAR),
+        lambda: cv2.resize(source, (side, side), interpolation=cv2.INTER_CUBIC),
+        lambda: np.asarray(small.resize((side, side), Image.Resampling.BICUBIC)),  # Pillow's kernels differ from OpenCV's
+        lambda: np.asarray(small.resize((side, side), Image.Resampling.LANCZOS)),
+    )
+    for upscale in upscales:
+        if float(cv2.absdiff(upscale(), grey).mean()) <= UCI_SMOOTH_TOLERANCE:
             return source.astype(np.float64)
     return None
 
