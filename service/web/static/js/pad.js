@@ -155,3 +155,21 @@ function drawStroke(c, { width, points }) {
 function midpoint(a, b) {
   return { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
 }
+
+/**
+ * Send each file chosen in `inputs` (upload, camera). An upload replaces the drawing on `pad`, quietly
+ * (no change event): the pad would otherwise disagree with the answer; `buttons` (undo, clear) go off.
+ */
+export function onUpload(inputs, pad, buttons, send) {
+  for (const input of inputs) {
+    input.addEventListener("change", () => {
+      const [file] = input.files;
+      if (!file) return;
+      pad.strokes = [];
+      pad.redraw();
+      for (const button of buttons) button.disabled = true;
+      send(file);
+      input.value = ""; // choosing the same file again is a new request
+    });
+  }
+}

@@ -4,7 +4,7 @@
 import { readNumber } from "./api.js";
 import { h, percent } from "./dom.js";
 import { LatestWins } from "./latest.js";
-import { Pad } from "./pad.js";
+import { Pad, onUpload } from "./pad.js";
 
 export function setUpRead() {
   const $ = (id) => document.getElementById(id);
@@ -56,18 +56,7 @@ export function setUpRead() {
 
   undo.addEventListener("click", () => pad.undo());
   clear.addEventListener("click", () => pad.clear());
-  for (const input of [$("read-file"), $("read-photo")]) {
-    input.addEventListener("change", () => {
-      const [file] = input.files;
-      if (!file) return;
-      // An upload replaces the drawing, as in "Try it": the pad would otherwise disagree with the answer.
-      pad.strokes = [];
-      pad.redraw();
-      undo.disabled = clear.disabled = true;
-      submit({ image: file, source: "upload" });
-      input.value = ""; // choosing the same file again is a new request
-    });
-  }
+  onUpload([$("read-file"), $("read-photo")], pad, [undo, clear], (file) => submit({ image: file, source: "upload" }));
 }
 
 /** The string, its confidence, the image with one box per digit, and the same as a list. */

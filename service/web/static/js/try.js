@@ -4,7 +4,7 @@
 import { compareImage } from "./api.js";
 import { h, percent } from "./dom.js";
 import { LatestWins } from "./latest.js";
-import { Pad } from "./pad.js";
+import { Pad, onUpload } from "./pad.js";
 
 // While a stroke is being drawn, ask at most this often; the end of a stroke asks at once.
 const DRAW_DEBOUNCE_MS = 150;
@@ -141,18 +141,10 @@ export function setUpTry(models) {
   $("pen-width").addEventListener("input", (event) => {
     pad.width = Number(event.target.value);
   });
-  for (const input of [$("file"), $("photo")]) {
-    input.addEventListener("change", () => {
-      const [file] = input.files;
-      if (!file) return;
-      pad.strokes = [];
-      pad.redraw();
-      undo.disabled = clear.disabled = true;
-      queue.drop(); // a drawing still waiting is no longer what the user wants answered
-      submit({ image: file, source: "upload", strokeEnd: null });
-      input.value = ""; // choosing the same file again is a new request
-    });
-  }
+  onUpload([$("file"), $("photo")], pad, [undo, clear], (file) => {
+    queue.drop(); // a drawing still waiting is no longer what the user wants answered
+    submit({ image: file, source: "upload", strokeEnd: null });
+  });
 
   updateBusy();
   status.textContent = models.some((m) => m.state === "ready")
