@@ -43,7 +43,7 @@ from digit_contract.frontend_card import SEGMENTER_NAME, SegmenterCard, Segmente
 from digit_contract.store import CARD_FILE, MODEL_FILE, publish_version
 from digit_frontend.pipeline import upscale_blocks
 from digit_frontend.segmenter import crop_square, normalise, pad_square
-from training.ink_scenes import CONDITIONS, Scene, font_digit, font_files, render_scene, uci_like
+from training.ink_scenes import CONDITIONS, NO_DIGIT_CONDITIONS, Scene, font_digit, font_files, render_scene, uci_like
 from training.ink_writers import uci_split
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,14 @@ CONDITION_SHARE = 0.5
 at random as for versions 1 and 2. The conditions are the failure modes an independent evaluation
 found A had drawn too rarely (issue 21)."""
 
+CONDITION_WEIGHTS = (0.3, 0.15, 0.15, 0.15, 0.25)
+"""How often each of `CONDITIONS` is forced (version 4; version 3 forced each equally often): a blind
+evaluation of version 3 read faint pencil worst and hard shadows next."""
+
+NO_DIGIT_SHARE = 0.1
+"""Share of scenes of a bare desk or a page's edge alone (renderer A's `NO_DIGIT_CONDITIONS`, version 4),
+on top of the 5% blank pages: version 3 answered empty desks instead of refusing them."""
+
 INPUT_NAME, OUTPUT_NAME = "image", "ink"
 OPSET = 17
 
@@ -75,7 +83,12 @@ def samples_of(scene: Scene, rng: np.random.Generator) -> list[tuple[NDArray[np.
     coarse = (pad_square(scene.image, COARSE_SIDE), pad_square(scene.ink * 255, COARSE_SIDE))
     points = cv2.findNonZero(scene.ink)
     if points is None:
-        return [coarse]
+        # Nothing is ink: a fine crop anywhere (where a coarse view might have taken texture for a digit)
+        # teaches the fine scale to find nothing there too.
+        height, width = scene.image.shape
+        side = rng.uniform(0.1, 0.5) * min(height, width)
+        centre = (rng.uniform(0, width), rng.uniform(0, height))
+        return [coarse, (crop_square(scene.image, centre, side, FINE_SIDE), np.zeros((FINE_SIDE, FINE_SIDE), np.uint8))]
     box = cv2.boundingRect(points)
     side = max(box[2], box[3]) * rng.uniform(*FINE_MARGIN)
     # The crop's centre is off the digit's by up to 12% of its side: the coarse view is not exact.
@@ -126,7 +139,12 @@ def _render_chunk(task: tuple[int, int, str, Path | None]) -> tuple[NDArray[np.u
         else:
             index = int(rng.integers(len(images)))
             digit_image, label = images[index], labels[index]
-        condition = str(rng.choice(CONDITIONS)) if rng.random() < CONDITION_SHARE else None
+        draw = rng.random()
+        condition: str | None = None
+        if draw < NO_DIGIT_SHARE:
+            condition = str(rng.choice(NO_DIGIT_CONDITIONS))
+        elif draw < NO_DIGIT_SHARE + CONDITION_SHARE:
+            condition = str(rng.choice(CONDITIONS, p=CONDITION_WEIGHTS))
         if condition == "clean":  # UCI's writers as 8x8 blocks, or any digit counted into blocks, or as drawn
             pick = rng.random()
             if uci_blocks and pick < 0.5:
@@ -315,7 +333,8 @@ def publish(model, store: Path, data: Path, history: list[dict[str, float]],  # 
             input_note="luma stretched between its 1st and 99th percentile to [0, 1]; H, W multiples of 8",
             trained_on="renderer A (training.ink_scenes): MNIST training images (first 54,000), the UCI training "
                        "split (1,437) and installed handwriting fonts; 5% scenes without a digit; "
-                       f"{CONDITION_SHARE:.0%} of scenes force one of {', '.join(CONDITIONS)}",
+                       f"{CONDITION_SHARE:.0%} of scenes force one of {', '.join(CONDITIONS)} (weights "
+                       f"{', '.join(f'{w:g}' for w in CONDITION_WEIGHTS)}); {NO_DIGIT_SHARE:.0%} a bare desk or a page's edge alone",
             validated_on="renderer A scenes of MNIST's validation images (the last 6,000 training images)",
             validation=metrics,
             history=history,
