@@ -13,8 +13,10 @@ set the segmenter's thresholds were chosen on; renderer B (`bench.renderer_b`) i
 
 `--view conditions` renders, with its own seed, `--per-condition` scenes of each of renderer A's
 forced conditions (`training.ink_scenes.CONDITIONS`: faint pencil, spiral bindings, clean digits
-filling the frame, half of them counted into UCI-style 8x8 blocks, small digits, hard shadows) and
-pages without a digit that carry a spiral binding or a hard shadow; it prints accuracy per condition.
+filling the frame, half of them counted into UCI-style 8x8 blocks, small digits, hard shadows),
+pages without a digit that carry a spiral binding or a hard shadow, and photos without writing
+(`training.ink_scenes.render_empty`: a bare desk of each surface, a page's edge or corner alone); it
+prints accuracy per condition and the refusals of each kind of empty photo.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from digit_contract.store import MODEL_FILE, latest_version, list_versions, vers
 from digit_frontend.pipeline import prepare_image, use_front_end
 from digit_frontend.segmenter import InkSegmenter
 from training.data import RawSplit, load_mnist
-from training.ink_scenes import CONDITIONS, render_scene, uci_like
+from training.ink_scenes import CONDITIONS, EMPTY_KINDS, render_empty, render_scene, uci_like
 
 REPO = Path(__file__).resolve().parents[1]
 SHARES = ((0.0, 0.1), (0.1, 0.2), (0.2, 1.01))
@@ -80,6 +82,15 @@ def render_condition_uploads(validation: RawSplit, per_condition: int, seed: int
         uploads.append(encoded.tobytes())
         labels.append(-1 if blank else int(validation.labels[index]))
         conditions.append(condition)
+    # Photos without writing, half as many of each kind, from a generator of their own so that the scenes
+    # above stay the ones earlier versions were measured on.
+    empty_rng = np.random.default_rng(seed + 1)
+    for kind in EMPTY_KINDS:
+        for _ in range(per_condition // 2):
+            _, encoded = cv2.imencode(".jpg", render_empty(empty_rng, kind).image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            uploads.append(encoded.tobytes())
+            labels.append(-1)
+            conditions.append(f"empty {kind}")
     return uploads, labels, conditions
 
 
@@ -135,8 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         digit = truth >= 0
         right = answer == truth
         confident_wrong = (~right) & (answer >= 0) & (confidence >= 0.9)
+        answered = digit & (answer >= 0)
         print(f"{name:13s} accuracy {right[digit].mean():.1%}  refused {(answer[digit] == -1).mean():.1%}  "
-              f"confidently wrong {confident_wrong[digit].mean():.1%}  "
+              f"confidently wrong {confident_wrong[digit].mean():.1%} ({confident_wrong[answered].mean():.1%} of answers)  "
               f"pages without a digit refused {(answer[~digit] == -1).mean():.0%}  ({ms:.1f} ms/upload)")
         if kinds:
             kind = np.array(kinds)
@@ -145,9 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 wrong = confident_wrong[chosen].mean()
                 print(f"    {condition:7s} {right[chosen].mean():.1%} of {chosen.sum()}  refused {(answer[chosen] == -1).mean():.1%}  "
                       f"confidently wrong {wrong:.1%}")
-            for condition in ("spiral", "shadow"):
+            for condition in ("spiral", "shadow", *(f"empty {k}" for k in EMPTY_KINDS)):
                 chosen = ~digit & (kind == condition)
-                print(f"    no digit, {condition}: refused {(answer[chosen] == -1).mean():.0%} of {chosen.sum()}")
+                sure = (answer[chosen] >= 0) & (confidence[chosen] >= 0.9)
+                print(f"    no digit, {condition}: refused {(answer[chosen] == -1).mean():.0%} of {chosen.sum()}  "
+                      f"answered with confidence >= 0.9 {sure.mean():.0%}")
             continue
         for low, high in SHARES:
             chosen = digit & (share >= low) & (share < high)
