@@ -266,6 +266,9 @@ def train(data: Path, store: Path, epochs: int, batch: int, width: int, seed: in
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **{f"val_iou_{k}": v for k, v in scores.items()},
                         "seconds": round(time.monotonic() - started, 1)})
         log.info("epoch %d: %s", epoch + 1, history[-1])
+        # Every epoch's weights too: pooled IoU is a proxy, and the epoch may be chosen end to end
+        # (`bench.frontend_tuning`) from these, then published with --publish-only.
+        model.save_weights(checkpoint.with_suffix("").with_suffix(f".epoch{epoch + 1}.weights.h5"))
         if scores["fine"] + scores["coarse"] > best:
             best, best_weights = scores["fine"] + scores["coarse"], model.get_weights()
             model.save_weights(checkpoint)
