@@ -69,6 +69,10 @@ FINE_MAX_BORDER = 0.15
 """Ink along more than this share of the crop's perimeter is an edge or texture, not a digit (a digit
 inside its margin touches none of it; a line crossing the crop touches a few pixels)."""
 
+FINE_MIN_CERTAINTY = 0.0
+"""The network's mean probability over the kept strokes: below it they are texture or a shadow's edge
+that the network half believes, not a pen's stroke, and the upload is refused (0: off)."""
+
 
 @dataclass(frozen=True)
 class SegmentedDigit:
@@ -141,6 +145,7 @@ class InkSegmenter:
         probability = self.ink(fine_grey)
         weak = (probability > INK_WEAK_LEVEL).astype(np.uint8) if INK_WEAK_LEVEL < INK_LEVEL else None
         mask = fine_digit((probability > INK_LEVEL).astype(np.uint8), weak)
+        check_certainty(probability, mask)
         # Back to working pixels: the fine crop's box, scaled.
         rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
         unit = side / self.fine_side
@@ -254,6 +259,17 @@ def fine_digit(ink: npt.NDArray[np.uint8], weak: npt.NDArray[np.uint8] | None = 
     if _border_share(mask) > FINE_MAX_BORDER:
         raise NoInk("no digit found: the strokes run off the crop (a line or an edge, not a digit)")
     return mask
+
+
+def check_certainty(probability: npt.NDArray[np.float32], mask: npt.NDArray[np.uint8]) -> None:
+    """Refuse strokes the network only half believes (see `FINE_MIN_CERTAINTY`).
+
+    Raises:
+        NoInk: the kept strokes' mean probability is under `FINE_MIN_CERTAINTY`.
+    """
+    certainty = float(probability[mask > 0].mean())
+    if certainty < FINE_MIN_CERTAINTY:
+        raise NoInk(f"no digit found: the network is unsure these are pen strokes (certainty {certainty:.2f})")
 
 
 def _border_share(mask: npt.NDArray[np.uint8]) -> float:

@@ -11,11 +11,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+import digit_frontend.segmenter as segmenter_module
 from digit_contract.errors import NoInk
 from digit_contract.frontend_card import FRONTEND_DIR, SEGMENTER_NAME, SegmenterCard
 from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, version_dir
 from digit_frontend.pipeline import FRONT_END, prepare_image, use_front_end
-from digit_frontend.segmenter import InkSegmenter, fine_digit
+from digit_frontend.segmenter import InkSegmenter, check_certainty, fine_digit
 from tests.factories import encode
 from tests.service.conftest import REPO
 
@@ -105,6 +106,15 @@ def test_ink_along_the_crop_border_is_refused_as_an_edge() -> None:
     ink[:, :30] = 1  # a band down the whole left side: a page edge, not a digit
     with pytest.raises(NoInk, match="run off the crop"):
         fine_digit(ink)
+
+
+def test_strokes_the_network_half_believes_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    mask = np.zeros((96, 96), np.uint8)
+    mask[30:66, 46:50] = 1
+    monkeypatch.setattr(segmenter_module, "FINE_MIN_CERTAINTY", 0.8)
+    check_certainty(np.where(mask > 0, 0.95, 0.0).astype(np.float32), mask)  # a pen's stroke: kept
+    with pytest.raises(NoInk, match=r"unsure these are pen strokes \(certainty 0.60\)"):
+        check_certainty(np.where(mask > 0, 0.6, 0.0).astype(np.float32), mask)
 
 
 def test_a_transparent_canvas_keeps_its_alpha_as_the_ink(learned: InkSegmenter) -> None:
