@@ -19,8 +19,10 @@ takes any `SessionFactory`, so tests substitute fakes that follow `InferenceSess
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Protocol
@@ -157,8 +159,33 @@ def create_onnx_session(model: bytes, plan: ProviderPlan, intra_op_threads: int)
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only; provider fall-backs are detected and logged by us
-    session: InferenceSessionLike = ort.InferenceSession(model, sess_options=options, providers=list(plan.requested))
+    with _as_private_file(model) as source:
+        session: InferenceSessionLike = ort.InferenceSession(source, sess_options=options,
+                                                             providers=list(plan.requested))
     return session
+
+
+@contextmanager
+def _as_private_file(model: bytes) -> Iterator[str | bytes]:
+    """The verified bytes as a path ONNX Runtime can open: an anonymous in-memory file (Linux).
+
+    Built from bytes, `onnxruntime.InferenceSession` keeps them for as long as the session lives
+    (its Python wrapper holds them for a fall-back that the service never uses), so every model
+    cost its file size twice: 15 MB on the committed store. Built from a path, it keeps nothing.
+    The path is to a copy of the bytes whose SHA-256 was checked, not to the store's file, which
+    could have been replaced since. Where there is no memfd (not Linux), the bytes themselves.
+    """
+    create = getattr(os, "memfd_create", None)
+    if create is None or not os.path.isdir("/proc/self/fd"):
+        yield model
+        return
+    descriptor = create("model.onnx", os.MFD_CLOEXEC)
+    try:
+        with open(descriptor, "wb", closefd=False) as file:
+            file.write(model)
+        yield f"/proc/self/fd/{descriptor}"
+    finally:
+        os.close(descriptor)
 
 
 def check_session_providers(plan: ProviderPlan, actual: Sequence[str], model: str) -> None:
