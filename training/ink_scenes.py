@@ -493,8 +493,9 @@ def render_empty(rng: np.random.Generator, kind: str | None = None, pen_share: f
     """A photo with nothing written in it (label -1, an empty mask): a bare desk of `kind` (one of
     `DESKS`; default: drawn at random), or with `kind` "edge" a page's edge or corner lying on one.
     A pen or pencil lies in the frame in `pen_share` of them: a long bar is the hardest "1" that is no digit.
-    (`render_scene`'s forced conditions draw none: trained on, light bars on dark desks cost the
-    round-2 renderer's chalkboards 90% -> 73%, chalk being light strokes on a dark board.)
+    (`render_scene`'s forced conditions draw none: a segmenter trained with them lost the round-2
+    renderer's chalkboards, 90% -> 73%; light bars on dark desks look like chalk, the suspected cause,
+    not proven.)
 
     Raises:
         ValueError: an unknown kind.
