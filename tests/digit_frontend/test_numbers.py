@@ -13,10 +13,14 @@ import pytest
 from bench.numbers.compose import Layout, compose_number
 from bench.numbers.reading import onnx_reader
 from digit_contract.errors import NoInk
+from digit_frontend import numbers
 from digit_frontend.decode import decode_image
 from digit_frontend.numbers import (
+    FEATURES,
+    VERIFIER,
     FoundNumber,
     Reader,
+    candidate_features,
     choose_number,
     find_number_in,
     number_candidates,
@@ -153,3 +157,24 @@ def test_candidates_found_once_serve_every_reader(mnist_test: RawSplit, reader: 
         assert [d.box for d in found.digits] == [d.box for d in whole.digits]
         np.testing.assert_allclose(found.probabilities, whole.probabilities, atol=1e-6)
     assert seen == [int(candidates.framed.sum())] * 2
+
+
+def test_the_verifier_weighs_every_feature_of_every_candidate(mnist_test: RawSplit, reader: Reader) -> None:
+    data = scan(compose_number(first_of(mnist_test, "35"), Layout(touching=frozenset({0})), np.random.default_rng(2)))
+    candidates = number_candidates(decode_image(data, max_pixels=LIMIT))
+    assert candidates.strip is not None
+    probabilities = reader(candidates.images)
+    features = candidate_features(candidates.strip, probabilities)
+    assert features.shape == (len(candidates.images), len(FEATURES)) == (len(candidates.images), VERIFIER.size)
+    assert np.isfinite(features).all()
+
+
+def test_a_digit_cut_into_confident_pieces_is_read_whole(mnist_test: RawSplit, reader: Reader,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A touching "35" whose 3 the seams cut in two: the model reads the pieces as an 8 and a 4, surely
+    # enough that the model's readings alone choose "845"; the verifier, which sees that both pieces
+    # are narrow and cut from their neighbours, chooses the whole 3.
+    data = scan(compose_number(first_of(mnist_test, "35"), Layout(touching=frozenset({0})), np.random.default_rng(2)))
+    assert read(data, reader)[0] == "35"
+    monkeypatch.setattr(numbers, "VERIFIER", np.zeros_like(VERIFIER))
+    assert read(data, reader)[0] == "845"
