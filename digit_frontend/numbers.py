@@ -15,7 +15,9 @@ digit), so that any model of the zoo reads them. The steps:
    they overlap across the line, measured along the writing's own slant; a piece over half a digit
    wide may be two or more digits touching ("00", "17"): it is offered cut along seams (paths down it
    crossing least ink, `_seam`) and, when wider than a digit, at its emptiest columns; the model's
-   reading of each way to group the parts, with shape priors and the ink each seam crossed, decides;
+   reading of each way to group the parts, with shape priors and the ink each seam crossed, decides,
+   each candidate weighed by a verifier fitted on training numbers (`VERIFIER`: its width for the
+   digit read, how it was cut, how sure the reading is), so that pieces of a digit and merged pairs lose;
 5. **groups**: a gap much wider than the digits' own spacing starts a new group ("12 500").
 
 `find_number_in` is two halves: `number_candidates` (stages 1-4 up to every candidate digit, framed)
