@@ -195,6 +195,10 @@ def render_photo(spec: PhotoSpec, writing: Writing | None, rng: Rng) -> tuple[by
         inside = (page_corners[:, 0] >= 0) & (page_corners[:, 0] < rw) & (page_corners[:, 1] >= 0) & (page_corners[:, 1] < rh)
         meta["page_cut_by_frame"] = bool(not inside.all())
         meta["page_fill_actual"] = round(float(cv2.contourArea(page_corners.astype(np.float32))) / (rw * rh), 3)
+        # The share of the frame the sheet covers (the sheet's area can exceed the frame's).
+        grid = np.zeros((100, 100), np.uint8)
+        cv2.fillPoly(grid, [np.rint(page_corners / np.array([rw, rh]) * 100).astype(np.int32)], 1)
+        meta["page_in_frame_frac"] = round(float(grid.mean()), 3)
 
     img = cv2.warpPerspective(tex, to_img, (rw, rh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     del tex

@@ -33,7 +33,7 @@ def render_canvas(writing: Writing | None, transparent: bool, rng: Rng, wide: bo
     meta: dict[str, object] = {"kind": "canvas", "transparent": transparent}
     brush = float(size * rng.uniform(0.03, 0.08))
     if source_clean:
-        brush = float(size * rng.uniform(0.05, 0.1))
+        brush = float(size * rng.uniform(0.04, 0.08))
     digit_h = size * rng.uniform(0.5, 0.8)
     patch: np.ndarray | None = None
     if writing is not None:

@@ -94,8 +94,8 @@ def stone(h: int, w: int, ppm: float, rng: Rng) -> np.ndarray:
     base = np.asarray([(0.85, 0.84, 0.82), (0.25, 0.25, 0.27), (0.78, 0.74, 0.68)][rng.integers(3)], np.float32)
     cloud = fbm(h, w, 60 * ppm, rng, 4)
     veins = np.abs(np.sin((np.arange(w, dtype=np.float32)[None, :] / (80 * ppm) + 3.0 * cloud) * np.pi))
-    vein = np.clip(1.0 - veins / 0.06, 0, 1)
-    shade = 1.0 + 0.06 * cloud - 0.35 * vein
+    vein = cv2.GaussianBlur(np.clip(1.0 - veins / 0.08, 0, 1), (0, 0), max(0.8, 0.4 * ppm))
+    shade = 1.0 + 0.06 * cloud - 0.2 * vein
     return np.clip(tint(base, shade), 0, 1)
 
 

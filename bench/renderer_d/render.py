@@ -85,6 +85,18 @@ def render_one(cond: Condition, writing: WriteFn | None, rng: np.random.Generato
     return flat.render_scan(writing, rng, number=cond.family == "number")
 
 
+def render_whole(cond: Condition, writing: WriteFn | None, seed: int, i: int, tries: int = 6) -> tuple[bytes, str, dict[str, object]]:
+    """Render upload i; a photo whose writing the random framing cut off is drawn again (new draw)."""
+    key = zlib.crc32(cond.name.encode())
+    for attempt in range(tries):
+        rng = np.random.default_rng([seed, key, i] if attempt == 0 else [seed, key, i, attempt])
+        data, ext, meta = render_one(cond, writing, rng)
+        if meta.get("digit_in_frame", True):
+            break
+    meta["attempt"] = attempt
+    return data, ext, meta
+
+
 def iter_uploads(pools: Pools, per_condition: int | None = None, only: set[str] | None = None) -> Iterator[tuple[Condition, int, WriteFn | None, str, list[str], dict[str, object]]]:
     """Every upload in a fixed order; sources are handed out even for skipped ones, so ids never shift."""
     for cond in CONDITIONS:
@@ -104,9 +116,8 @@ def render_all(out: Path, per_condition: int | None = None, only: set[str] | Non
     counts: dict[str, int] = {}
     with open(out / "labels.jsonl", "w") as labels:
         for cond, i, writing, expected, ids, extra in iter_uploads(pools, per_condition, only):
-            rng = np.random.default_rng([seed, zlib.crc32(cond.name.encode()), i])
             t0 = time.perf_counter()
-            data, ext, meta = render_one(cond, writing, rng)
+            data, ext, meta = render_whole(cond, writing, seed, i)
             meta["render_ms"] = round((time.perf_counter() - t0) * 1000)
             meta.update(extra)
             name = f"{cond.name}/{cond.name}_{i:03d}.{ext}"
