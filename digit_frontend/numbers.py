@@ -33,6 +33,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -181,9 +182,11 @@ def number_candidates(decoded: DecodedImage) -> NumberCandidates:
     return NumberCandidates(images, np.array([_frames(image) for image in images]), strip, line)
 
 
-def choose_number(candidates: NumberCandidates, read: Reader | None = None) -> FoundNumber:
+def choose_number(candidates: NumberCandidates, read: Reader | None = None, *,
+                  verifier: npt.NDArray[np.float64] | Literal["fitted"] | None = "fitted") -> FoundNumber:
     """Stage 4's choice and stage 5: where the line divides into digits, as `read` (a model) reads
-    the candidates (one batch), or by shape alone without one; then the groups.
+    the candidates (one batch), or by shape alone without one; then the groups. `verifier` weighs
+    the candidates' readings: "fitted" is `VERIFIER`, None leaves them as they are (`verifier_for`).
 
     Raises:
         NoInk: no candidate digit can be framed (422).
@@ -196,10 +199,11 @@ def choose_number(candidates: NumberCandidates, read: Reader | None = None) -> F
         probabilities[framed] = read([image for image, ok in zip(images, framed, strict=True) if ok])
     reading = probabilities.max(axis=1) if probabilities is not None else np.ones(len(images))
     log_probabilities = np.where(framed, np.log(np.maximum(reading, 1e-9)), UNFRAMED)
-    if probabilities is not None:
+    if probabilities is not None and verifier is not None:
         # Whether each candidate is one whole digit rather than a piece of one or two touching ones,
         # as the verifier, fitted on training numbers, judges it from its reading and its shape.
-        log_probabilities = log_probabilities + candidate_features(strip, probabilities) @ VERIFIER
+        weights = VERIFIER if isinstance(verifier, str) else verifier
+        log_probabilities = log_probabilities + candidate_features(strip, probabilities) @ weights
     chosen = [i for i in choose_digits(strip, log_probabilities) if framed[i]][:MAX_DIGITS]
     if not chosen:
         raise NoInk("no digit found: the line's strokes are too small to be digits")
@@ -557,7 +561,17 @@ perceptron (`python -m training.numbers_verifier`, 5 epochs, rate 0.05) fitted o
 MNIST training digits (canvases and scans of seeds 10-12), so that the choice reads the true digits;
 its settings were picked on the validation split (seeds 0-1, canvases and scans: 595 -> 629 of 800).
 Fitted to cnn_augmented's readings (the upload default): the zoo's other models, surer of pieces of
-digits, gain digits but split more (validation seed 0: cnn 259 -> 254 of 400 exact, mlp 233 -> 221)."""
+digits, gain digits but split more (validation seed 0: cnn 259 -> 254 of 400 exact, mlp 233 -> 221),
+so the service weighs only that model's candidates with it (`verifier_for`)."""
+
+VERIFIED_MODELS = frozenset({"cnn_augmented"})
+"""The models whose readings `VERIFIER` was fitted on."""
+
+
+def verifier_for(model: str) -> npt.NDArray[np.float64] | None:
+    """The verifier to weigh `model`'s candidates with: `VERIFIER` for the model it was fitted on,
+    None (the model's reading and the shape priors alone) for any other."""
+    return VERIFIER if model in VERIFIED_MODELS else None
 
 
 def strip_candidates(strip: npt.NDArray[np.uint8]) -> Strip | None:

@@ -34,7 +34,14 @@ from anyio import CapacityLimiter
 from digit_contract.calibration import served_probabilities
 from digit_contract.inputs import MNIST_INPUT, InputSpec
 from digit_frontend.model_input import frame, model_input
-from digit_frontend.numbers import FoundNumber, NumberCandidates, choose_number, number_candidates, text_of
+from digit_frontend.numbers import (
+    FoundNumber,
+    NumberCandidates,
+    choose_number,
+    number_candidates,
+    text_of,
+    verifier_for,
+)
 from digit_frontend.pipeline import PreparedImage, png_base64
 from service.errors import ModelNotReady, NoModelReady, TooManyFiles
 from service.inference.comparison import compare_served, majority_vote, with_latency
@@ -363,7 +370,7 @@ class DataPlane:
             runs.append((seconds, len(images)))
             return probabilities
 
-        return choose_number(candidates, read)
+        return choose_number(candidates, read, verifier=verifier_for(model.name))
 
     def _number_answer(self, model: ServedModel, found: FoundNumber, runs: Sequence[tuple[float, int]],
                        seconds: float, filename: str | None, *, explain: bool, calibrated: bool) -> NumberReading:

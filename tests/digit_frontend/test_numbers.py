@@ -26,6 +26,7 @@ from digit_frontend.numbers import (
     number_candidates,
     read_number_image,
     text_of,
+    verifier_for,
 )
 from digit_frontend.pipeline import FRONT_END, PreparedImage, use_front_end
 from tests.factories import encode
@@ -178,3 +179,18 @@ def test_a_digit_cut_into_confident_pieces_is_read_whole(mnist_test: RawSplit, r
     assert read(data, reader)[0] == "35"
     monkeypatch.setattr(numbers, "VERIFIER", np.zeros_like(VERIFIER))
     assert read(data, reader)[0] == "845"
+
+
+def test_only_the_model_the_verifier_was_fitted_on_is_weighed_by_it(mnist_test: RawSplit, reader: Reader) -> None:
+    # The verifier learnt cnn_augmented's readings; another model's candidates are chosen by their
+    # readings alone (with it, cnn and mlp read fewer validation numbers right).
+    assert verifier_for("cnn_augmented") is VERIFIER
+    assert verifier_for("cnn") is None and verifier_for("mlp") is None
+    data = scan(compose_number(first_of(mnist_test, "35"), Layout(touching=frozenset({0})), np.random.default_rng(2)))
+    candidates = number_candidates(decode_image(data, max_pixels=LIMIT))
+    texts = {}
+    for model in ("cnn_augmented", "another"):
+        found = choose_number(candidates, reader, verifier=verifier_for(model))
+        assert found.probabilities is not None
+        texts[model] = text_of([int(d) for d in found.probabilities.argmax(axis=1)], found.groups)
+    assert texts == {"cnn_augmented": "35", "another": "845"}
