@@ -38,12 +38,14 @@ from service.models.checks import (
     warm_up,
 )
 from service.models.sessions import (
+    ARENA_GROWTH,
     SHRINK_AFTER_IMAGES,
     InferenceSessionLike,
     ProviderPlan,
     SessionFactory,
     TensorInfo,
     create_onnx_session,
+    shares_one_arena,
     shrink_after_run,
 )
 from service.models.versions import VersionPolicies
@@ -94,11 +96,21 @@ class ServedModel:
         """Probabilities (N, 10) for model input (N, *card.input.sample_shape). Blocking: call it off the event loop."""
         if self.session is None:
             raise ModelNotReady(self.name, self.reason or "not loaded")
-        if len(images) > SHRINK_AFTER_IMAGES:
-            outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: images}, shrink_after_run())
-        else:
+        if len(images) <= SHRINK_AFTER_IMAGES:
             outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: images})
+        elif shares_one_arena():
+            with ARENA_GROWTH.large_run():  # given back after the burst: ModelRegistry.give_arena_back
+                outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: images})
+        else:  # this session's own arena: only this session can give it back
+            outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: images}, shrink_after_run())
         return np.asarray(outputs[0], dtype=np.float32)
+
+    def shrink_arena(self) -> None:
+        """Run one blank image with the arena's shrinkage on: every free region of the arena goes back."""
+        if self.session is None:
+            return
+        shape = self.card.input.sample_shape if self.card is not None else (28, 28, 1)
+        self.session.run([OUTPUT_NAME], {INPUT_NAME: np.zeros((1, *shape), np.float32)}, shrink_after_run())
 
 
 class ModelRegistry:
@@ -227,6 +239,18 @@ class ModelRegistry:
     def unloaded(self) -> frozenset[str]:
         """The models of the store that `unload` took out of service."""
         return self._unloaded
+
+    def give_arena_back(self) -> bool:
+        """Once a burst of large batches is over, return the shared arena's growth to the system
+        (through any ready model: the arena is every session's). Blocking: call it off the event loop.
+        False when nothing had grown or a large batch is still running."""
+        if not ARENA_GROWTH.take_if_idle():
+            return False
+        for model in self.models.values():
+            if model.ready and model.session is not None:
+                model.shrink_arena()
+                return True
+        return False
 
     def close(self) -> None:
         """Drop every session (they are freed once no request holds them)."""

@@ -111,10 +111,49 @@ batch 1,024, per-session arenas held 938 MB and the shared one 336 MB; loading c
 (bench/memory.py). Inference speed is the same within the noise."""
 
 SHRINK_AFTER_IMAGES = 64
-"""A run of more images than this gives the arena's growth back when it ends. The arena keeps the
-peak it reached, so one batch of 1,024 kept ~220 MB for good (a worker at 300 MB instead of 86 after
-the batch); giving it back costs that batch ~30% more time, which small batches, the usual case, never
-pay. Batches up to 64 grow the arena by ~15 MB, which is kept."""
+"""Runs of more images than this grow the arena for good (one batch of 1,024 kept ~220 MB: a worker
+at 300 MB instead of 86), so the growth is given back once they are over (`ArenaGrowth`). Giving it
+back at the end of every such run instead made a batch of 1,024 on `cnn` take 2.5x as long (31 ->
+77 ms, one thread), each run faulting its working memory in afresh. Batches up to 64 grow the arena
+by ~15 MB, which is kept."""
+
+
+class ArenaGrowth:
+    """Whether runs larger than `SHRINK_AFTER_IMAGES` have grown the shared arena since it was last
+    given back, and how many are running now: the growth goes back when a burst of them is over."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._grown = False
+
+    @contextmanager
+    def large_run(self) -> Iterator[None]:
+        with self._lock:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._grown = True
+
+    def take_if_idle(self) -> bool:
+        """True once per growth, and only while no large run is in flight: the caller gives it back."""
+        with self._lock:
+            if self._grown and self._running == 0:
+                self._grown = False
+                return True
+            return False
+
+
+ARENA_GROWTH = ArenaGrowth()
+"""The process's: the arena is shared by every session (`SHARED_CPU_ARENA`)."""
+
+
+def shares_one_arena() -> bool:
+    """Whether the sessions draw from the process's one CPU arena (registered, and asked for)."""
+    return SHARED_CPU_ARENA and _shared_arena_registered
 
 
 @cache

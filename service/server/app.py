@@ -151,8 +151,9 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, session_factory: Sess
         # A segmenter published after the start is taken up by a reload, as a classifier is.
         reloader.load_with_models.append(lambda: use_front_end(load_front_end(settings)))
         restore_signal_handler = reloader.install_signal_handler()  # SIGHUP reloads the store
-        # What a burst of large or aborted requests freed goes back to the system (service.server.memory).
-        trimmer = asyncio.create_task(trim_periodically())
+        # What a burst of large or aborted requests freed goes back to the system (service.server.memory),
+        # the model arena's growth after large batches first.
+        trimmer = asyncio.create_task(trim_periodically(first=registry.give_arena_back))
         app.state.saturation = monitor = SaturationMonitor(lambda: queued_work(app), settings.saturation_seconds)
         sampler = asyncio.create_task(monitor.watch())
         try:

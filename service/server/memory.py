@@ -14,6 +14,7 @@ import asyncio
 import ctypes
 import ctypes.util
 import logging
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,17 @@ def release_free_heap() -> bool:
     return True
 
 
-async def trim_periodically(interval: float = TRIM_INTERVAL_SECONDS) -> None:
-    """Run `release_free_heap` every `interval` seconds, in a thread, until cancelled."""
+async def trim_periodically(interval: float = TRIM_INTERVAL_SECONDS,
+                            first: Callable[[], object] | None = None) -> None:
+    """Every `interval` seconds, in a thread, until cancelled: `first` (the model arena's growth
+    given back, which frees heap for the trim), then `release_free_heap`."""
+    trim = True
     while True:
         await asyncio.sleep(interval)
-        if not await asyncio.to_thread(release_free_heap):
-            return  # not glibc: nothing to trim
+        if first is not None:
+            try:
+                await asyncio.to_thread(first)
+            except Exception:  # a failed hand-back must not end the trimming
+                log.exception("giving the model arena's growth back failed")
+        if trim and not await asyncio.to_thread(release_free_heap):
+            trim = False  # not glibc: nothing to trim
