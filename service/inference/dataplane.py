@@ -87,8 +87,8 @@ _T = TypeVar("_T")
 
 
 def input_spec(model: ServedModel | None) -> InputSpec:
-    """The input `model` takes, from its card (a model without one, which cannot serve: MNIST's)."""
-    return model.card.input if model is not None and model.card is not None else MNIST_INPUT
+    """The input `model` takes (`ServedModel.input_spec`); MNIST's when there is no model."""
+    return model.input_spec if model is not None else MNIST_INPUT
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from digit_contract.card import ModelCard
-from digit_contract.inputs import INPUT_NAME, OUTPUT_NAME
+from digit_contract.inputs import INPUT_NAME, MNIST_INPUT, OUTPUT_NAME, InputSpec
 from digit_contract.ranking import rank_cards
 from digit_contract.store import CARD_FILE, MODEL_FILE, read_upload_accuracy, scan_store, version_dir
 from service.errors import ModelNotFound, ModelNotReady, NoModelReady, StoreUnavailable
@@ -92,6 +92,11 @@ class ServedModel:
     def ready(self) -> bool:
         return self.state == "ready"
 
+    @property
+    def input_spec(self) -> InputSpec:
+        """The input the model takes, from its card (a model without one, which cannot serve: MNIST's)."""
+        return self.card.input if self.card is not None else MNIST_INPUT
+
     def predict(self, images: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Probabilities (N, 10) for model input (N, *card.input.sample_shape). Blocking: call it off the event loop."""
         if self.session is None:
@@ -109,8 +114,8 @@ class ServedModel:
         """Run one blank image with the arena's shrinkage on: every free region of the arena goes back."""
         if self.session is None:
             return
-        shape = self.card.input.sample_shape if self.card is not None else (28, 28, 1)
-        self.session.run([OUTPUT_NAME], {INPUT_NAME: np.zeros((1, *shape), np.float32)}, shrink_after_run())
+        blank = np.zeros((1, *self.input_spec.sample_shape), np.float32)
+        self.session.run([OUTPUT_NAME], {INPUT_NAME: blank}, shrink_after_run())
 
 
 class ModelRegistry:
