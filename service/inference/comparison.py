@@ -1,5 +1,5 @@
-"""The comparisons the service answers: the models' vote on one image (POST /models/compare) and
-the zoo's comparison (GET /models/compare) with what only a server knows, its latency.
+"""The comparisons the service answers: the models' vote on one image's digit or number (POST
+/models/compare) and the zoo's comparison (GET /models/compare) with what only a server knows, its latency.
 
 The zoo's statistics work on cards and records alone and live in the contract
 (`digit_contract.comparison`), shared with the training report.
@@ -7,14 +7,16 @@ The zoo's statistics work on cards and records alone and live in the contract
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from digit_contract.comparison import compare_cards
 from digit_contract.comparison_schemas import ComparisonRow, FamilyBest, ModelComparison, Unavailable
 from service.models.registry import ServedModel
-from service.schemas import Agreement, Prediction
+from service.schemas import Agreement, NumberReading, Prediction, TextAgreement
+
+_Answer = TypeVar("_Answer", int, str)
 
 
 def majority_vote(predictions: Sequence[Prediction]) -> Agreement:
@@ -22,17 +24,33 @@ def majority_vote(predictions: Sequence[Prediction]) -> Agreement:
     votes, on a tie the smaller digit, so the answer does not depend on the order of the models."""
     if not predictions:
         raise ValueError("a vote needs at least one prediction")
-    votes: dict[str, list[str]] = {}
-    for prediction in predictions:
-        votes.setdefault(str(prediction.digit), []).append(prediction.model)
-    counts = Counter(p.digit for p in predictions)
-    majority, top = min(counts.items(), key=lambda item: (-item[1], item[0]))
+    majority, votes = _tally((p.digit, p.model) for p in predictions)
     return Agreement(
         majority_digit=majority,
-        votes=dict(sorted(votes.items())),
-        agreement=top / len(predictions),
-        unanimous=len(counts) == 1,
+        votes={str(digit): models for digit, models in votes.items()},
+        agreement=len(votes[majority]) / len(predictions),
+        unanimous=len(votes) == 1,
     )
+
+
+def text_vote(readings: Sequence[NumberReading]) -> TextAgreement:
+    """How far the models' readings of one number agree (POST /models/compare?read=true): the text
+    with the most votes, on a tie the first in string order."""
+    if not readings:
+        raise ValueError("a vote needs at least one reading")
+    majority, votes = _tally((r.text, r.model) for r in readings)
+    return TextAgreement(majority_text=majority, votes=votes, agreement=len(votes[majority]) / len(readings),
+                         unanimous=len(votes) == 1)
+
+
+def _tally(answers: Iterable[tuple[_Answer, str]]) -> tuple[_Answer, dict[_Answer, list[str]]]:
+    """The answer most models gave (on a tie the smallest, so that the order of the models does not
+    matter) and the models behind each answer, in answer order."""
+    votes: dict[_Answer, list[str]] = {}
+    for answer, model in answers:
+        votes.setdefault(answer, []).append(model)
+    majority = min(votes, key=lambda answer: (-len(votes[answer]), answer))
+    return majority, dict(sorted(votes.items()))
 
 
 def compare_served(models: Mapping[str, ServedModel], store: Path | None = None) -> ModelComparison:

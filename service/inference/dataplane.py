@@ -44,7 +44,7 @@ from digit_frontend.numbers import (
 )
 from digit_frontend.pipeline import PreparedImage, png_base64
 from service.errors import ModelNotReady, NoModelReady, TooManyFiles
-from service.inference.comparison import compare_served, majority_vote, with_latency
+from service.inference.comparison import compare_served, majority_vote, text_vote, with_latency
 from service.inference.preparation import (
     INLINE_MAX_IMAGES,
     ImageFile,
@@ -75,7 +75,6 @@ from service.schemas import (
     Readiness,
     ReadingComparison,
     RequestLatencyReport,
-    TextAgreement,
     Timings,
     Unavailable,
 )
@@ -357,7 +356,7 @@ class DataPlane:
         readings = [self._number_answer(model, found, model_runs, located + seconds, file.filename,
                                         explain=explain, calibrated=calibrated)
                     for model, model_runs, (found, seconds) in zip(ready, runs, chosen, strict=True)]
-        return ReadingComparison(readings=readings, agreement=_text_vote(readings), unavailable=_unavailable(models))
+        return ReadingComparison(readings=readings, agreement=text_vote(readings), unavailable=_unavailable(models))
 
     def _choose(self, model: ServedModel, candidates: NumberCandidates, runs: list[tuple[float, int]]) -> FoundNumber:
         """One model's reading of a number's candidates: each framed as its card says, all in one batch;
@@ -491,17 +490,6 @@ def _predictions(outputs: Outputs, preprocess_seconds: Sequence[float],
 def _unavailable(models: Mapping[str, ServedModel]) -> list[Unavailable]:
     """The models that did not answer a comparison, and why."""
     return [Unavailable(name=m.name, reason=m.reason or "not ready") for _, m in sorted(models.items()) if not m.ready]
-
-
-def _text_vote(readings: Sequence[NumberReading]) -> TextAgreement:
-    """How far the models' readings of one number agree: the text with the most votes, on a tie the
-    first in string order, so the answer does not depend on the order of the models."""
-    votes: dict[str, list[str]] = {}
-    for reading in readings:
-        votes.setdefault(reading.text, []).append(reading.model)
-    majority = min(votes, key=lambda text: (-len(votes[text]), text))
-    return TextAgreement(majority_text=majority, votes=dict(sorted(votes.items())),
-                         agreement=len(votes[majority]) / len(readings), unanimous=len(votes) == 1)
 
 
 def _number_reading(outputs: Outputs, found: FoundNumber, spec: InputSpec, filename: str | None, timings: Timings,
