@@ -33,7 +33,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -132,7 +131,7 @@ def find_number_in(decoded: DecodedImage, read: Reader | None = None) -> FoundNu
     Raises:
         NoInk: nothing in the image could be a digit (422).
     """
-    return choose_number(number_candidates(decoded), read)
+    return choose_number(number_candidates(decoded), read, verifier=VERIFIER)
 
 
 @dataclass(frozen=True)
@@ -183,10 +182,10 @@ def number_candidates(decoded: DecodedImage) -> NumberCandidates:
 
 
 def choose_number(candidates: NumberCandidates, read: Reader | None = None, *,
-                  verifier: npt.NDArray[np.float64] | Literal["fitted"] | None = "fitted") -> FoundNumber:
+                  verifier: npt.NDArray[np.float64] | None = None) -> FoundNumber:
     """Stage 4's choice and stage 5: where the line divides into digits, as `read` (a model) reads
     the candidates (one batch), or by shape alone without one; then the groups. `verifier` weighs
-    the candidates' readings: "fitted" is `VERIFIER`, None leaves them as they are (`verifier_for`).
+    the candidates' readings (`VERIFIER` for the model it was fitted on: `verifier_for`).
 
     Raises:
         NoInk: no candidate digit can be framed (422).
@@ -202,8 +201,7 @@ def choose_number(candidates: NumberCandidates, read: Reader | None = None, *,
     if probabilities is not None and verifier is not None:
         # Whether each candidate is one whole digit rather than a piece of one or two touching ones,
         # as the verifier, fitted on training numbers, judges it from its reading and its shape.
-        weights = VERIFIER if isinstance(verifier, str) else verifier
-        log_probabilities = log_probabilities + candidate_features(strip, probabilities) @ weights
+        log_probabilities = log_probabilities + candidate_features(strip, probabilities) @ verifier
     chosen = [i for i in choose_digits(strip, log_probabilities) if framed[i]][:MAX_DIGITS]
     if not chosen:
         raise NoInk("no digit found: the line's strokes are too small to be digits")

@@ -152,7 +152,7 @@ def test_candidates_found_once_serve_every_reader(mnist_test: RawSplit, reader: 
         return reader(images)
 
     for _ in range(2):
-        found = choose_number(candidates, counting)
+        found = choose_number(candidates, counting, verifier=VERIFIER)
         assert found.probabilities is not None and whole.probabilities is not None
         assert text_of([int(d) for d in found.probabilities.argmax(axis=1)], found.groups) == "300"
         assert [d.box for d in found.digits] == [d.box for d in whole.digits]
