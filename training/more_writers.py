@@ -26,10 +26,11 @@ import numpy.typing as npt
 
 from digit_contract.card import Hyperparameters, ModelCard
 from digit_contract.inputs import NUM_CLASSES
+from digit_contract.store import MODEL_FILE, latest_version, version_dir
 from training.data import VALIDATION_FRACTION, Mnist, RawSplit, as_model_input, load_mnist
 from training.experiments import Experiment, ExperimentRun, limit_tensorflow_threads, write_record
 from training.publish import history_records, publish_keras
-from training.trainer import TrainingConfig, _fit_augmented, mnist_test_split, parity_images
+from training.trainer import TrainingConfig, fit_augmented, mnist_test_split, parity_images
 from training.variants import VARIANTS_BY_NAME
 
 if TYPE_CHECKING:
@@ -113,7 +114,7 @@ def train(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
     y_train = keras.utils.to_categorical(data.train.labels, NUM_CLASSES)
     y_val = keras.utils.to_categorical(validation.labels, NUM_CLASSES)
     started = time.perf_counter()
-    history = _fit_augmented(model, spec.augmentation or "uploads", data, y_train,
+    history = fit_augmented(model, spec.augmentation or "uploads", data, y_train,
                              (as_model_input(validation), y_val), config)
     seconds = time.perf_counter() - started
     after = {"mnist": accuracy(model, mnist.validation), "uci": accuracy(model, uci_validation)}
@@ -147,9 +148,7 @@ def train(experiment: Experiment, run: ExperimentRun) -> list[ModelCard]:
 
 
 def _latest_model_file(store: Path, name: str) -> Path:
-    from digit_contract.store import latest_versions
-
-    version = latest_versions(store).get(name)
+    version = latest_version(store, name)
     if version is None:
         raise FileNotFoundError(f"{store} has no {name} to start from: train it first (--experiment uploads)")
-    return store / name / str(version) / "model.onnx"
+    return version_dir(store, name, version) / MODEL_FILE

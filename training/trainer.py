@@ -79,13 +79,13 @@ def fit_variant(spec: VariantSpec, data: Mnist, config: TrainingConfig) -> tuple
         )
         h = fitted.history
     else:
-        h = _fit_augmented(model, spec.augmentation, data, y_train, (x_val, y_val), config)
+        h = fit_augmented(model, spec.augmentation, data, y_train, (x_val, y_val), config)
     # The wall time includes generating the augmented images: it is part of this protocol's cost.
     seconds = time.perf_counter() - started
     return model, history_records(h), seconds
 
 
-def _fit_augmented(
+def fit_augmented(
     model: keras.Model,
     recipe: str,
     data: Mnist,
