@@ -45,7 +45,6 @@ from service.models.sessions import (
     SessionFactory,
     TensorInfo,
     create_onnx_session,
-    shares_one_arena,
     shrink_after_run,
 )
 from service.models.versions import VersionPolicies
@@ -103,11 +102,9 @@ class ServedModel:
             raise ModelNotReady(self.name, self.reason or "not loaded")
         if len(images) <= SHRINK_AFTER_IMAGES:
             outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: images})
-        elif shares_one_arena():
+        else:
             with ARENA_GROWTH.large_run():  # given back after the burst: ModelRegistry.give_arena_back
                 outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: images})
-        else:  # this session's own arena: only this session can give it back
-            outputs = self.session.run([OUTPUT_NAME], {INPUT_NAME: images}, shrink_after_run())
         return np.asarray(outputs[0], dtype=np.float32)
 
     def shrink_arena(self) -> None:
@@ -246,16 +243,16 @@ class ModelRegistry:
         return self._unloaded
 
     def give_arena_back(self) -> bool:
-        """Once a burst of large batches is over, return the shared arena's growth to the system
-        (through any ready model: the arena is every session's). Blocking: call it off the event loop.
-        False when nothing had grown or a large batch is still running."""
+        """Once a burst of large batches is over, return the arenas' growth to the system: through
+        every ready model, so that sessions with arenas of their own give theirs back too (with the
+        shared arena, the first does it and the rest find nothing to free). Blocking: call it off the
+        event loop. False when nothing had grown or a large batch is still running."""
         if not ARENA_GROWTH.take_if_idle():
             return False
         for model in self.models.values():
-            if model.ready and model.session is not None:
+            if model.ready:
                 model.shrink_arena()
-                return True
-        return False
+        return True
 
     def close(self) -> None:
         """Drop every session (they are freed once no request holds them)."""

@@ -119,8 +119,8 @@ by ~15 MB, which is kept."""
 
 
 class ArenaGrowth:
-    """Whether runs larger than `SHRINK_AFTER_IMAGES` have grown the shared arena since it was last
-    given back, and how many are running now: the growth goes back when a burst of them is over."""
+    """Whether runs larger than `SHRINK_AFTER_IMAGES` have grown the arena since it was last given
+    back, and how many are running now: the growth goes back when a burst of them is over."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -148,12 +148,7 @@ class ArenaGrowth:
 
 
 ARENA_GROWTH = ArenaGrowth()
-"""The process's: the arena is shared by every session (`SHARED_CPU_ARENA`)."""
-
-
-def shares_one_arena() -> bool:
-    """Whether the sessions draw from the process's one CPU arena (registered, and asked for)."""
-    return SHARED_CPU_ARENA and _shared_arena_registered
+"""The process's, as the arena is (`SHARED_CPU_ARENA`)."""
 
 
 @cache
