@@ -63,6 +63,8 @@ def takes_buffer_path(body: bytes) -> bool:
     return parsed is not None and any(isinstance(entry.get("data"), np.ndarray) for entry in parsed["inputs"])
 
 
+RNG = np.random.default_rng(24)
+
 # Values each datatype holds (the unsigned ones no negatives), as JSON numbers orjson writes.
 VALUES: dict[str, list[Any]] = {
     "FP16": [0.0, -0.0, 1.5, -2, 65504, 1e-8, 0.1], "FP32": [0.0, -0.0, 0.1, 1 / 3, -7, 3.4e38, 1e-45],
@@ -86,6 +88,18 @@ def test_each_numeric_datatype_decodes_the_same_on_both_paths(datatype: str, mon
 CASES: dict[str, bytes] = {
     "mnist image, flat": request([float(v) for v in np.linspace(0, 1, 784, dtype=np.float32)], shape=[1, 28, 28, 1]),
     "ints and floats in FP32": request([1, 2.5, -3, 0, 1e-7, 123456789]),
+    "zeros and exponents": b'{"inputs":[{"name":"image","datatype":"FP32","shape":[7],"data":'
+                           b'[-0,-0.0,0,1E2,1e-2,-1.5E+3,2.5e0]}]}',
+    # More than 19 significant digits (simdjson's slow path), halfway cases, subnormals: both parsers
+    # round each decimal to the nearest double.
+    "long decimals in FP64": b'{"inputs":[{"name":"image","datatype":"FP64","shape":[5],"data":'
+                             b'[0.1000000000000000055511151231257827021181583404541015625,'
+                             b'9007199254740993.0,2.4703282292062328e-324,1.00000000000000011102230246251565404,'
+                             b'123456789012345678901234567890e-20]}]}',
+    "random doubles, 17 digits": request([float(f"{v:.17g}") for v in RNG.standard_normal(500) * 10.0 ** RNG.integers(
+        -40, 40, 500)], "FP64"),
+    "random doubles to FP32": request([float(f"{v:.9g}") for v in RNG.standard_normal(500)], "FP32"),
+    "random doubles to FP16": request([float(f"{v:.6g}") for v in RNG.standard_normal(500) * 1000], "FP16"),
     # Integers past 2**53 become a double first, then float32 (numpy's order): 2**60 + 2**36 + 1 rounds
     # down that way, up if cast straight to float32.
     "huge ints in FP32": request([2**60 + 2**36 + 1, 2**63 - 1, 2**64 - 1, -(2**63)]),
@@ -173,7 +187,8 @@ def test_the_cases_cover_both_paths_and_errors(monkeypatch: pytest.MonkeyPatch) 
     """The case table is not all fallbacks nor all successes: the comparison above means something."""
     buffered = [name for name, body in CASES.items() if takes_buffer_path(body)]
     errors = [name for name, body in CASES.items() if outcome(body)[0] == "error"]
-    assert {"mnist image, flat", "huge ints in FP32", "too few elements", "two inputs"} <= set(buffered)
+    assert {"mnist image, flat", "huge ints in FP32", "too few elements", "two inputs", "long decimals in FP64",
+            "random doubles to FP32", "random doubles to FP16"} <= set(buffered)
     assert not {"nested rows", "nested, ragged", "a bracket inside the id", "a byte order mark",
                 "a repeated key (orjson keeps the last)", "an int out of INT8's range"} & set(buffered)
     assert {"NaN", "Infinity", "too few elements", "nested, ragged", "a number past double's range"} <= set(errors)
