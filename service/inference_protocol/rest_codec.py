@@ -150,6 +150,9 @@ _BUFFER_TYPES: dict[str, Literal["d", "i", "u"]] = {**dict.fromkeys(("FP16", "FP
                  "UINT64": "u"}
 _BUFFER_DTYPES = {"d": np.float64, "i": np.int64, "u": np.uint64}
 _UTF8_BOM = b"\xef\xbb\xbf"
+_MAX_FLAT_LISTS = 64
+"""Most `[` in a request the buffer path parses: flat data needs about two per input (shape, data),
+data nested by rows thousands, and those go to orjson without a simdjson parse first."""
 
 
 def parse_numeric_data(document: bytes, lists: int) -> dict[str, Any] | None:
@@ -160,7 +163,7 @@ def parse_numeric_data(document: bytes, lists: int) -> dict[str, Any] | None:
     with a non-number, an integer out of its datatype's range or a nested list (numpy's answer to
     those is orjson's path), and brackets inside strings. `lists` is `check_json_cost`'s count.
     """
-    if document.startswith(_UTF8_BOM):
+    if lists > _MAX_FLAT_LISTS or document.startswith(_UTF8_BOM):
         return None
     try:
         # A parser per document: one kept for reuse would hold ~4x the largest body it has read.

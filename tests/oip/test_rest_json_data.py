@@ -223,6 +223,16 @@ def test_flat_float_data_is_read_without_orjson(monkeypatch: pytest.MonkeyPatch)
     np.testing.assert_array_equal(decoded.inputs[0].data, expected)
 
 
+def test_data_nested_by_rows_goes_to_orjson_unparsed_by_simdjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of row arrays cannot be flat data: no simdjson parse is spent on them before orjson's."""
+    rows = np.arange(200 * 4, dtype=np.float32).reshape(200, 4)
+    body = request(rows.tolist(), shape=[200, 4])
+    monkeypatch.setattr(simdjson, "Parser", lambda: pytest.fail("simdjson parsed nested data"))
+    decoded = rest_codec.decode_request(body, None)
+    assert isinstance(decoded.inputs[0].data, np.ndarray)
+    np.testing.assert_array_equal(decoded.inputs[0].data, rows.reshape(-1))
+
+
 def test_binary_data_bodies_decode_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     """The binary extension: a JSON header with `binary_data_size`, one input as JSON data beside it."""
     header = orjson.dumps({"inputs": [
