@@ -74,14 +74,11 @@ def release_free_heap() -> bool:
 
 async def trim_periodically(interval: float = TRIM_INTERVAL_SECONDS,
                             first: Callable[[], object] | None = None) -> None:
-    """At once, then every `interval` seconds, in a thread, until cancelled: `first` (the model
-    arena's growth given back, which frees heap for the trim), then `release_free_heap`.
-
-    The pass at once is for start-up: parsing the models' ONNX files leaves ~7 MB of freed heap
-    that stayed resident until the first period was over (a ready worker at 156 MB, not 149).
-    """
+    """Every `interval` seconds, in a thread, until cancelled: `first` (the model arena's growth
+    given back, which frees heap for the trim), then `release_free_heap`."""
     trim = True
     while True:
+        await asyncio.sleep(interval)
         if first is not None:
             try:
                 await asyncio.to_thread(first)
@@ -89,4 +86,3 @@ async def trim_periodically(interval: float = TRIM_INTERVAL_SECONDS,
                 log.exception("giving the model arena's growth back failed")
         if trim and not await asyncio.to_thread(release_free_heap):
             trim = False  # not glibc: nothing to trim
-        await asyncio.sleep(interval)

@@ -83,29 +83,3 @@ def test_trimming_returns_scattered_free_heap_memory() -> None:
     assert released("trim") > 60  # of the ~94 MiB freed in the middle of the heap
     assert released("none") < 10  # without the trim it stays resident
 
-
-def test_the_first_trim_runs_at_start_not_after_a_period(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker that just loaded its models trims the parse garbage at once (an hour's interval here:
-    without the pass at start, nothing would run within the test)."""
-    import asyncio
-
-    from service.server import memory
-
-    calls: list[str] = []
-
-    def fake_trim() -> bool:
-        calls.append("trim")
-        return True
-
-    monkeypatch.setattr(memory, "release_free_heap", fake_trim)
-
-    async def run() -> None:
-        task = asyncio.create_task(memory.trim_periodically(3600.0, first=lambda: calls.append("hand back")))
-        for _ in range(500):  # ~5 s at most, on a loaded machine
-            if len(calls) == 2:
-                break
-            await asyncio.sleep(0.01)
-        task.cancel()
-
-    asyncio.run(run())
-    assert calls == ["hand back", "trim"]
