@@ -82,4 +82,3 @@ def test_trimming_returns_scattered_free_heap_memory() -> None:
 
     assert released("trim") > 60  # of the ~94 MiB freed in the middle of the heap
     assert released("none") < 10  # without the trim it stays resident
-
