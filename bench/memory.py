@@ -3,19 +3,24 @@
     .venv/bin/python -m bench.memory --store model_store             # ~1 minute
     .venv/bin/python -m bench.memory --skip-service                  # the in-process parts only
 
-Three parts, each figure from a fresh process (so no part inherits another's heap):
+Four parts, each figure from a fresh process (so no part inherits another's heap):
 
 1. **imports**: RSS after each layer the worker imports (numpy, Pillow, OpenCV, ONNX Runtime, the web
    stack, prometheus_client, the whole service), split into file-backed pages (shared libraries'
    code: the same pages in every worker of a machine) and anonymous ones (each worker's own);
 2. **models**: every model of the store opened as the service opens it (service.models.sessions), one by
-   one, with the RSS each adds, then each run once at batch 1, 64 and 1,024 (the arenas grow on
+   one, with the RSS each adds once the heap is trimmed (as the worker trims it: what parsing the file
+   freed is not the model's), then each run once at batch 1, 64 and 1,024 (the arenas grow on
    first use); the same for ONNX Runtime's settings that bear on memory: one arena per session
    instead of the shared one (service.models.sessions.SHARED_CPU_ARENA), the CPU arena off
    (`enable_cpu_mem_arena`), memory patterns off (`enable_mem_pattern`), weight prepacking off
    (`session.disable_prepacking`), and all three;
-3. **service**: `python -m service`, one worker: RSS when ready, its peak during a wrk run of 12 MP
-   photos (4 connections), and after the run once idle.
+3. **segmenter**: the front end's ink segmenter opened as digit_frontend.segmenter opens it (an arena
+   of its own), with the arena on, on and given back after the photos, and off: the RSS it keeps
+   after photos from two threads, and its time per photo;
+4. **service**: `python -m service`, one worker: RSS when ready, its peak during a wrk run of 12 MP
+   photos (4 connections), and after the run once idle; what backs its resident pages (shared
+   libraries by name, anonymous memory) when ready and after.
 
 Writes bench/results/memory/report.md and report.json (or --out).
 """
@@ -61,6 +66,10 @@ def memory():
     return {"rss_mb": kb["Rss"] / 1024, "anon_mb": kb["Anonymous"] / 1024,
             "file_mb": (kb["Rss"] - kb["Anonymous"]) / 1024}
 
+def trim():
+    import ctypes
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+
 part, argument = sys.argv[1], json.loads(sys.argv[2])
 out = {"python": memory()}
 if part == "imports":
@@ -94,6 +103,7 @@ elif part == "models":
     sessions, loaded = {}, {}
     for name, path in argument["models"].items():
         sessions[name] = create_onnx_session(Path(path).read_bytes(), plan, 1)
+        trim()  # what the model keeps: parsing its file leaves freed heap, which the worker trims
         loaded[name] = memory()
     out["loaded"] = loaded
     for batch in (1, 64, 1024):
@@ -106,6 +116,50 @@ elif part == "models":
                 shape = [batch] + list(spec.shape[1:])
             session.run(None, {spec.name: np.zeros(shape, dtype=np.float32)})
         out[f"after batch {batch}"] = memory()
+    print(json.dumps(out))
+elif part == "segmenter":
+    # The ink segmenter as digit_frontend.segmenter.InkSegmenter opens it (an arena of its own),
+    # run on every photo at its coarse and fine sides by the worker's two work threads at once.
+    import threading, time
+    import numpy as np
+    import onnxruntime as ort
+    from service.server.memory import return_large_buffers_to_os
+    return_large_buffers_to_os()  # as the worker: its mmap threshold decides what an arena-less run costs
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    views = [np.random.default_rng(side).random((1, side, side, 1), dtype=np.float32) for side in argument["sides"]]
+    # A first session, run and dropped, so that ONNX Runtime's code pages are not counted as kept.
+    warm = ort.InferenceSession(argument["path"], options, providers=["CPUExecutionProvider"])
+    for view in views:
+        warm.run(None, {"image": view})
+    del warm
+    options.enable_cpu_mem_arena = argument["arena"] != "off"
+    trim()
+    before = memory()
+    session = ort.InferenceSession(argument["path"], options, providers=["CPUExecutionProvider"])
+    def photos(count):
+        for _ in range(count):
+            for view in views:
+                session.run(None, {"image": view})
+    photos(3)
+    workers = [threading.Thread(target=photos, args=(100,)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    if argument["arena"] == "given back":
+        # What the worker's periodic trim does for the classifiers (service.models.registry.give_arena_back).
+        from service.models.sessions import shrink_after_run
+        session.run(None, {"image": views[-1]}, shrink_after_run())
+    trim()
+    out["kept_mb"] = memory()["rss_mb"] - before["rss_mb"]
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        photos(30)
+        times.append((time.perf_counter() - start) / 30 * 1000)
+    out["ms_per_photo"] = sorted(times)[2]
     print(json.dumps(out))
 '''
 
@@ -131,6 +185,39 @@ def store_models(store: Path) -> dict[str, str]:
     return found
 
 
+def segmenter_memory(path: str) -> dict[str, Any]:
+    """The served segmenter with its arena on (as it is opened today), on but given back after the photos
+    (as the worker's trim does for the classifiers' arena), and off: RSS kept, ms per photo."""
+    card = json.loads((Path(path).parent / "card.json").read_text())
+    sides = [card["coarse_side"], card["fine_side"]]
+    return {label: child("segmenter", {"path": path, "sides": sides, "arena": arena})
+            for label, arena in (("arena on (as served)", "on"), ("arena on, given back once idle", "given back"),
+                                 ("arena off", "off"))}
+
+
+def resident_by_mapping(pid: int, top: int = 8) -> dict[str, float]:
+    """A process's resident MB by what backs it: the `top` shared libraries by name, the other files,
+    and the anonymous memory (heaps, Python's object arenas, ONNX Runtime's arenas, large buffers)."""
+    sizes: dict[str, float] = {}
+    backing = "anonymous"
+    try:
+        lines = Path(f"/proc/{pid}/smaps").read_text().splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:  # a mapping's header: address range, perms, ..., path
+            name = fields[5] if len(fields) > 5 else ""
+            backing = Path(name).name if name.startswith("/") else "anonymous"
+        elif fields[0] == "Rss:":
+            sizes[backing] = sizes.get(backing, 0.0) + int(fields[1]) / 1024
+    files = sorted((name for name in sizes if name != "anonymous"), key=lambda name: -sizes[name])
+    kept = {name: sizes[name] for name in files[:top]}
+    kept["other files"] = sum(sizes[name] for name in files[top:])
+    kept["anonymous"] = sizes.get("anonymous", 0.0)
+    return kept
+
+
 def service_memory(store: Path, out: Path, seconds: float) -> dict[str, Any]:
     spec = server_spec("service", 1, store)
     photos = files_payload(realistic_uploads("photo_12mp", load_digits(64), count=4), "/predict")
@@ -138,6 +225,7 @@ def service_memory(store: Path, out: Path, seconds: float) -> dict[str, Any]:
         worker = footprint.worker_pids(server.pid)[0]
         footprint.wait_until_idle(server.pid)
         ready = footprint.memory_of(worker)
+        ready_mappings = resident_by_mapping(worker)
         with footprint.RssSampler([worker]) as sampler:
             load = run_load("wrk", server.base_url, photos, 4, seconds, timeout_s=60.0)
         footprint.wait_until_idle(server.pid)
@@ -147,7 +235,9 @@ def service_memory(store: Path, out: Path, seconds: float) -> dict[str, Any]:
         # what it holds once that has run is what it keeps.
         time.sleep(TRIM_INTERVAL_SECONDS)
         settled = footprint.memory_of(worker)
+        settled_mappings = resident_by_mapping(worker)
     return {"ready": ready.to_dict() if ready else None, "peak_rss_mb_during": sampler.max_mb[worker],
+            "mappings": {"ready": ready_mappings, "settled": settled_mappings},
             "after": after.to_dict() if after else None, "settled": settled.to_dict() if settled else None,
             "load": load.to_dict()}
 
@@ -163,6 +253,9 @@ def run(store: Path, out: Path, *, service: bool, seconds: float) -> dict[str, A
     for label, settings in ORT_SETTINGS.items():
         print(f"== models, {label}", flush=True)
         results["settings"][label] = child("models", {"store": str(store), "models": models, "settings": settings})
+    if "frontend/ink_segmenter" in models:
+        print("== the segmenter as served, arena on and off", flush=True)
+        results["segmenter_arena"] = segmenter_memory(models["frontend/ink_segmenter"])
     if service:
         print("== service under 12 MP photos", flush=True)
         results["service"] = service_memory(store, out, seconds)
@@ -198,6 +291,12 @@ def render(results: dict[str, Any]) -> str:
         loaded = list(m["loaded"].values())[-1]["rss_mb"]
         lines.append(f"| {label} | {m['imports']['rss_mb']:.1f} | {loaded:.1f} | {m['after batch 1']['rss_mb']:.1f} | "
                      f"{m['after batch 64']['rss_mb']:.1f} | {m['after batch 1024']['rss_mb']:.1f} |")
+    if "segmenter_arena" in results:
+        lines += ["", "## The ink segmenter as served (its own arena): 200 photos from two threads, then 150 from one", "",
+                  "| segmenter session | RSS kept MB (heap trimmed) | ms per photo (coarse + fine view) |",
+                  "| --- | ---: | ---: |"]
+        for label, m in results["segmenter_arena"].items():
+            lines.append(f"| {label} | {m['kept_mb']:+.1f} | {m['ms_per_photo']:.2f} |")
     if "service" in results:
         s = results["service"]
         lines += ["", "## The service, one worker, 12 MP photos (wrk, 4 connections)", "",
@@ -206,6 +305,13 @@ def render(results: dict[str, Any]) -> str:
                   f"2 s after it {s['after']['rss_mb']:.1f} MB (USS {s['after']['uss_mb']:.1f}), "
                   f"{TRIM_INTERVAL_SECONDS:.0f} s later, once the worker's periodic trim has run, "
                   f"{s['settled']['rss_mb']:.1f} MB (USS {s['settled']['uss_mb']:.1f})."]
+        if "mappings" in s:
+            ready, settled = s["mappings"]["ready"], s["mappings"]["settled"]
+            lines += ["", "What the worker's resident pages are (MB): shared libraries' pages (file-backed: the same pages "
+                      "in every worker), and anonymous memory (each worker's own).", "",
+                      "| backed by | when ready | after the run, trimmed |", "| --- | ---: | ---: |"]
+            for name in ready:
+                lines.append(f"| {name} | {ready[name]:.1f} | {settled.get(name, 0.0):.1f} |")
     return "\n".join(lines) + "\n"
 
 
