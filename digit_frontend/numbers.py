@@ -18,6 +18,8 @@ digit), so that any model of the zoo reads them. The steps:
    reading of each way to group the parts, with shape priors and the ink each seam crossed, decides,
    each candidate weighed by a verifier fitted on training numbers (`VERIFIER`: its width for the
    digit read, how it was cut, how sure the reading is), so that pieces of a digit and merged pairs lose;
+   a candidate as wide as two digits may also be read as two at once by the pair reader
+   (`digit_frontend.pairs`), where digits touch so that no cut gives two readable ones;
 5. **groups**: a gap much wider than the digits' own spacing starts a new group ("12 500").
 
 `find_number_in` is two halves: `number_candidates` (stages 1-4 up to every candidate digit, framed)
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -42,6 +44,7 @@ from digit_contract.errors import NoInk
 from digit_frontend.classical import binarise, ink_map, remove_lines
 from digit_frontend.decode import Box, DecodedImage, decode_image
 from digit_frontend.framing import is_mnist_like, stroke_width
+from digit_frontend.pairs import PairReading
 from digit_frontend.pipeline import FRONT_END, Method, PreparedImage, find_digit_in, is_flat_scan, uci_digit
 from digit_frontend.segmenter import COARSE_MIN_AREA, COARSE_MIN_PEAK, INK_LEVEL, InkSegmenter, pad_square
 
@@ -93,6 +96,9 @@ class FoundNumber:
     """Digit-sized pieces of ink off the line that was read (another line, a stray mark)."""
     probabilities: npt.NDArray[np.float32] | None = None
     """(N, 10): what the reader made of each digit, when there was one."""
+    paired: tuple[bool, ...] = ()
+    """Per digit, whether the pair reader read it with its neighbour (its `probabilities` row is the
+    pair reader's, not the model's); empty: none was."""
 
 
 Reader = Callable[[Sequence[PreparedImage]], npt.NDArray[np.float32]]
@@ -146,6 +152,12 @@ class NumberCandidates:
     strip: Strip | None = None
     """None for an image that already is one digit."""
     line: Line | None = None
+    paired: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))
+    """The candidates the pair reader read as two digits (indices into `images`), wide enough to be two."""
+    pairs: PairReading | None = None
+    """The pair reader's reading of each of `paired`, in order."""
+    halves: list[tuple[PreparedImage, PreparedImage]] = field(default_factory=list)
+    """Per `paired` candidate, its left and right digit's strokes (for their boxes and pictures)."""
 
 
 def number_candidates(decoded: DecodedImage) -> NumberCandidates:
@@ -178,7 +190,20 @@ def number_candidates(decoded: DecodedImage) -> NumberCandidates:
         for _, _, slot, _ in strip.candidates
     ]
     # A candidate too small to frame (a sliver of a cut) cannot be a digit: it is never chosen.
-    return NumberCandidates(images, np.array([_frames(image) for image in images]), strip, line)
+    framed = np.array([_frames(image) for image in images])
+    if FRONT_END.pairs is None:
+        return NumberCandidates(images, framed, strip, line)
+    paired = np.array([i for i, (_, _, slot, _) in enumerate(strip.candidates)
+                       if framed[i] and (slot.right - slot.left) / strip.height >= PAIR_MIN_WIDTH], np.intp)
+
+    def prepared(half: Slot) -> PreparedImage:
+        return PreparedImage(half.mask, *format_, method=source.method, inverted=source.inverted,
+                             box=decoded.to_original(_working_box(half.box, to_working, source.shape)),
+                             other_digits=line.others, lines_removed=source.lines_removed)
+
+    halves = [(prepared(left), prepared(right)) for left, right in (_halves(strip.candidates[i][2]) for i in paired)]
+    pairs = FRONT_END.pairs.read([strip.candidates[i][2].mask for i in paired])
+    return NumberCandidates(images, framed, strip, line, paired, pairs, halves)
 
 
 def choose_number(candidates: NumberCandidates, read: Reader | None = None, *,
@@ -202,13 +227,48 @@ def choose_number(candidates: NumberCandidates, read: Reader | None = None, *,
         # Whether each candidate is one whole digit rather than a piece of one or two touching ones,
         # as the verifier, fitted on training numbers, judges it from its reading and its shape.
         log_probabilities = log_probabilities + candidate_features(strip, probabilities) @ verifier
-    chosen = [i for i in choose_digits(strip, log_probabilities) if framed[i]][:MAX_DIGITS]
+    pair_scores = _pair_scores(candidates) if probabilities is not None else None
+    chosen = [(i, two) for i, two in choose_digits(strip, log_probabilities, pair_scores) if framed[i]]
     if not chosen:
         raise NoInk("no digit found: the line's strokes are too small to be digits")
-    slots = [strip.candidates[i][2] for i in chosen]
-    return FoundNumber([images[i] for i in chosen], groups_of(slots, strip.height), angle=-line.angle,
+    digits: list[PreparedImage] = []
+    slots: list[Slot] = []
+    rows: list[npt.NDArray[np.float32]] = []
+    paired: list[bool] = []
+    for index, two in chosen:
+        slot = strip.candidates[index][2]
+        if not two:
+            digits.append(images[index])
+            slots.append(slot)
+            if probabilities is not None:
+                rows.append(probabilities[index])
+            paired.append(False)
+            continue
+        assert candidates.pairs is not None  # a pair is chosen only where the pair reader read it
+        k = int(np.searchsorted(candidates.paired, index))
+        digits += candidates.halves[k]
+        slots += _halves(slot)
+        rows += [candidates.pairs.left[k], candidates.pairs.right[k]]
+        paired += [True, True]
+    count = min(len(digits), MAX_DIGITS)
+    return FoundNumber(digits[:count], groups_of(slots[:count], strip.height), angle=-line.angle,
                        slant=-strip.shear, other_digits=line.others,
-                       probabilities=None if probabilities is None else probabilities[chosen])
+                       probabilities=None if probabilities is None else np.stack(rows[:count]).astype(np.float32),
+                       paired=tuple(paired[:count]) if any(paired) else ())
+
+
+def _pair_scores(candidates: NumberCandidates) -> npt.NDArray[np.float64] | None:
+    """Per candidate, the log-probability of its reading as two digits at once (-inf where it was not
+    read as two), less `PAIR_COST`; None without a pair reader."""
+    if candidates.pairs is None or not len(candidates.paired):
+        return None
+    reading = candidates.pairs
+    scores = np.full(len(candidates.images), -np.inf)
+    scores[candidates.paired] = np.where(
+        reading.pair >= PAIR_MIN_PROBABILITY,
+        np.log(np.maximum(reading.pair, 1e-9)) + np.log(np.maximum(reading.left.max(axis=1), 1e-9))
+        + np.log(np.maximum(reading.right.max(axis=1), 1e-9)) - PAIR_COST, -np.inf)
+    return scores
 
 
 def _frames(image: PreparedImage) -> bool:
@@ -535,6 +595,15 @@ DIGIT_COST = 0.05
 """Log-probability charged per digit read: a broken digit read as two confident pieces must beat the
 whole digit read by this much more."""
 
+PAIR_MIN_WIDTH = 0.7
+"""Candidates at least this many digit heights wide (deslanted) are also read as two digits at once."""
+
+PAIR_COST = 2.0
+"""Log-probability charged for reading two digits at once rather than each on its own."""
+
+PAIR_MIN_PROBABILITY = 0.5
+"""A candidate is read as two digits only where the pair reader says it is two at least this surely."""
+
 MARGIN_CAP = 1.5
 """The reading's margin (log top / second) counts up to this: past it, what is left says how sure a
 model is of itself, which differs by model (the zoo's CNNs read pieces of a digit at 1.0 too)."""
@@ -654,15 +723,20 @@ def candidate_features(strip: Strip, probabilities: npt.NDArray[np.float32]) -> 
     return np.array(rows, np.float64).reshape(len(strip.candidates), -1)
 
 
-def choose_digits(strip: Strip, log_probabilities: npt.NDArray[np.float64]) -> list[int]:
-    """The candidates (indices into `strip.candidates`) that read the line best: every primitive in
-    at most one digit, the sum of each digit's log-probability (its best class; without a model, 0),
-    prior and cut cost largest (dynamic programming over the primitives, left to right). A short
-    primitive may be left out, at `DROP_COST` (a speck, a cut-off tail end that no digit reads with)."""
+def choose_digits(strip: Strip, log_probabilities: npt.NDArray[np.float64],
+                  pair_scores: npt.NDArray[np.float64] | None = None) -> list[tuple[int, bool]]:
+    """The candidates (indices into `strip.candidates`) that read the line best, each with whether it
+    is read as two digits at once: every primitive in at most one candidate, the sum of each digit's
+    log-probability (its best class; without a model, 0), prior and cut cost largest (dynamic
+    programming over the primitives, left to right). A candidate read as two (`pair_scores`, finite
+    where the pair reader read it) counts its pair reading and two digits' cost, and no shape prior:
+    being wide is what a pair is. A short primitive may be left out, at `DROP_COST` (a speck, a
+    cut-off tail end that no digit reads with)."""
     n = len(strip.primitives)
     best = np.full(n + 1, -np.inf)
     best[0] = 0.0
-    back: list[int] = [-1] * (n + 1)  # the candidate ending there, or -1: the primitive before was dropped
+    # The candidate ending there and whether read as two, or -1: the primitive before was dropped.
+    back: list[tuple[int, bool]] = [(-1, False)] * (n + 1)
     ending: dict[int, list[int]] = {}
     for index, (_, end, _, _) in enumerate(strip.candidates):
         ending.setdefault(end, []).append(index)
@@ -672,17 +746,40 @@ def choose_digits(strip: Strip, log_probabilities: npt.NDArray[np.float64]) -> l
             best[end] = best[end - 1] - DROP_COST
         for index in ending.get(end, []):
             first, _, _, prior = strip.candidates[index]
-            score = best[first] + float(log_probabilities[index]) + prior - DIGIT_COST - strip.primitives[first].cut
+            start = best[first] - strip.primitives[first].cut
+            score = start + float(log_probabilities[index]) + prior - DIGIT_COST
             if score > best[end]:
-                best[end], back[end] = score, index
+                best[end], back[end] = score, (index, False)
+            if pair_scores is not None and start + pair_scores[index] - 2 * DIGIT_COST > best[end]:
+                best[end], back[end] = start + pair_scores[index] - 2 * DIGIT_COST, (index, True)
     chosen, end = [], n
     while end > 0:
-        if back[end] < 0:
+        if back[end][0] < 0:
             end -= 1
             continue
         chosen.append(back[end])
-        end = strip.candidates[back[end]][0]
+        end = strip.candidates[back[end][0]][0]
     return chosen[::-1]
+
+
+def _halves(slot: Slot) -> tuple[Slot, Slot]:
+    """A candidate read as two digits, divided for their boxes and pictures: at its emptiest column
+    in the middle third (the reading itself was of the whole)."""
+    mask = slot.mask
+    width = mask.shape[1]
+    middle = mask[:, width // 3 : max(width // 3 + 1, 2 * width // 3)].sum(axis=0)
+    column = width // 3 + int(np.argmin(middle)) if width >= 3 else max(1, width // 2)
+    # Along the line (deslanted), the division lies where the column does across the box.
+    split = slot.left + (slot.right - slot.left) * column / width
+    out = []
+    for part, offset, extent in ((mask[:, :column], 0, (slot.left, split)), (mask[:, column:], column, (split, slot.right))):
+        rows, cols = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
+        if not len(rows):  # nothing on one side (a sliver): both halves show the whole
+            return slot, slot
+        crop = part[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        x, y = slot.box[0] + offset + int(cols[0]), slot.box[1] + int(rows[0])
+        out.append(Slot(np.zeros(0, bool), crop, (x, y, crop.shape[1], crop.shape[0]), *extent))
+    return out[0], out[1]
 
 
 def _shear(labels: npt.NDArray[np.int32], stats: npt.NDArray[np.int32], pieces: list[int]) -> float:

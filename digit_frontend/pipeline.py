@@ -36,6 +36,7 @@ from digit_contract.inputs import IMAGE_SIDE
 from digit_frontend.classical import UNIFORM_SPREAD, binarise, find_digit, ink_map, remove_lines, uniform_surround
 from digit_frontend.decode import Box, DecodedImage, decode_image
 from digit_frontend.framing import frame_digit, is_mnist_like, outer_ring, uci_blocks
+from digit_frontend.pairs import PairReader
 from digit_frontend.segmenter import InkSegmenter
 
 BLANK_LEVEL = 40
@@ -58,14 +59,18 @@ class FrontEnd:
     """
 
     segmenter: InkSegmenter | None = None
+    pairs: PairReader | None = None
+    """What reads two touching digits of a number at once (`digit_frontend.pairs`); None: only cuts."""
 
 
 FRONT_END = FrontEnd()
 
 
-def use_front_end(segmenter: InkSegmenter | None) -> None:
-    """Find digits with `segmenter` from now on (None: the classical rules)."""
+def use_front_end(segmenter: InkSegmenter | None, pairs: PairReader | None = None) -> None:
+    """Find digits with `segmenter` from now on (None: the classical rules), and read touching digits
+    of numbers with `pairs` (None: numbers are only cut into digits)."""
     FRONT_END.segmenter = segmenter
+    FRONT_END.pairs = pairs
 
 
 @dataclass(frozen=True)

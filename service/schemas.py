@@ -257,6 +257,9 @@ class DigitReading(_Body):
     box: list[int] = Field(min_length=4, max_length=4, description="x, y, width, height of the digit in the upload.")
     group: int = Field(ge=0, description="Which group of the number the digit is in (a wide gap starts the next).")
     probabilities: list[float] = Field(min_length=NUM_CLASSES, max_length=NUM_CLASSES)
+    paired: bool = Field(default=False, description="Whether it touches its neighbour so that no cut parts them, "
+                         "and the two were read at once by the front end's pair reader (whose probabilities "
+                         "these are), not by the model.")
     prepared_png: str | None = Field(default=None, description="With `explain=true`: the image the model saw for "
                                      "this digit (base64 PNG).")
 

@@ -135,7 +135,7 @@ def fit(examples: list[Example], epochs: int, rate: float) -> npt.NDArray[np.flo
         for index in rng.permutation(len(examples)):
             example, feature, klass = examples[index], features[index], classes[index]
             score = example.base + feature @ weights
-            chosen = choose_digits(example.strip, score)
+            chosen = [index for index, _ in choose_digits(example.strip, score)]
             if "".join(str(klass[i]) for i in chosen) != example.truth:
                 wrong += 1
                 truth = truth_path(example, score, klass)

@@ -27,6 +27,7 @@ from bench.numbers.compose import Layout, compose_number
 from bench.numbers.reading import onnx_reader
 from digit_contract.errors import NoInk
 from digit_frontend.numbers import read_number_image
+from digit_frontend.pairs import PairReader
 from digit_frontend.pipeline import use_front_end
 from digit_frontend.segmenter import InkSegmenter
 from evaluation.render import render_upload
@@ -105,9 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-length", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--segmenter", action="store_true", help="find ink with the store's segmenter")
+    parser.add_argument("--no-pairs", action="store_true", help="only cut touching digits (no pair reader)")
     parser.add_argument("--data-dir", type=Path, default=None, help="MNIST directory (else MNIST_DIR, then the cache)")
     args = parser.parse_args(argv)
-    use_front_end(InkSegmenter.from_store(Path("model_store")) if args.segmenter else None)
+    use_front_end(InkSegmenter.from_store(Path("model_store")) if args.segmenter else None,
+                  None if args.no_pairs else PairReader.from_store(Path("model_store")))
     mnist = load_mnist(args.data_dir, download=False)
     split = mnist.validation if args.split == "validation" else mnist.test
     read = onnx_reader()
@@ -124,14 +127,16 @@ def main(argv: list[str] | None = None) -> int:
                         "got": got, "touching": sorted(number.touching), "right": digits_right(number.truth, got)})
     seconds = time.perf_counter() - start
     out = Path(__file__).parent / f"results-{args.split}.json"
-    out.write_text(json.dumps({"split": args.split, "segmenter": args.segmenter, "seconds": seconds,
+    out.write_text(json.dumps({"split": args.split, "segmenter": args.segmenter, "pairs": not args.no_pairs,
+                               "seconds": seconds,
                                "records": records}, indent=1))
-    print(markdown(records, args.split, args.segmenter))
+    print(markdown(records, args.split, args.segmenter, not args.no_pairs))
     return 0
 
 
-def markdown(records: list[dict[str, Any]], split: str, segmenter: bool) -> str:
-    lines = [f"MNIST {split} digits, front end: {'segmenter' if segmenter else 'classical'}, model cnn_augmented\n",
+def markdown(records: list[dict[str, Any]], split: str, segmenter: bool, pairs: bool = False) -> str:
+    lines = [f"MNIST {split} digits, front end: {'segmenter' if segmenter else 'classical'}"
+             f"{', pair reader' if pairs else ''}, model cnn_augmented\n",
              "| condition | " + " | ".join(f"{n} digits" for n in LENGTHS) + " | digits right | split | merged |",
              "|---" * (len(LENGTHS) + 4) + "|"]
     for condition in CONDITIONS:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import anyio.to_thread
@@ -377,6 +377,13 @@ class DataPlane:
         assert found.probabilities is not None  # a reader was given
         inference = sum(r[0] for r in runs)
         outputs = self._postprocess(model, found.probabilities, inference, calibrated)
+        if found.paired:
+            # Digits the pair reader read with their neighbour keep its probabilities: the model's
+            # temperature describes the model's own readings, not the pair reader's.
+            paired = np.array(found.paired)
+            probabilities = outputs.probabilities.copy()
+            probabilities[paired] = found.probabilities[paired]
+            outputs = replace(outputs, probabilities=probabilities)
         timings = Timings(preprocess_ms=(seconds - inference) * 1000, inference_ms=inference * 1000,
                           batch_size=sum(r[1] for r in runs))
         return _number_reading(outputs, found, input_spec(model), filename, timings, explain)
@@ -498,10 +505,11 @@ def _number_reading(outputs: Outputs, found: FoundNumber, spec: InputSpec, filen
     digits = [int(d) for d in probabilities.argmax(axis=1)]
     readings = [
         DigitReading(digit=digit, confidence=float(row[digit]), box=list(image.box), group=group,
-                     probabilities=[float(p) for p in row],
+                     probabilities=[float(p) for p in row], paired=paired,
                      prepared_png=png_base64(PreparedUpload(image, {spec.encoding: frame(image, spec.encoding)}, 0.0)
                                              .picture(spec.encoding)) if explain else None)
-        for digit, row, image, group in zip(digits, probabilities, found.digits, found.groups, strict=True)
+        for digit, row, image, group, paired in zip(digits, probabilities, found.digits, found.groups,
+                                                    found.paired or (False,) * len(digits), strict=True)
     ]
     first = found.digits[0]
     x0, y0 = min(d.box[0] for d in found.digits), min(d.box[1] for d in found.digits)

@@ -131,8 +131,8 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, session_factory: Sess
             models = await run_in_threadpool(registry.load)
             # The front end is one per process (`digit_frontend.pipeline.FRONT_END`): this app's
             # while it runs, the one before it after (tests build several apps in one process).
-            previous_front_end = FRONT_END.segmenter
-            use_front_end(await run_in_threadpool(load_front_end, settings))
+            previous_front_end = FRONT_END.segmenter, FRONT_END.pairs
+            use_front_end(*await run_in_threadpool(load_front_end, settings))
         except (StoreUnavailable, DeviceUnavailable) as exc:
             log.critical("cannot start: %s", exc)
             raise
@@ -149,7 +149,7 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, session_factory: Sess
         app.state.dataplane = DataPlane(registry, settings, metrics)
         app.state.reloader = reloader = StoreReloader(registry, metrics)
         # A segmenter published after the start is taken up by a reload, as a classifier is.
-        reloader.load_with_models.append(lambda: use_front_end(load_front_end(settings)))
+        reloader.load_with_models.append(lambda: use_front_end(*load_front_end(settings)))
         restore_signal_handler = reloader.install_signal_handler()  # SIGHUP reloads the store
         # What a burst of large or aborted requests freed goes back to the system (service.server.memory),
         # the model arena's growth after large batches first.
@@ -168,7 +168,7 @@ def _lifespan(settings: Settings, metrics: ServiceMetrics, session_factory: Sess
             trimmer.cancel()
             restore_signal_handler()
             registry.close()
-            use_front_end(previous_front_end)
+            use_front_end(*previous_front_end)
             flush_tracing()
 
     return lifespan

@@ -1,0 +1,93 @@
+"""The pair reader (issue 26): two touching digits read at once, where no cut through the ink parts them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digit_contract.frontend_card import PairReaderCard
+from digit_frontend.numbers import Slot, Strip, choose_digits
+from digit_frontend.pairs import FRAME, PAIR_HEIGHT, PairReader, frame_pair
+from digit_frontend.pipeline import FRONT_END, use_front_end
+
+STORE = Path(__file__).resolve().parents[2] / "model_store"
+
+
+@pytest.fixture(scope="module")
+def pair_reader() -> PairReader:
+    reader = PairReader.from_store(STORE)
+    assert reader is not None, "the store ships a pair reader"
+    return reader
+
+
+@pytest.fixture
+def with_pairs(pair_reader: PairReader) -> Iterator[PairReader]:
+    """The classical rules find the ink (deterministic), the pair reader reads touching digits."""
+    before = FRONT_END.segmenter, FRONT_END.pairs
+    use_front_end(None, pair_reader)
+    yield pair_reader
+    use_front_end(*before)
+
+
+def test_a_candidate_is_framed_twenty_pixels_tall_and_centred() -> None:
+    mask = np.zeros((48, 60), np.uint8)
+    mask[:, 5:55] = 1
+    framed = frame_pair(mask[:, 5:55])
+    assert framed.shape == FRAME and framed.dtype == np.float32
+    rows, cols = np.flatnonzero(framed.max(axis=1) > 0.5), np.flatnonzero(framed.max(axis=0) > 0.5)
+    assert len(rows) == PAIR_HEIGHT
+    assert abs((rows[0] + rows[-1]) / 2 - (FRAME[0] - 1) / 2) <= 1
+    assert abs((cols[0] + cols[-1]) / 2 - (FRAME[1] - 1) / 2) <= 1
+
+
+def test_a_very_wide_candidate_is_framed_to_the_frames_width() -> None:
+    framed = frame_pair(np.ones((10, 200), np.uint8))
+    cols = np.flatnonzero(framed.max(axis=0) > 0.5)
+    assert len(cols) <= FRAME[1] and framed.max() == pytest.approx(1.0)
+
+
+def test_the_stored_reader_has_a_valid_card_and_reads_two_distributions(pair_reader: PairReader) -> None:
+    card = PairReaderCard.model_validate(json.loads((pair_reader.path.parent / "card.json").read_text()))
+    assert card.validation.pairs_read > 0.8
+    reading = pair_reader.read([np.ones((20, 40), np.uint8), np.ones((20, 20), np.uint8)])
+    assert reading.left.shape == reading.right.shape == (2, 10) and reading.pair.shape == (2,)
+    np.testing.assert_allclose(reading.left.sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_a_reader_file_its_card_does_not_describe_is_refused(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    shutil.copytree(STORE / "frontend" / "pair_reader", store / "frontend" / "pair_reader")
+    model = next((store / "frontend" / "pair_reader").glob("*/model.onnx"))
+    model.write_bytes(model.read_bytes() + b"\0")
+    with pytest.raises(ValueError, match="is not the file its card describes"):
+        PairReader.from_store(store)
+
+
+def test_without_a_reader_in_the_store_there_is_none(tmp_path: Path) -> None:
+    assert PairReader.from_store(tmp_path) is None
+
+
+def _strip(widths: list[int]) -> Strip:
+    """Primitives side by side, each `width` px wide and a digit's height; candidates of one or two."""
+    height, left, primitives = 48, 0, []
+    for width in widths:
+        primitives.append(Slot(np.zeros(0, bool), np.ones((height, width), np.uint8), (left, 0, width, height),
+                               float(left), float(left + width - 1)))
+        left += width + 10
+    candidates = [(i, i + 1, p, 0.0) for i, p in enumerate(primitives)]
+    return Strip(primitives, candidates, 0.0, float(height))
+
+
+def test_a_pair_reading_wins_only_where_it_reads_better_than_the_digit_alone() -> None:
+    strip = _strip([30, 60])
+    singles = np.log(np.array([0.9, 0.4]))
+    assert choose_digits(strip, singles) == [(0, False), (1, False)]
+    sure_pair = np.array([-np.inf, np.log(0.95)])
+    assert choose_digits(strip, singles, sure_pair) == [(0, False), (1, True)]
+    unsure_pair = np.array([-np.inf, np.log(0.2)])
+    assert choose_digits(strip, singles, unsure_pair) == [(0, False), (1, False)]
