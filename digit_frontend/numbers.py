@@ -595,13 +595,13 @@ DIGIT_COST = 0.05
 """Log-probability charged per digit read: a broken digit read as two confident pieces must beat the
 whole digit read by this much more."""
 
-PAIR_MIN_WIDTH = 0.7
+PAIR_MIN_WIDTH = 0.5
 """Candidates at least this many digit heights wide (deslanted) are also read as two digits at once."""
 
-PAIR_COST = 2.0
+PAIR_COST = 1.0
 """Log-probability charged for reading two digits at once rather than each on its own."""
 
-PAIR_MIN_PROBABILITY = 0.5
+PAIR_MIN_PROBABILITY = 0.9
 """A candidate is read as two digits only where the pair reader says it is two at least this surely."""
 
 MARGIN_CAP = 1.5

@@ -28,9 +28,9 @@ from digit_frontend.pipeline import use_front_end
 from digit_frontend.segmenter import InkSegmenter
 from training.data import load_mnist
 
-COSTS = (0.0, 1.0, 1.5, 2.0, 2.5, 3.0, 100.0)
+COSTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 100.0)
 WIDTHS = (0.5, 0.7, 0.9)
-GATES = (0.5, 0.9, 0.98, 0.995)
+GATES = (0.5, 0.9, 0.98)
 
 
 def narrowed(candidates: NumberCandidates, width: float) -> NumberCandidates:

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.numbers.reading import onnx_reader
 from digit_contract.frontend_card import PairReaderCard
-from digit_frontend.numbers import Slot, Strip, choose_digits
+from digit_frontend.numbers import Slot, Strip, choose_digits, read_number_image
 from digit_frontend.pairs import FRAME, PAIR_HEIGHT, PairReader, frame_pair
 from digit_frontend.pipeline import FRONT_END, use_front_end
 
@@ -91,3 +92,22 @@ def test_a_pair_reading_wins_only_where_it_reads_better_than_the_digit_alone() -
     assert choose_digits(strip, singles, sure_pair) == [(0, False), (1, True)]
     unsure_pair = np.array([-np.inf, np.log(0.2)])
     assert choose_digits(strip, singles, unsure_pair) == [(0, False), (1, False)]
+
+
+TOUCHING = Path(__file__).resolve().parents[1] / "data" / "numbers" / "touching-1000.png"
+"""MNIST test digits "1000" as a grey scan, the 1's stroke running into the first 0 (bench.numbers.compose)."""
+
+
+def test_a_one_run_into_a_zero_is_read_as_a_pair_where_cuts_misread_it(with_pairs: PairReader) -> None:
+    reader = onnx_reader()
+    found = read_number_image(TOUCHING.read_bytes(), max_pixels=6_000_000, read=reader)
+    assert found.probabilities is not None
+    assert "".join(str(int(d)) for d in found.probabilities.argmax(axis=1)) == "1000"
+    assert found.paired == (True, True, False, False)
+    # Each side of the pair has its own box, left to right, inside the pair's ink.
+    (x0, _, w0, _), (x1, _, w1, _) = found.digits[0].box, found.digits[1].box
+    assert x0 < x1 and x0 + w0 <= x1 + w1
+    use_front_end(None, None)
+    cut = read_number_image(TOUCHING.read_bytes(), max_pixels=6_000_000, read=reader)
+    assert cut.probabilities is not None and not cut.paired
+    assert "".join(str(int(d)) for d in cut.probabilities.argmax(axis=1)) != "1000"

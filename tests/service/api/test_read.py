@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import shutil
+from pathlib import Path
+
 import cv2
 import numpy as np
 import numpy.typing as npt
+import pytest
 from fastapi.testclient import TestClient
 
 from bench.numbers.compose import Layout, compose_number
+from service.server.app import create_app
 from tests.factories import encode
-from tests.service.conftest import multipart
+from tests.service.conftest import make_settings, multipart
 from training.data import RawSplit
 
 
@@ -68,3 +74,27 @@ def test_read_takes_one_image_and_known_models(client: TestClient, mnist_test: R
     assert unknown.status_code == 404
     pixels = client.post("/read", json={"images": [[[0.0] * 28] * 28]})
     assert pixels.status_code == 415
+
+
+TOUCHING = Path(__file__).resolve().parents[2] / "data" / "numbers" / "touching-1000.png"
+
+
+def test_touching_digits_no_cut_parts_are_read_as_a_pair_and_say_so(client: TestClient) -> None:
+    response = client.post("/read", files=multipart(TOUCHING.read_bytes()))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["text"] == "1000"
+    assert [d["paired"] for d in body["digits"]] == [True, True, False, False]
+    # A pair's sides carry the pair reader's probabilities, a distribution each.
+    assert all(np.isclose(sum(d["probabilities"]), 1.0, atol=1e-3) for d in body["digits"])
+
+
+def test_without_a_pair_reader_touching_digits_are_only_cut(store: Path, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    bare = tmp_path / "store"
+    shutil.copytree(store, bare, ignore=shutil.ignore_patterns("pair_reader"))
+    with caplog.at_level(logging.WARNING), TestClient(create_app(make_settings(bare))) as client:
+        response = client.post("/read", files=multipart(TOUCHING.read_bytes()))
+    assert response.status_code == 200, response.text
+    assert not any(d["paired"] for d in response.json()["digits"])
+    assert "no pair reader" in caplog.text

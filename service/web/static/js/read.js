@@ -123,6 +123,7 @@ function digitItem(d, i, grouped) {
     h("span", { class: "digit", text: d.digit }),
     h("span", { class: "answer-side" },
       h("span", { class: "confidence", text: percent(d.confidence) }),
-      h("span", { text: `digit ${i + 1}${grouped ? `, group ${d.group + 1}` : ""}` }),
+      // A pair: two touching digits read at once by the front end's pair reader, not cut apart.
+      h("span", { text: `digit ${i + 1}${grouped ? `, group ${d.group + 1}` : ""}${d.paired ? ", read with its touching neighbour" : ""}` }),
       h("span", { text: `x ${x}, y ${y}, ${w}×${hgt} px` })));
 }
