@@ -598,7 +598,7 @@ whole digit read by this much more."""
 PAIR_MIN_WIDTH = 0.5
 """Candidates at least this many digit heights wide (deslanted) are also read as two digits at once."""
 
-PAIR_COST = 1.0
+PAIR_COST = 0.5
 """Log-probability charged for reading two digits at once rather than each on its own."""
 
 PAIR_MIN_PROBABILITY = 0.9

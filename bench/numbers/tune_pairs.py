@@ -28,8 +28,8 @@ from digit_frontend.pipeline import use_front_end
 from digit_frontend.segmenter import InkSegmenter
 from training.data import load_mnist
 
-COSTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 100.0)
-WIDTHS = (0.5, 0.7, 0.9)
+COSTS = (0.0, 0.5, 1.0, 1.5, 2.0, 100.0)
+WIDTHS = (0.5, 0.7)
 GATES = (0.5, 0.9, 0.98)
 
 
