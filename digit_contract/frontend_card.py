@@ -8,8 +8,11 @@ writes the card; the service validates it at start-up and reports it beside the 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -79,3 +82,29 @@ class PairReaderCard(BaseModel):
     history: list[dict[str, Any]]
     data_sha256: dict[str, str]
     onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+CardT = TypeVar("CardT", SegmenterCard, PairReaderCard)
+
+
+def open_front_end_model(store: Path, name: str, card_type: type[CardT],
+                         version: int | None = None) -> tuple[Path, CardT] | None:
+    """The ONNX file and card of front-end model `name`'s latest (or given) version in
+    `store/frontend/`, or None when it has none.
+
+    Raises:
+        ValueError: its card is invalid, or its ONNX file is not the one the card describes.
+    """
+    from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, version_dir
+
+    frontend = store / FRONTEND_DIR
+    version = version if version is not None else latest_version(frontend, name)
+    if version is None:
+        return None
+    directory = version_dir(frontend, name, version)
+    card = card_type.model_validate(json.loads((directory / CARD_FILE).read_text()))
+    # These networks run in the request path: run only the file that was trained, validated and carded.
+    digest = hashlib.sha256((directory / MODEL_FILE).read_bytes()).hexdigest()
+    if digest != card.onnx_sha256:
+        raise ValueError(f"{directory / MODEL_FILE} is not the file its card describes (SHA-256 {digest[:12]}...)")
+    return directory / MODEL_FILE, card

@@ -13,8 +13,6 @@ A candidate is framed as MNIST frames a digit, stretched for two: its mask scale
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,19 +73,10 @@ class PairReader:
         Raises:
             ValueError: its card is invalid, or its ONNX file is not the one the card describes.
         """
-        from digit_contract.frontend_card import FRONTEND_DIR, PAIR_READER_NAME, PairReaderCard
-        from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, version_dir
+        from digit_contract.frontend_card import PAIR_READER_NAME, PairReaderCard, open_front_end_model
 
-        frontend = store / FRONTEND_DIR
-        version = version if version is not None else latest_version(frontend, PAIR_READER_NAME)
-        if version is None:
-            return None
-        directory = version_dir(frontend, PAIR_READER_NAME, version)
-        card = PairReaderCard.model_validate(json.loads((directory / CARD_FILE).read_text()))
-        digest = hashlib.sha256((directory / MODEL_FILE).read_bytes()).hexdigest()
-        if digest != card.onnx_sha256:
-            raise ValueError(f"{directory / MODEL_FILE} is not the file its card describes (SHA-256 {digest[:12]}...)")
-        return cls(directory / MODEL_FILE)
+        opened = open_front_end_model(store, PAIR_READER_NAME, PairReaderCard, version)
+        return None if opened is None else cls(opened[0])
 
     def read(self, masks: list[npt.NDArray[np.uint8]]) -> PairReading:
         """Read candidates' masks (one batch)."""

@@ -18,8 +18,6 @@ When no group is plausible (a blank page, a page edge alone, texture everywhere)
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,20 +106,13 @@ class InkSegmenter:
         Raises:
             ValueError: its card is invalid, or its ONNX file is not the one the card describes.
         """
-        from digit_contract.frontend_card import FRONTEND_DIR, SEGMENTER_NAME, SegmenterCard
-        from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, version_dir
+        from digit_contract.frontend_card import SEGMENTER_NAME, SegmenterCard, open_front_end_model
 
-        frontend = store / FRONTEND_DIR
-        version = version if version is not None else latest_version(frontend, SEGMENTER_NAME)
-        if version is None:
+        opened = open_front_end_model(store, SEGMENTER_NAME, SegmenterCard, version)
+        if opened is None:
             return None
-        directory = version_dir(frontend, SEGMENTER_NAME, version)
-        card = SegmenterCard.model_validate(json.loads((directory / CARD_FILE).read_text()))
-        # The network runs on every photo: run only the file that was trained, validated and carded.
-        digest = hashlib.sha256((directory / MODEL_FILE).read_bytes()).hexdigest()
-        if digest != card.onnx_sha256:
-            raise ValueError(f"{directory / MODEL_FILE} is not the file its card describes (SHA-256 {digest[:12]}...)")
-        return cls(directory / MODEL_FILE, card.coarse_side, card.fine_side)
+        path, card = opened
+        return cls(path, card.coarse_side, card.fine_side)
 
     def ink(self, grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
         """Per-pixel probability of the digit's ink for a greyscale image whose sides are multiples of 8

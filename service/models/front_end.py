@@ -10,6 +10,9 @@ are only cut into digits): reading less well is better than serving none.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -18,6 +21,8 @@ from digit_frontend.segmenter import InkSegmenter
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+Model = TypeVar("Model", InkSegmenter, PairReader)
 
 
 def load_front_end(settings: Settings) -> tuple[InkSegmenter | None, PairReader | None]:
@@ -31,17 +36,24 @@ def load_segmenter(settings: Settings) -> InkSegmenter | None:
     if settings.front_end == "classical":
         log.info("front end: the classical rules (DIGITS_FRONT_END=classical)")
         return None
+    return _load("ink segmenter", settings, InkSegmenter.from_store, check_segmenter, "using the classical rules")
+
+
+def _load(what: str, settings: Settings, open_model: Callable[[Path], Model | None], check: Callable[[Model], None],
+          without: str) -> Model | None:
+    """A front-end model from the store, checked; None (and a log line saying `without` what the
+    service serves) when the store has none or it fails to load or to pass its check."""
     try:
-        segmenter = InkSegmenter.from_store(settings.model_store)
-        if segmenter is None:
-            log.warning("front end: no ink segmenter in %s/frontend; using the classical rules", settings.model_store)
+        model = open_model(settings.model_store)
+        if model is None:
+            log.warning("front end: no %s in %s/frontend; %s", what, settings.model_store, without)
             return None
-        check_segmenter(segmenter)
-    except Exception as exc:  # a broken file or card: keep serving, with the rules
-        log.error("front end: the ink segmenter failed to load (%s); using the classical rules", exc)
+        check(model)
+    except Exception as exc:  # a broken file or card: keep serving without it
+        log.error("front end: the %s failed to load (%s); %s", what, exc, without)
         return None
-    log.info("front end: the ink segmenter %s", segmenter.path)
-    return segmenter
+    log.info("front end: the %s %s", what, model.path)
+    return model
 
 
 def check_segmenter(segmenter: InkSegmenter) -> None:
@@ -58,17 +70,7 @@ def check_segmenter(segmenter: InkSegmenter) -> None:
 
 def load_pair_reader(settings: Settings) -> PairReader | None:
     """The pair reader of numbers' touching digits, or None (numbers are then only cut into digits)."""
-    try:
-        reader = PairReader.from_store(settings.model_store)
-        if reader is None:
-            log.warning("front end: no pair reader in %s/frontend; touching digits are only cut", settings.model_store)
-            return None
-        check_pair_reader(reader)
-    except Exception as exc:  # a broken file or card: keep serving, cutting touching digits
-        log.error("front end: the pair reader failed to load (%s); touching digits are only cut", exc)
-        return None
-    log.info("front end: the pair reader %s", reader.path)
-    return reader
+    return _load("pair reader", settings, PairReader.from_store, check_pair_reader, "touching digits are only cut")
 
 
 def check_pair_reader(reader: PairReader) -> None:
