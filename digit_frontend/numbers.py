@@ -218,15 +218,8 @@ def choose_number(candidates: NumberCandidates, read: Reader | None = None, *,
     images, framed, strip, line = candidates.images, candidates.framed, candidates.strip, candidates.line
     if strip is None or line is None:
         return FoundNumber(images, [0], probabilities=read(images) if read is not None else None)
-    probabilities = np.zeros((len(images), 10), np.float32) if read is not None else None
-    if probabilities is not None and read is not None and framed.any():
-        probabilities[framed] = read([image for image, ok in zip(images, framed, strict=True) if ok])
-    reading = probabilities.max(axis=1) if probabilities is not None else np.ones(len(images))
-    log_probabilities = np.where(framed, np.log(np.maximum(reading, 1e-9)), UNFRAMED)
-    if probabilities is not None and verifier is not None:
-        # Whether each candidate is one whole digit rather than a piece of one or two touching ones,
-        # as the verifier, fitted on training numbers, judges it from its reading and its shape.
-        log_probabilities = log_probabilities + candidate_features(strip, probabilities) @ verifier
+    probabilities = read_candidates(candidates, read) if read is not None else None
+    log_probabilities = candidate_scores(candidates, probabilities, verifier)
     pair_scores = _pair_scores(candidates) if probabilities is not None else None
     chosen = [(i, two) for i, two in choose_digits(strip, log_probabilities, pair_scores) if framed[i]]
     if not chosen:
@@ -247,7 +240,7 @@ def choose_number(candidates: NumberCandidates, read: Reader | None = None, *,
         assert candidates.pairs is not None  # a pair is chosen only where the pair reader read it
         k = int(np.searchsorted(candidates.paired, index))
         digits += candidates.halves[k]
-        slots += _halves(slot)
+        slots += [slot, slot]  # for the groups: no gap inside the pair, its outer edges the halves'
         rows += [candidates.pairs.left[k], candidates.pairs.right[k]]
         paired += [True, True]
     count = min(len(digits), MAX_DIGITS)
@@ -255,6 +248,29 @@ def choose_number(candidates: NumberCandidates, read: Reader | None = None, *,
                        slant=-strip.shear, other_digits=line.others,
                        probabilities=None if probabilities is None else np.stack(rows[:count]).astype(np.float32),
                        paired=tuple(paired[:count]) if any(paired) else ())
+
+
+def read_candidates(candidates: NumberCandidates, read: Reader) -> npt.NDArray[np.float32]:
+    """Each candidate's probabilities (N, 10) as `read` reads the framed ones, in one batch; zeros
+    for a candidate too small to frame."""
+    probabilities = np.zeros((len(candidates.images), 10), np.float32)
+    if candidates.framed.any():
+        probabilities[candidates.framed] = read(
+            [image for image, ok in zip(candidates.images, candidates.framed, strict=True) if ok])
+    return probabilities
+
+
+def candidate_scores(candidates: NumberCandidates, probabilities: npt.NDArray[np.float32] | None,
+                     verifier: npt.NDArray[np.float64] | None = None) -> npt.NDArray[np.float64]:
+    """Per candidate, its log-probability in the choice (`choose_digits`): its reading's (0 without
+    one; `UNFRAMED` where it cannot be framed), plus the verifier's weighing where one is given."""
+    reading = probabilities.max(axis=1) if probabilities is not None else np.ones(len(candidates.images))
+    scores: npt.NDArray[np.float64] = np.where(candidates.framed, np.log(np.maximum(reading, 1e-9)), UNFRAMED)
+    if probabilities is not None and verifier is not None and candidates.strip is not None:
+        # Whether each candidate is one whole digit rather than a piece of one or two touching ones,
+        # as the verifier, fitted on training numbers, judges it from its reading and its shape.
+        scores = scores + candidate_features(candidates.strip, probabilities) @ verifier
+    return scores
 
 
 def _pair_scores(candidates: NumberCandidates) -> npt.NDArray[np.float64] | None:

@@ -29,12 +29,13 @@ from digit_frontend.numbers import (
     DIGIT_COST,
     DROP_COST,
     DROP_HEIGHT,
-    UNFRAMED,
     Slot,
     Strip,
     candidate_features,
+    candidate_scores,
     choose_digits,
     number_candidates,
+    read_candidates,
 )
 from training.data import load_mnist
 
@@ -112,9 +113,8 @@ def collect(per_length: int, seed: int, data_dir: Path | None) -> list[Example]:
         strip, framed = candidates.strip, candidates.framed
         if strip is None or not framed.any():
             continue
-        probabilities = np.zeros((len(candidates.images), 10), np.float32)
-        probabilities[framed] = read([i for i, ok in zip(candidates.images, framed, strict=True) if ok])
-        base = np.where(framed, np.log(np.maximum(probabilities.max(axis=1), 1e-9)), UNFRAMED)
+        probabilities = read_candidates(candidates, read)
+        base = candidate_scores(candidates, probabilities)
         light = Strip([_light(p) for p in strip.primitives],
                       [(a, b, _light(slot), prior) for a, b, slot, prior in strip.candidates], strip.shear, strip.height)
         examples.append(Example(light, base, probabilities, number.truth))

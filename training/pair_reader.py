@@ -40,7 +40,7 @@ from bench.numbers.compose import Layout, compose_number
 from bench.numbers.reading import onnx_reader
 from digit_contract.errors import NoInk
 from digit_frontend.decode import decode_image
-from digit_frontend.numbers import UNFRAMED, VERIFIER, candidate_features, choose_digits, number_candidates
+from digit_frontend.numbers import VERIFIER, candidate_scores, choose_digits, number_candidates, read_candidates
 from digit_frontend.pairs import FRAME, frame_pair
 from training.data import load_mnist
 
@@ -129,11 +129,8 @@ def mine(task: tuple[int, int, str | None]) -> tuple[NDArray[np.uint8], NDArray[
         strip, framed = candidates.strip, candidates.framed
         if strip is None or not framed.any():
             continue
-        probabilities = np.zeros((len(candidates.images), 10), np.float32)
-        probabilities[framed] = read([i for i, ok in zip(candidates.images, framed, strict=True) if ok])
-        score = np.where(framed, np.log(np.maximum(probabilities.max(axis=1), 1e-9)), UNFRAMED)
-        score = score + candidate_features(strip, probabilities) @ VERIFIER
-        chosen = [i for i, _ in choose_digits(strip, score)]
+        probabilities = read_candidates(candidates, read)
+        chosen = [i for i, _ in choose_digits(strip, candidate_scores(candidates, probabilities, VERIFIER))]
         if "".join(str(int(probabilities[i].argmax())) for i in chosen) != number.truth:
             continue  # the division is not known to be right
         starts = {strip.candidates[i][0]: k for k, i in enumerate(chosen)}

@@ -23,7 +23,15 @@ from bench.numbers.__main__ import CONDITIONS, MAX_PIXELS, numbers
 from bench.numbers.reading import onnx_reader
 from digit_contract.errors import NoInk
 from digit_frontend.decode import decode_image
-from digit_frontend.numbers import DROP_HEIGHT, VERIFIER, NumberCandidates, Reader, choose_number, number_candidates
+from digit_frontend.numbers import (
+    DROP_HEIGHT,
+    VERIFIER,
+    NumberCandidates,
+    Reader,
+    choose_number,
+    number_candidates,
+    read_candidates,
+)
 from digit_frontend.pipeline import PreparedImage, use_front_end
 from digit_frontend.segmenter import InkSegmenter
 from training.data import load_mnist
@@ -80,9 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         kind = "touching" if number.touching else "apart"
         try:
             candidates = number_candidates(decode_image(number.data, max_pixels=MAX_PIXELS))
-            probabilities = np.zeros((len(candidates.images), 10), np.float32)
-            framed = [image for image, ok in zip(candidates.images, candidates.framed, strict=True) if ok]
-            probabilities[candidates.framed] = read(framed)
+            probabilities = read_candidates(candidates, read)
             found = choose_number(candidates, already_read(probabilities[candidates.framed]), verifier=VERIFIER)
             assert found.probabilities is not None
             got = "".join(str(int(d)) for d in found.probabilities.argmax(axis=1))

@@ -22,7 +22,7 @@ from bench.numbers.oracle import already_read
 from bench.numbers.reading import onnx_reader
 from digit_contract.errors import NoInk
 from digit_frontend.decode import decode_image
-from digit_frontend.numbers import VERIFIER, NumberCandidates, choose_number, number_candidates
+from digit_frontend.numbers import VERIFIER, NumberCandidates, choose_number, number_candidates, read_candidates
 from digit_frontend.pairs import PairReader, PairReading
 from digit_frontend.pipeline import use_front_end
 from digit_frontend.segmenter import InkSegmenter
@@ -63,8 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 candidates = number_candidates(decode_image(number.data, max_pixels=MAX_PIXELS))
             except NoInk:
                 continue
-            images = [image for image, ok in zip(candidates.images, candidates.framed, strict=True) if ok]
-            cases.append((number, candidates, read(images) if images else np.zeros((0, 10), np.float32)))
+            cases.append((number, candidates, read_candidates(candidates, read)[candidates.framed]))
     print(f"{len(cases)} numbers (seeds {args.seeds}); cells: canvas+scan exact / photo_a exact")
     settings = list(itertools.product(WIDTHS, GATES))
     print("| PAIR_COST \\ PAIR_MIN_WIDTH, PAIR_MIN_PROBABILITY | " + " | ".join(f"{w}, {g}" for w, g in settings) + " |")
