@@ -21,7 +21,8 @@ and frames it as the model's training set framed its digits. The path, by what t
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -71,6 +72,17 @@ def use_front_end(segmenter: InkSegmenter | None, pairs: PairReader | None = Non
     of numbers with `pairs` (None: numbers are only cut into digits)."""
     FRONT_END.segmenter = segmenter
     FRONT_END.pairs = pairs
+
+
+@contextmanager
+def front_end_in_use(segmenter: InkSegmenter | None, pairs: PairReader | None = None) -> Iterator[None]:
+    """`use_front_end` inside the block, then both models that were in use before it."""
+    before = FRONT_END.segmenter, FRONT_END.pairs
+    use_front_end(segmenter, pairs)
+    try:
+        yield
+    finally:
+        use_front_end(*before)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from digit_frontend.numbers import (
     text_of,
     verifier_for,
 )
-from digit_frontend.pipeline import FRONT_END, PreparedImage, use_front_end
+from digit_frontend.pipeline import PreparedImage, front_end_in_use
 from tests.factories import encode
 from training.data import RawSplit
 
@@ -38,10 +38,8 @@ LIMIT = 6_000_000
 @pytest.fixture(scope="module", autouse=True)
 def classical() -> Iterator[None]:
     """The classical rules find the ink here (the learned front end has its own tests): deterministic."""
-    before = FRONT_END.segmenter
-    use_front_end(None)
-    yield
-    use_front_end(before)
+    with front_end_in_use(None):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from bench.numbers.reading import onnx_reader
 from digit_contract.frontend_card import PairReaderCard
 from digit_frontend.numbers import Slot, Strip, choose_digits, read_number_image
 from digit_frontend.pairs import FRAME, PAIR_HEIGHT, PairReader, frame_pair
-from digit_frontend.pipeline import FRONT_END, use_front_end
+from digit_frontend.pipeline import front_end_in_use, use_front_end
 
 STORE = Path(__file__).resolve().parents[2] / "model_store"
 
@@ -29,10 +29,8 @@ def pair_reader() -> PairReader:
 @pytest.fixture
 def with_pairs(pair_reader: PairReader) -> Iterator[PairReader]:
     """The classical rules find the ink (deterministic), the pair reader reads touching digits."""
-    before = FRONT_END.segmenter, FRONT_END.pairs
-    use_front_end(None, pair_reader)
-    yield pair_reader
-    use_front_end(*before)
+    with front_end_in_use(None, pair_reader):
+        yield pair_reader
 
 
 def test_a_candidate_is_framed_twenty_pixels_tall_and_centred() -> None:

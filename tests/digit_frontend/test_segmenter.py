@@ -15,7 +15,7 @@ import digit_frontend.segmenter as segmenter_module
 from digit_contract.errors import NoInk
 from digit_contract.frontend_card import FRONTEND_DIR, SEGMENTER_NAME, SegmenterCard
 from digit_contract.store import CARD_FILE, MODEL_FILE, latest_version, version_dir
-from digit_frontend.pipeline import FRONT_END, prepare_image, use_front_end
+from digit_frontend.pipeline import front_end_in_use, prepare_image
 from digit_frontend.segmenter import InkSegmenter, check_certainty, fine_digit
 from tests.factories import encode
 from tests.service.conftest import REPO
@@ -33,10 +33,8 @@ def segmenter() -> InkSegmenter:
 @pytest.fixture
 def learned(segmenter: InkSegmenter) -> Iterator[InkSegmenter]:
     """The learned front end for one test, then whatever was installed before."""
-    before = FRONT_END.segmenter
-    use_front_end(segmenter)
-    yield segmenter
-    use_front_end(before)
+    with front_end_in_use(segmenter):
+        yield segmenter
 
 
 def test_the_committed_card_describes_the_committed_file() -> None:
